@@ -1,0 +1,93 @@
+"""rag: answer questions from your documents, with citations you can check.
+
+    >>> from rag import ask
+    >>> print(ask("Who invited Prime Minister Takaichi to visit the United States?"))
+
+The package imports lightly: the model, FAISS and the web UI load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ask": "assistant",
+    "Assistant": "assistant",
+    "IndexReport": "assistant",
+    "Answer": "answers",
+    "Citation": "answers",
+    "Passage": "answers",
+    "Settings": "config",
+    "Document": "documents",
+    "load": "documents",
+    "escape_html": "documents",
+    "DocumentRecord": "store",
+    "VectorStore": "store",
+    "FaissStore": "store",
+    "RagError": "errors",
+    "ConfigError": "errors",
+    "DocumentError": "errors",
+    "IndexNotFoundError": "errors",
+    "IndexMismatchError": "errors",
+    "IndexCorruptError": "errors",
+    "IndexLockedError": "errors",
+    "InputError": "errors",
+}
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "Citation",
+    "ConfigError",
+    "Document",
+    "DocumentError",
+    "DocumentRecord",
+    "FaissStore",
+    "IndexCorruptError",
+    "IndexLockedError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexReport",
+    "InputError",
+    "Passage",
+    "RagError",
+    "Settings",
+    "VectorStore",
+    "ask",
+    "escape_html",
+    "load",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .answers import Answer, Citation, Passage
+    from .assistant import Assistant, IndexReport, ask
+    from .config import Settings
+    from .documents import Document, escape_html, load
+    from .errors import (
+        ConfigError,
+        DocumentError,
+        IndexCorruptError,
+        IndexLockedError,
+        IndexMismatchError,
+        IndexNotFoundError,
+        InputError,
+        RagError,
+    )
+    from .store import DocumentRecord, FaissStore, VectorStore

@@ -1,0 +1,371 @@
+"""The assistant: index documents, answer questions with citations. ``ask()`` for one-liners."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .answers import Answer, ExtractiveAnswerer, split_sentences
+from .chunking import Chunker
+from .config import Settings, default_corpus_dir, default_index_dir
+from .documents import FoundFile, discover, file_digest, load
+from .embedding import Embedder
+from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
+from .retrieval import Retriever
+from .store import Changes, DocumentRecord, FaissStore, NewChunk
+
+MAX_QUESTION_CHARS = 4000
+MAX_K = 100
+
+
+@dataclass
+class IndexReport:
+    """What one ``index`` run did, file by file."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        data = asdict(self)
+        data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        return data
+
+    def summary(self) -> str:
+        """One line: counts of what happened."""
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed, {len(self.failed)} failed, {len(self.skipped)} skipped; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
+            f"{self.chunks_total} in the index ({self.seconds:.1f} s)"
+        )
+
+
+class Assistant:
+    """Question answering over one index directory.
+
+    Construction is cheap: the model, tokenizer and index load on first use, once per process.
+    """
+
+    def __init__(self, index_dir: str | Path | None = None, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings if settings is not None else Settings.from_env()
+        if index_dir is not None:
+            overrides["index_dir"] = Path(index_dir)
+        self.settings = base.replace(**overrides) if overrides else base
+        self.store = FaissStore(self.settings.index_dir, lock_timeout=self.settings.lock_timeout)
+        self._write_lock = threading.Lock()
+        self._checked_generation = -2
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the index lives."""
+        return self.settings.index_dir
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The embedding model (loaded lazily)."""
+        return Embedder(self.settings.model_path, self.settings.batch_size)
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        """The chunker, sized by the model's tokenizer."""
+        return Chunker(
+            self.embedder.tokenizer, self.settings.chunk_tokens, self.settings.chunk_overlap, self.embedder.max_tokens
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        """Finds passages in the store."""
+        return Retriever(self.store)
+
+    @cached_property
+    def answerer(self) -> ExtractiveAnswerer:
+        """Builds extractive answers."""
+        return ExtractiveAnswerer(self.settings.max_answer_sentences, self.settings.min_score)
+
+    # ------------------------------------------------------------ configuration checks
+
+    def index_config(self) -> dict[str, Any]:
+        """The settings an index built now would record in its manifest."""
+        return {
+            "embedding_model": self.embedder.name,
+            "model_fingerprint": self.embedder.fingerprint,
+            "dimension": self.embedder.dimension,
+            "max_tokens": self.embedder.max_tokens,
+            "chunk_tokens": self.settings.chunk_tokens,
+            "chunk_overlap": self.settings.chunk_overlap,
+            "chunker": "langchain RecursiveCharacterTextSplitter, model tokenizer",
+            "metric": "cosine (normalised inner product)",
+            "versions": _versions(),
+        }
+
+    def _check_index(self) -> None:
+        if not self.store.exists():
+            raise IndexNotFoundError(
+                f"no index at {self.index_dir}: build one with 'rag index PATH --index {self.index_dir}'"
+            )
+        if self._checked_generation == -1:
+            return
+        stored = self.store.config()
+        wanted = self.index_config()
+        for key in ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap"):
+            if stored.get(key) != wanted[key]:
+                raise IndexMismatchError(
+                    f"the index at {self.index_dir} was built with {key}={stored.get(key)!r} "
+                    f"(model {stored.get('embedding_model')}), but the current settings give {wanted[key]!r}: "
+                    f"rebuild it with 'rag index PATH --index {self.index_dir} --rebuild' or use matching settings"
+                )
+        self._checked_generation = -1
+
+    # ------------------------------------------------------------ indexing
+
+    def index(self, paths: Iterable[str | Path], progress: bool = False, rebuild: bool = False) -> IndexReport:
+        """Add or update the documents under ``paths`` (files or folders).
+
+        Unchanged files are skipped by size, time and content hash; changed files are re-chunked and
+        only chunks whose text is new are embedded; files deleted from an indexed folder are removed.
+        Unreadable files are reported in ``IndexReport.failed`` and never stop the run.
+        """
+        began = time.perf_counter()
+        folders = [Path(p).expanduser() for p in paths]
+        if not folders:
+            raise InputError("give at least one file or folder to index")
+        found, skipped = discover(folders)
+        report = IndexReport(skipped=[(s.path, s.reason) for s in skipped])
+        with self._write_lock, self.store.writer():
+            if rebuild and self.store.exists():
+                self._drop_index()
+            if not self.store.exists():
+                self.store.create(self.index_config())
+            self._checked_generation = -2
+            self._check_index()
+            changes = self._plan(found, folders, report, progress)
+            self.store.apply(changes)
+        report.chunks_total = int(self.store.stats()["chunks"])
+        report.seconds = time.perf_counter() - began
+        return report
+
+    def _drop_index(self) -> None:
+        self.store.close()
+        for item in self.index_dir.iterdir():
+            if item.name in {"manifest.json", "store.sqlite", "store.sqlite-wal", "store.sqlite-shm"} or (
+                item.name.startswith("vectors-") and item.suffix == ".faiss"
+            ):
+                item.unlink()
+
+    def _plan(self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool) -> Changes:
+        existing = {d.source: d for d in self.store.documents()}
+        changes = Changes()
+        to_load: list[tuple[FoundFile, str, Any]] = []
+        seen: set[str] = set()
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        for item in found:
+            if item.source in seen:
+                report.failed.append((str(item.path), f"another file in this run is also named '{item.source}'"))
+                continue
+            seen.add(item.source)
+            old = existing.get(item.source)
+            if old is not None and old.root != item.root and Path(old.path).exists() and old.path != str(item.path):
+                report.failed.append(
+                    (str(item.path), f"'{item.source}' is already indexed from {old.path}: rename one of them")
+                )
+                continue
+            try:
+                stat = item.path.stat()
+            except OSError as exc:
+                report.failed.append((str(item.path), f"cannot read file: {exc.strerror or exc}"))
+                continue
+            if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+                report.unchanged.append(item.source)
+                continue
+            try:
+                digest = file_digest(item.path)
+            except OSError as exc:
+                report.failed.append((str(item.path), f"cannot read file: {exc.strerror or exc}"))
+                continue
+            if old is not None and old.digest == digest:
+                report.unchanged.append(item.source)
+                changes.touches.append(_record(item, digest, stat, old.format, old.encoding, old.chunks))
+                continue
+            to_load.append((item, digest, stat))
+
+        # Removals: files that were in an indexed folder and are gone from it.
+        folders = {str(p.resolve()) for p in paths if p.is_dir()}
+        present = {item.source for item in found}
+        for source, old in existing.items():
+            if old.root in folders and source not in present:
+                changes.removals.append(source)
+                report.removed.append(source)
+
+        # Read and chunk the changed files.
+        pending: list[tuple[DocumentRecord, list[tuple[str, Any]]]] = []
+        for item, digest, stat in to_load:
+            try:
+                document = load(item.path, item.source, max_bytes=max_bytes)
+                chunks = self.chunker.chunk(document)
+                if not chunks:
+                    raise DocumentError("no text to index after extraction")
+            except DocumentError as exc:
+                report.failed.append((str(item.path), str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
+                report.failed.append((str(item.path), f"unexpected error while reading: {type(exc).__name__}: {exc}"))
+                continue
+            record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
+            hashed = [(_chunk_hash(c.text), c) for c in chunks]
+            pending.append((record, hashed))
+            (report.updated if item.source in existing else report.added).append(item.source)
+
+        # Embed only chunk texts not already stored.
+        all_hashes = {h for _, hashed in pending for h, _ in hashed}
+        vectors = self.store.cached_vectors(all_hashes)
+        report.chunks_reused = sum(1 for _, hashed in pending for h, _ in hashed if h in vectors)
+        missing: dict[str, str] = {}
+        for _, hashed in pending:
+            for h, chunk in hashed:
+                if h not in vectors:
+                    missing.setdefault(h, chunk.text)
+        if missing:
+            fresh = self._embed(list(missing.values()), progress)
+            vectors.update(zip(missing.keys(), fresh, strict=True))
+        report.chunks_embedded = len(missing)
+        for record, hashed in pending:
+            new_chunks = [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c in hashed]
+            changes.upserts.append((record, new_chunks))
+        return changes
+
+    def _embed(self, texts: list[str], progress: bool) -> Any:
+        if not progress:
+            return self.embedder.encode(texts)
+        from tqdm import tqdm
+
+        with tqdm(total=len(texts), unit="chunk", desc="Embedding", dynamic_ncols=True) as bar:
+            return self.embedder.encode(texts, progress=bar.update)
+
+    def remove(self, source: str) -> bool:
+        """Remove one document by its source name; returns whether it was indexed."""
+        self._check_index()
+        with self._write_lock, self.store.writer():
+            known = {d.source for d in self.store.documents()}
+            if source not in known:
+                return False
+            self.store.apply(Changes(removals=[source]))
+        return True
+
+    def sources(self) -> list[DocumentRecord]:
+        """Every indexed document with its chunk count."""
+        self._check_index()
+        return self.store.documents()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and settings of the index."""
+        self._check_index()
+        return self.store.stats()
+
+    # ------------------------------------------------------------ asking
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """Answer ``question`` from the index: extractive sentences with ``[n]`` citations."""
+        question = _clean_question(question)
+        k = self.settings.k if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        self._check_index()
+        query = self.embedder.encode_query(question)
+        passages = self.retriever.search(query, k)
+        if not passages or passages[0].score < self.settings.min_score:
+            return self.answerer.answer(question, passages)
+        sentences = [split_sentences(p.text, p.start) for p in passages]
+        texts = [
+            p.text[a - p.start : b - p.start] for p, spans in zip(passages, sentences, strict=True) for a, b in spans
+        ]
+        vectors = self.embedder.encode(texts) if texts else None
+        return self.answerer.answer(question, passages, vectors, query, sentences)
+
+
+def _clean_question(question: Any) -> str:
+    if not isinstance(question, str):
+        raise InputError(f"the question must be text, got {type(question).__name__}")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question)
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InputError("the question is empty: type a question about your documents")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InputError(
+            f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it"
+        )
+    return cleaned
+
+
+def _chunk_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _record(item: FoundFile, digest: str, stat: Any, fmt: str, encoding: str, chunks: int) -> DocumentRecord:
+    return DocumentRecord(
+        item.source, str(item.path), item.root, digest, stat.st_size, stat.st_mtime_ns, fmt, encoding, chunks, 0.0, 0.0
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in (
+        "rag-assistant",
+        "sentence-transformers",
+        "transformers",
+        "torch",
+        "faiss-cpu",
+        "langchain-text-splitters",
+    ):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+_DEFAULT: dict[str, Assistant] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_assistant() -> Assistant:
+    """The process-wide assistant over the default index, built from ``seeds/`` if it is missing."""
+    with _DEFAULT_LOCK:
+        settings = Settings.from_env()
+        key = str(settings.index_dir)
+        if key not in _DEFAULT:
+            assistant = Assistant(settings=settings)
+            corpus = default_corpus_dir()
+            if not assistant.store.exists() and corpus is not None and settings.index_dir == default_index_dir():
+                assistant.index([corpus])
+            _DEFAULT[key] = assistant
+        return _DEFAULT[key]
+
+
+def ask(question: str, k: int | None = None, index_dir: str | Path | None = None) -> Answer:
+    """Answer ``question`` from the default index (or ``index_dir``), loading everything once per process."""
+    if index_dir is not None:
+        key = str(Path(index_dir).expanduser())
+        with _DEFAULT_LOCK:
+            if key not in _DEFAULT:
+                _DEFAULT[key] = Assistant(index_dir=index_dir)
+            assistant = _DEFAULT[key]
+    else:
+        assistant = default_assistant()
+    return assistant.ask(question, k=k)

@@ -1,0 +1,126 @@
+"""Chunking: token-aware splitting on paragraph and sentence boundaries, with exact offsets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Protocol
+
+from .documents import Document
+
+#: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+_NON_BLANK = re.compile(r"\S")
+
+
+class Tokenizer(Protocol):
+    """What the chunker needs of a tokenizer: counts and character spans of word pieces."""
+
+    def count(self, text: str) -> int:
+        """Number of word pieces in ``text``, without special tokens."""
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each word piece of ``text``, without special tokens."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document: ``document.text[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
+    section: str
+
+
+class Chunker:
+    """Splits documents into chunks of at most ``max_tokens`` word pieces (special tokens included)."""
+
+    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.budget = max(8, min(chunk_tokens, max_tokens - 2))  # [CLS] and [SEP] take two places
+        self.overlap = min(overlap, self.budget // 2)
+        self.max_tokens = max_tokens
+        self._splitter: Callable[[str], list[str]] | None = None
+
+    def _split(self, text: str) -> list[str]:
+        if self._splitter is None:
+            from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+            splitter = RecursiveCharacterTextSplitter(
+                separators=SEPARATORS,
+                keep_separator="end",
+                chunk_size=self.budget,
+                chunk_overlap=self.overlap,
+                length_function=self.tokenizer.count,
+                strip_whitespace=True,
+            )
+            self._splitter = splitter.split_text
+        return self._splitter(text)
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        """Chunks of ``document`` in order, each with its offsets and section title.
+
+        Sections are chunked one by one, so that no chunk straddles a heading.
+        """
+        text = document.text
+        chunks: list[Chunk] = []
+        bounds = sorted({0, len(text), *(s.start for s in document.sections if 0 < s.start < len(text))})
+        for lo, hi in pairwise(bounds):
+            for a, b in self._segment_spans(text[lo:hi]):
+                for x, y in self._enforce_limit(text, lo + a, lo + b):
+                    chunks.append(Chunk(text[x:y], x, y, document.section_at(x)))
+        return chunks
+
+    def _segment_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each splitter piece of ``text``, located exactly and in order."""
+        spans: list[tuple[int, int]] = []
+        if not text.strip():
+            return spans
+        prev_start, covered = -1, 0
+        for piece in self._split(text):
+            if not piece.strip():
+                continue
+            # Pieces come in order: each starts after the previous one's start and no later than the
+            # first non-blank character after the text covered so far. Repetitive text holds the piece
+            # several times there; take the last, so that no text is left out between chunks.
+            blank = _NON_BLANK.search(text, covered)
+            latest = blank.start() if blank else len(text)
+            start = text.rfind(piece, prev_start + 1, latest + len(piece))
+            end = start + len(piece)
+            if start < 0:
+                # Taking the last occurrence ran ahead of the splitter: the piece repeats text at or
+                # before the previous chunk. Keep only what it adds, so that chunks stay in order.
+                start = text.rfind(piece, 0, latest + len(piece))
+                if start < 0:  # not expected: the splitter keeps all text; take the next occurrence
+                    start = text.find(piece, prev_start + 1)
+                end = start + len(piece)
+                if start < 0 or end <= covered:
+                    continue
+                blank = _NON_BLANK.search(text, prev_start + 1, end)
+                if blank is None:
+                    continue
+                start = max(start, blank.start())
+            prev_start, covered = start, max(covered, end)
+            spans.append((start, end))
+        return spans
+
+    def _enforce_limit(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Cut a span whose word pieces exceed the model limit at token boundaries."""
+        piece = text[start:end]
+        if self.tokenizer.count(piece) + 2 <= self.max_tokens:
+            return [(start, end)]
+        spans = self.tokenizer.spans(piece)
+        out: list[tuple[int, int]] = []
+        limit = self.max_tokens - 2
+        for i in range(0, len(spans), limit):
+            group = spans[i : i + limit]
+            a = start + group[0][0]
+            b = start + group[-1][1]
+            while a < b and text[a].isspace():
+                a += 1
+            if a < b:
+                out.append((a, b))
+        return out

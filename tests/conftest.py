@@ -1,0 +1,52 @@
+"""Shared fixtures: the real packaged model, real FAISS indexes in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+for _name in [n for n in os.environ if n.startswith("RAG_")]:
+    del os.environ[_name]
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
+SEED_QUESTION = "Who invited Prime Minister Takaichi to visit the United States?"
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index built once per session from a copy of seeds/ (tests must not modify it)."""
+    from rag import Assistant
+
+    base = tmp_path_factory.mktemp("seed")
+    corpus = base / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    index = base / "index"
+    report = Assistant(index_dir=index).index([corpus])
+    assert report.failed == [] and len(report.added) == 1
+    return index
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_index: Path):
+    from rag import Assistant
+
+    return Assistant(index_dir=seed_index)
+
+
+@pytest.fixture()
+def assistant_factory(tmp_path: Path):
+    """Make assistants over fresh index folders under tmp_path."""
+    from rag import Assistant
+
+    def make(name: str = "index", **overrides):
+        return Assistant(index_dir=tmp_path / name, **overrides)
+
+    return make

@@ -1,0 +1,301 @@
+"""The assistant end to end with the real packaged model and real FAISS: answers, citations, indexing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag import Answer, Assistant, ConfigError, IndexMismatchError, IndexNotFoundError, InputError, Settings
+
+from .conftest import SEED_QUESTION, SEEDS
+
+SEED_FILE = next(SEEDS.glob("*.txt"))
+
+
+def _seed_text() -> str:
+    with open(SEED_FILE, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_seed_question_is_answered_with_exact_citation(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask(SEED_QUESTION)
+    assert isinstance(answer, Answer)
+    assert answer.answered
+    assert "Trump" in answer.text
+    assert "[1]" in answer.text
+    assert len(answer.citations) >= 1
+    first = answer.citations[0]
+    assert first.n == 1
+    assert first.source == SEED_FILE.name
+    text = _seed_text()
+    assert text[first.start : first.end] == first.text
+    # The quoted sentence is highlighted inside the cited passage and is what the answer says.
+    (hs, he), *_ = first.highlights
+    assert first.start <= hs < he <= first.end
+    assert "extended an invitation" in text[hs:he]
+    assert " ".join(text[hs:he].split()) in answer.text
+    # Every marker in the text points at a citation, and every citation is used.
+    markers = {int(m) for m in __import__("re").findall(r"\[(\d+)\]", answer.text)}
+    assert markers == {c.n for c in answer.citations}
+
+
+def test_unanswerable_question_is_refused(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("What is the boiling point of liquid nitrogen in kelvin?")
+    assert not answer.answered
+    assert answer.citations == []
+    assert "do not contain" in answer.text
+    assert answer.passages, "the closest passages are still returned"
+    assert "[1]" not in answer.text
+
+
+def test_every_passage_offset_maps_back_to_the_file(seed_assistant: Assistant) -> None:
+    text = _seed_text()
+    answer = seed_assistant.ask("What economic cooperation is expected?", k=4)
+    assert len(answer.passages) >= 2
+    scores = [p.score for p in answer.passages]
+    assert scores == sorted(scores, reverse=True)
+    for passage in answer.passages:
+        assert text[passage.start : passage.end] == passage.text
+
+
+def test_broken_tag_heading_is_searchable(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask("What are the implications for regional stability?", k=1)
+    assert "Implications for Regional Stability" in answer.passages[0].text
+    assert answer.passages[0].section == "Implications for Regional Stability"
+
+
+def test_to_dict_has_the_documented_fields(seed_assistant: Assistant) -> None:
+    data = seed_assistant.ask(SEED_QUESTION).to_dict()
+    assert {"answer", "answered", "citations", "passages"} <= set(data)
+    assert {"n", "source", "start", "end", "text", "score"} <= set(data["citations"][0])
+    assert {"source", "start", "end", "text", "score"} <= set(data["passages"][0])
+    json.dumps(data)
+
+
+def test_str_lists_numbered_sources(seed_assistant: Assistant) -> None:
+    shown = str(seed_assistant.ask(SEED_QUESTION))
+    assert "Sources:" in shown and f"[1] {SEED_FILE.name}" in shown
+
+
+def test_bad_questions_and_k_are_rejected_clearly(seed_assistant: Assistant) -> None:
+    with pytest.raises(InputError, match="empty"):
+        seed_assistant.ask("   \n\t ")
+    with pytest.raises(InputError, match="limit"):
+        seed_assistant.ask("why " * 30_000)
+    for bad in (0, -3, 1000, "5"):
+        with pytest.raises(InputError, match="k must be"):
+            seed_assistant.ask("Who invited the prime minister?", k=bad)  # type: ignore[arg-type]
+    # Control characters are cleaned, not fatal.
+    assert seed_assistant.ask("Who invited\x00 Prime Minister\x07 Takaichi?").answered
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+FACTS = {
+    "otters.txt": "Sea otters use rocks as tools to crack open shellfish. A sea otter can hold its breath for five "
+    "minutes while diving for food. Otters have the densest fur of any animal.",
+    "volcano.md": "# Mount Pelmora\n\nMount Pelmora is a volcano that last erupted in 1873. Its crater lake is "
+    "called Lake Vindry.\n\n## Monitoring\n\nThe observatory at Tarsk measures the gas output every week.",
+    "guide/bridges.html": "<html><head><title>Bridges</title><script>var secret = 'zebra';</script></head><body>"
+    "<h1>The Harlow Bridge</h1><p>The Harlow Bridge was designed by engineer Mirela Quist and opened in 1931."
+    "</p><style>p { color: red }</style><p>It spans the river Odde with a main span of 412 metres.</p></body></html>",
+}
+
+
+def test_formats_are_indexed_and_cited(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    for name, text in FACTS.items():
+        _write(corpus, name, text)
+    assistant = assistant_factory()
+    report = assistant.index([corpus])
+    assert sorted(report.added) == sorted(FACTS)
+    assert report.failed == []
+
+    answer = assistant.ask("Who designed the Harlow Bridge?")
+    assert answer.answered and "Mirela Quist" in answer.text
+    assert answer.citations[0].source == "guide/bridges.html"
+    assert answer.citations[0].section == "The Harlow Bridge"
+
+    answer = assistant.ask("When did Mount Pelmora last erupt?")
+    assert answer.answered and "1873" in answer.text
+    citation = answer.citations[0]
+    assert citation.source == "volcano.md"
+    with open(corpus / "volcano.md", encoding="utf-8") as f:
+        assert f.read()[citation.start : citation.end] == citation.text
+
+    # Script and style text never reaches the index.
+    hits = assistant.ask("zebra secret var color red", k=5)
+    assert all("zebra" not in p.text and "color: red" not in p.text for p in hits.passages)
+
+
+def test_pdf_page_is_the_section(assistant_factory, tmp_path: Path) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    corpus = tmp_path / "pdfs"
+    corpus.mkdir()
+    pdf = canvas.Canvas(str(corpus / "report.pdf"), pagesize=A4)
+    pdf.drawString(72, 760, "Annual report of the Kessler Institute.")
+    pdf.showPage()
+    pdf.drawString(72, 760, "The Kessler Institute was founded by Anika Brandt in 1962.")
+    pdf.save()
+    assistant = assistant_factory()
+    assert assistant.index([corpus]).added == ["report.pdf"]
+    answer = assistant.ask("Who founded the Kessler Institute?")
+    assert answer.answered and "Anika Brandt" in answer.text
+    assert answer.citations[0].section == "page 2"
+
+
+def test_bad_file_is_reported_and_others_indexed(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "mixed"
+    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    (corpus / "blob.txt").write_bytes(bytes(range(256)) * 64)
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog")
+    (corpus / "empty.md").write_bytes(b"")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")
+    report = assistant_factory().index([corpus])
+    assert report.added == ["otters.txt"]
+    failed = {Path(path).name: reason for path, reason in report.failed}
+    assert set(failed) == {"blob.txt", "broken.pdf", "empty.md"}
+    assert "binary" in failed["blob.txt"]
+    assert "PDF" in failed["broken.pdf"]
+    assert "empty" in failed["empty.md"]
+    assert [Path(p).name for p, _ in report.skipped] == ["photo.png"]
+
+
+def test_incremental_reindexing(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "notes"
+    for name, text in FACTS.items():
+        _write(corpus, name, text)
+    assistant = assistant_factory()
+    first = assistant.index([corpus])
+    assert first.chunks_embedded == first.chunks_total > 0
+
+    # Unchanged: nothing read, nothing embedded, nothing rewritten.
+    generation = assistant.store.generation()
+    again = assistant.index([corpus])
+    assert sorted(again.unchanged) == sorted(FACTS)
+    assert again.added == again.updated == again.removed == []
+    assert again.chunks_embedded == 0
+    assert assistant.store.generation() == generation
+
+    # Touched but identical content: still unchanged (content hash), no embedding.
+    (corpus / "otters.txt").write_text(FACTS["otters.txt"], encoding="utf-8")
+    assert assistant.index([corpus]).chunks_embedded == 0
+
+    # One file edited: only its new chunk text is embedded; other documents keep their chunks.
+    before = {d.source: d for d in assistant.sources()}
+    other_ids = [c.id for c in assistant.store.document_chunks("guide/bridges.html")]
+    _write(corpus, "otters.txt", FACTS["otters.txt"] + "\n\nA group of otters resting in water is called a raft.")
+    edited = assistant.index([corpus])
+    assert edited.updated == ["otters.txt"]
+    assert 1 <= edited.chunks_embedded <= before["otters.txt"].chunks + 1
+    assert [c.id for c in assistant.store.document_chunks("guide/bridges.html")] == other_ids
+    answer = assistant.ask("What is a group of otters resting in water called?")
+    assert "raft" in answer.text
+
+    # One file deleted: its chunks are gone from the index and from answers.
+    (corpus / "volcano.md").unlink()
+    removed = assistant.index([corpus])
+    assert removed.removed == ["volcano.md"]
+    assert "volcano.md" not in {d.source for d in assistant.sources()}
+    assert assistant.store.document_chunks("volcano.md") == []
+    assert all(p.source != "volcano.md" for p in assistant.ask("When did Mount Pelmora erupt?", k=10).passages)
+    assert removed.chunks_total == sum(d.chunks for d in assistant.sources())
+
+    # A fresh process sees the same state (persistence), and search agrees with the stored chunks.
+    fresh = Assistant(index_dir=assistant.index_dir)
+    assert fresh.stats()["chunks"] == removed.chunks_total
+    assert fresh.ask("Who designed the Harlow Bridge?").citations[0].source == "guide/bridges.html"
+
+
+def test_remove_by_source(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    _write(corpus, "volcano.md", FACTS["volcano.md"])
+    assistant = assistant_factory()
+    assistant.index([corpus])
+    assert assistant.remove("otters.txt") is True
+    assert assistant.remove("otters.txt") is False
+    assert [d.source for d in assistant.sources()] == ["volcano.md"]
+    assert all(p.source != "otters.txt" for p in assistant.ask("How long can a sea otter hold its breath?").passages)
+
+
+def test_single_file_source_is_its_name(assistant_factory, tmp_path: Path) -> None:
+    path = _write(tmp_path / "deep" / "er", "otters.txt", FACTS["otters.txt"])
+    assistant = assistant_factory()
+    assert assistant.index([path]).added == ["otters.txt"]
+    assert assistant.ask("What do sea otters use rocks for?").citations[0].source == "otters.txt"
+
+
+def test_index_built_with_other_chunking_is_refused(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    assistant_factory().index([corpus])
+    other = assistant_factory(chunk_tokens=120)
+    with pytest.raises(IndexMismatchError, match=r"chunk_tokens.*--rebuild"):
+        other.ask("What do otters eat?")
+    # --rebuild replaces it with the new settings.
+    report = other.index([corpus], rebuild=True)
+    assert report.added == ["otters.txt"]
+    assert other.stats()["chunk_tokens"] == 120
+
+
+def test_index_built_with_other_model_is_refused(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    assistant = assistant_factory()
+    assistant.index([corpus])
+    database = assistant.index_dir / "store.sqlite"
+    with sqlite3.connect(database) as conn:
+        config = json.loads(conn.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+        config["model_fingerprint"] = "0123456789abcdef"
+        config["embedding_model"] = "someone/another-model"
+        conn.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(config),))
+    with pytest.raises(IndexMismatchError, match=r"another-model.*rebuild"):
+        Assistant(index_dir=assistant.index_dir).ask("What do otters eat?")
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError, match="rag index"):
+        Assistant(index_dir=tmp_path / "nothing").ask("anything?")
+
+
+def test_settings_are_validated_with_the_bad_value() -> None:
+    with pytest.raises(ConfigError, match="got 0"):
+        Settings(k=0)
+    with pytest.raises(ConfigError, match="'abc'"):
+        Settings.from_env({"RAG_K": "abc"})
+    with pytest.raises(ConfigError, match="chunk_overlap"):
+        Settings(chunk_tokens=50, chunk_overlap=60)
+    with pytest.raises(ConfigError, match="/no/such/model"):
+        Settings(model="/no/such/model")
+    settings = Settings.from_env({"RAG_K": "7", "RAG_MIN_SCORE": "0.4", "RAG_INDEX_DIR": "/tmp/x"})
+    assert (settings.k, settings.min_score, settings.index_dir) == (7, 0.4, Path("/tmp/x"))
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, rag; from rag import Assistant, Answer, Settings; a = Assistant(index_dir='/tmp/none'); "
+        "print(sorted(m for m in ('gradio', 'torch', 'sentence_transformers', 'faiss', 'transformers') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_module_level_ask_uses_given_index(seed_index: Path) -> None:
+    from rag import ask
+
+    answer = ask(SEED_QUESTION, index_dir=seed_index)
+    assert answer.answered and answer.citations[0].source == SEED_FILE.name
