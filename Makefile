@@ -1,16 +1,18 @@
-# Two commands for a new user: `make run` (set up, build the default index, start) and `make test`.
+# Two commands for a new user: `make run` (set up, build the default index, open the web chat) and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 INDEX  ?= index
 CORPUS ?= seeds
+HOST   ?= 127.0.0.1
+PORT   ?= 7860
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-test index run chat test lint bench clean
+.PHONY: install install-test browser index run chat test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,16 +38,24 @@ install-test: $(VENV)/.installed-test
 index: install
 	$(BIN)/rag index $(CORPUS) --index $(INDEX)
 
+# The web chat on http://$(HOST):$(PORT) (this machine only unless HOST says otherwise).
 run: index
+	$(BIN)/rag serve --index $(INDEX) --host $(HOST) --port $(PORT)
+
+# The question loop in the terminal.
+chat: index
 	$(BIN)/rag chat --index $(INDEX)
 
-chat: run
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+# CI machines are fresh Debian and run as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: install-test
-	$(BIN)/python -m pytest -q
+test: install-test browser
+	REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 lint: install-test
-	$(BIN)/ruff check rag tests
+	$(BIN)/ruff check rag ui tests
 	$(BIN)/mypy
 
 clean:

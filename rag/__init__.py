@@ -20,6 +20,11 @@ _EXPORTS = {
     "Answer": "answers",
     "Citation": "answers",
     "Passage": "answers",
+    "Claim": "answers",
+    "ChatSession": "conversation",
+    "Generator": "generation",
+    "LLMClient": "generation",
+    "GenerationError": "generation",
     "Settings": "config",
     "Document": "documents",
     "load": "documents",
@@ -40,18 +45,23 @@ _EXPORTS = {
 __all__ = [
     "Answer",
     "Assistant",
+    "ChatSession",
     "Citation",
+    "Claim",
     "ConfigError",
     "Document",
     "DocumentError",
     "DocumentRecord",
     "FaissStore",
+    "GenerationError",
+    "Generator",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexReport",
     "InputError",
+    "LLMClient",
     "Passage",
     "RagError",
     "Settings",
@@ -76,9 +86,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .answers import Answer, Citation, Passage
+    from .answers import Answer, Citation, Claim, Passage
     from .assistant import Assistant, IndexReport, ask
     from .config import Settings
+    from .conversation import ChatSession
     from .documents import Document, escape_html, load
     from .errors import (
         ConfigError,
@@ -90,4 +101,5 @@ if TYPE_CHECKING:
         InputError,
         RagError,
     )
+    from .generation import GenerationError, Generator, LLMClient
     from .store import DocumentRecord, FaissStore, VectorStore

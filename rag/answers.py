@@ -6,11 +6,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
-
-import numpy as np
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 
@@ -48,11 +46,38 @@ class Citation:
     score: float
     section: str = ""
     highlights: tuple[tuple[int, int], ...] = ()
+    #: False when a generated claim citing this passage is not backed by it (see ``Answer.claims``).
+    supported: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""
         data = asdict(self)
         data["highlights"] = [list(h) for h in self.highlights]
+        return data
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of a generated answer, checked against the passages it cites.
+
+    ``start``/``end`` are offsets into ``Answer.text`` (markers included); ``citations`` the ``n`` of
+    its markers; ``support`` the share of its content words found in the cited passages (see
+    :data:`rag.generation.SUPPORT_THRESHOLD`); ``missing`` the names and numbers they lack.
+    """
+
+    start: int
+    end: int
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+    support: float
+    missing: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields."""
+        data = asdict(self)
+        data["citations"] = list(self.citations)
+        data["missing"] = list(self.missing)
         return data
 
 
@@ -65,7 +90,19 @@ class Answer:
     answered: bool
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
+    #: What wrote ``text``: "extractive" (quoted sentences) or "llm" (a generated, verified answer).
     generator: str = "extractive"
+    #: The standalone question actually searched, when a follow-up in a chat was rewritten.
+    rewritten_question: str | None = None
+    #: Something the reader should know, e.g. that the language model failed and why.
+    note: str | None = None
+    #: The language model asked (also set when its answer was not used), and the prompt's version.
+    model: str | None = None
+    prompt_version: str | None = None
+    #: The sentences of a generated answer with their support check (empty for extractive answers).
+    claims: list[Claim] = field(default_factory=list)
+    #: How likely the passages hold the answer; below the ``min_score`` setting the answer is a refusal.
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``rag ask --json``."""
@@ -76,22 +113,35 @@ class Answer:
             "generator": self.generator,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
+            "rewritten_question": self.rewritten_question,
+            "note": self.note,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "claims": [c.to_dict() for c in self.claims],
+            "confidence": self.confidence,
         }
 
     def __str__(self) -> str:
-        lines = [self.text]
+        return "\n".join([self.text, *self.footer_lines()])
+
+    def footer_lines(self) -> list[str]:
+        """What ``str()`` prints after the text: the note, then the numbered sources."""
+        lines: list[str] = []
+        if self.note:
+            lines += ["", f"Note: {self.note}"]
         if self.citations:
             lines += ["", "Sources:"]
             for c in self.citations:
                 where = f", {c.section}" if c.section else ""
-                lines.append(f"[{c.n}] {c.source}{where} (characters {c.start}-{c.end}, score {c.score:.2f})")
+                flag = "" if c.supported else " - NOT SUPPORTED: a claim citing it is not found in this passage"
+                lines.append(f"[{c.n}] {c.source}{where} (characters {c.start}-{c.end}, score {c.score:.2f}){flag}")
         elif self.passages:
             lines += ["", "Closest passages:"]
             for p in self.passages[:3]:
                 snippet = " ".join(p.text.split())
                 snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
                 lines.append(f"- {p.source} ({p.score:.2f}): {snippet}")
-        return "\n".join(lines)
+        return lines
 
 
 # ------------------------------------------------------------------ sentences
@@ -212,6 +262,11 @@ def stem(word: str) -> str:
     return word
 
 
+def content_terms(text: str) -> list[str]:
+    """Lower-cased words of ``text`` without stop words, unstemmed (for keyword search)."""
+    return [w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS]
+
+
 def content_words(text: str) -> list[str]:
     """Lower-cased, stemmed words of ``text`` without stop words."""
     return [stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS]
@@ -279,46 +334,54 @@ class ExtractiveAnswerer:
     question words the first did not.
     """
 
-    def __init__(self, max_sentences: int = 3, min_score: float = 0.3) -> None:
+    #: Score lost per place a sentence's passage stands below the first.
+    rank_penalty = 0.08
+    #: Bonus for a sentence holding the kind of thing the question asks for (a year, a name, a number).
+    kind_bonus = 0.08
+    #: Extra sentences must score within this margin of the best one.
+    margin = 0.08
+
+    def __init__(self, max_sentences: int = 3, min_score: float = 0.56) -> None:
         self.max_sentences = max_sentences
         self.min_score = min_score
 
-    def answer(
-        self,
-        question: str,
-        passages: Sequence[Passage],
-        sentence_vectors: np.ndarray | None = None,
-        question_vector: np.ndarray | None = None,
-        sentences: list[list[tuple[int, int]]] | None = None,
-    ) -> Answer:
-        """Build the answer from ``passages`` (best first); refuse when the best is below ``min_score``."""
+    def answer(self, question: str, passages: Sequence[Passage]) -> Answer:
+        """Build the answer from ``passages`` (best first); refuse when the confidence is below ``min_score``."""
         passages = list(passages)
-        if not passages or passages[0].score < self.min_score:
-            return Answer(question, NOT_FOUND, False, [], passages)
-        if sentences is None:
-            sentences = [split_sentences(p.text, p.start) for p in passages]
-        candidates = self._score(question, passages, sentences, sentence_vectors, question_vector)
-        if not candidates:
-            return Answer(question, NOT_FOUND, False, [], passages)
+        candidates, coverage = self._score(question, passages)
+        confidence = self._confidence(passages, coverage)
+        if not candidates or confidence < self.min_score:
+            return Answer(question, NOT_FOUND, False, [], passages, confidence=confidence)
         chosen = self._choose(question, candidates)
-        return self._build(question, passages, chosen)
+        return replace(self._build(question, passages, chosen), confidence=confidence)
 
-    def _score(
-        self,
-        question: str,
-        passages: list[Passage],
-        sentences: list[list[tuple[int, int]]],
-        sentence_vectors: np.ndarray | None,
-        question_vector: np.ndarray | None,
-    ) -> list[_Candidate]:
+    def confidence(self, question: str, passages: Sequence[Passage]) -> float:
+        """How likely the passages answer the question (compare with ``min_score``).
+
+        The best passage's cosine similarity plus half the share of the question's rare words that
+        the best sentence holds. Measured on squad-dev with half the articles indexed: at 0.56 it
+        answers 98% of questions whose article is indexed and refuses 87% of the others.
+        """
+        passages = list(passages)
+        return self._confidence(passages, self._score(question, passages)[1])
+
+    @staticmethod
+    def _confidence(passages: list[Passage], coverage: float) -> float:
+        if not passages:
+            return 0.0
+        return max(p.score for p in passages) + 0.5 * coverage
+
+    def _score(self, question: str, passages: list[Passage]) -> tuple[list[_Candidate], float]:
+        """Every sentence of the passages with its score, and the best share of question words covered."""
         q_words = set(content_words(question))
         texts: list[tuple[int, int, int, str]] = []
-        for i, (passage, spans) in enumerate(zip(passages, sentences, strict=True)):
-            for a, b in spans:
+        for i, passage in enumerate(passages):
+            for a, b in split_sentences(passage.text, passage.start):
                 texts.append((i, a, b, passage.text[a - passage.start : b - passage.start]))
         if not texts:
-            return []
-        # Rarity of each question word among the candidate sentences (local IDF).
+            return [], 0.0
+        # Rarity of each question word among the candidate sentences (local IDF): a word that no
+        # sentence holds weighs most, so its absence lowers the coverage (and the confidence).
         doc_freq: Counter[str] = Counter()
         words_of = [set(content_words(t[3])) for t in texts]
         for words in words_of:
@@ -326,23 +389,19 @@ class ExtractiveAnswerer:
         n = len(texts)
         idf = {w: math.log(1 + n / (1 + doc_freq[w])) for w in q_words}
         total = sum(idf.values()) or 1.0
-        top = passages[0].score
         kind = answer_kind(question)
         out = []
+        coverage = 0.0
         for j, (i, a, b, text) in enumerate(texts):
             lexical = sum(idf[w] for w in words_of[j] & q_words) / total
-            dense = (
-                float(sentence_vectors[j] @ question_vector)
-                if sentence_vectors is not None and question_vector is not None
-                else lexical
-            )
-            rank = passages[i].score - top
-            length = len(text.split())
-            brevity = -0.05 if length < 4 else 0.0
-            typed = 0.08 if kind and kind_match(kind, text, question) else 0.0
-            score = 0.55 * dense + 0.45 * lexical + 0.5 * rank + brevity + typed
+            coverage = max(coverage, lexical)
+            score = lexical - self.rank_penalty * i
+            if len(text.split()) < 4:
+                score -= 0.05
+            if kind and kind_match(kind, text, question):
+                score += self.kind_bonus
             out.append(_Candidate(i, a, b, text, score))
-        return out
+        return out, coverage
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
@@ -353,7 +412,7 @@ class ExtractiveAnswerer:
         for c in ranked[1:]:
             if len(chosen) >= self.max_sentences:
                 break
-            if c.score < best.score - 0.08:
+            if c.score < best.score - self.margin:
                 break
             new = (set(content_words(c.text)) & q_words) - covered
             if not new:

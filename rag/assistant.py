@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .answers import Answer, ExtractiveAnswerer, split_sentences
+from .answers import Answer, ExtractiveAnswerer, Passage
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load
@@ -20,6 +21,10 @@ from .embedding import Embedder
 from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
 from .retrieval import Retriever
 from .store import Changes, DocumentRecord, FaissStore, NewChunk
+
+if TYPE_CHECKING:
+    from .conversation import ChatSession
+    from .generation import Generator
 
 MAX_QUESTION_CHARS = 4000
 MAX_K = 100
@@ -80,7 +85,7 @@ class Assistant:
     @cached_property
     def embedder(self) -> Embedder:
         """The embedding model (loaded lazily)."""
-        return Embedder(self.settings.model_path, self.settings.batch_size)
+        return Embedder(self.settings.model_path, self.settings.batch_size, self.settings.precision)
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -92,12 +97,30 @@ class Assistant:
     @cached_property
     def retriever(self) -> Retriever:
         """Finds passages in the store."""
-        return Retriever(self.store)
+        return Retriever(self.store, self.settings.fusion)
 
     @cached_property
     def answerer(self) -> ExtractiveAnswerer:
         """Builds extractive answers."""
         return ExtractiveAnswerer(self.settings.max_answer_sentences, self.settings.min_score)
+
+    @property
+    def generator(self) -> Generator | None:
+        """The language-model answerer when ``settings.llm_base_url`` is set; None means extractive answers.
+
+        Built on first use and again when the ``llm_*`` settings change (e.g. a model picked in a UI).
+        """
+        settings = self.settings
+        if not settings.llm_base_url:
+            return None
+        key = (settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+        cached = getattr(self, "_generator", None)
+        if cached is None or cached[0] != key:
+            from .generation import Generator
+
+            cached = (key, Generator.from_settings(settings))
+            self._generator = cached
+        return cached[1]
 
     # ------------------------------------------------------------ configuration checks
 
@@ -110,7 +133,9 @@ class Assistant:
             "max_tokens": self.embedder.max_tokens,
             "chunk_tokens": self.settings.chunk_tokens,
             "chunk_overlap": self.settings.chunk_overlap,
-            "chunker": "langchain RecursiveCharacterTextSplitter, model tokenizer",
+            "chunker": "langchain RecursiveCharacterTextSplitter, model tokenizer, per section",
+            "embedding_input": "title line (file name: section) + chunk text",
+            "keyword_index": "SQLite FTS5 BM25 (porter stemmer), title and text",
             "metric": "cosine (normalised inner product)",
             "versions": _versions(),
         }
@@ -214,7 +239,7 @@ class Assistant:
                 report.removed.append(source)
 
         # Read and chunk the changed files.
-        pending: list[tuple[DocumentRecord, list[tuple[str, Any]]]] = []
+        pending: list[tuple[DocumentRecord, list[tuple[str, Any, str]]]] = []
         for item, digest, stat in to_load:
             try:
                 document = load(item.path, item.source, max_bytes=max_bytes)
@@ -228,25 +253,26 @@ class Assistant:
                 report.failed.append((str(item.path), f"unexpected error while reading: {type(exc).__name__}: {exc}"))
                 continue
             record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
-            hashed = [(_chunk_hash(c.text), c) for c in chunks]
+            inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
+            hashed = [(_chunk_hash(text), c, text) for c, text in zip(chunks, inputs, strict=True)]
             pending.append((record, hashed))
             (report.updated if item.source in existing else report.added).append(item.source)
 
         # Embed only chunk texts not already stored.
-        all_hashes = {h for _, hashed in pending for h, _ in hashed}
+        all_hashes = {h for _, hashed in pending for h, _, _ in hashed}
         vectors = self.store.cached_vectors(all_hashes)
-        report.chunks_reused = sum(1 for _, hashed in pending for h, _ in hashed if h in vectors)
+        report.chunks_reused = sum(1 for _, hashed in pending for h, _, _ in hashed if h in vectors)
         missing: dict[str, str] = {}
         for _, hashed in pending:
-            for h, chunk in hashed:
+            for h, _, text in hashed:
                 if h not in vectors:
-                    missing.setdefault(h, chunk.text)
+                    missing.setdefault(h, text)
         if missing:
             fresh = self._embed(list(missing.values()), progress)
             vectors.update(zip(missing.keys(), fresh, strict=True))
         report.chunks_embedded = len(missing)
         for record, hashed in pending:
-            new_chunks = [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c in hashed]
+            new_chunks = [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c, _ in hashed]
             changes.upserts.append((record, new_chunks))
         return changes
 
@@ -281,22 +307,70 @@ class Assistant:
     # ------------------------------------------------------------ asking
 
     def ask(self, question: str, k: int | None = None) -> Answer:
-        """Answer ``question`` from the index: extractive sentences with ``[n]`` citations."""
+        """Answer ``question`` from the index, with ``[n]`` citations.
+
+        With a language model configured (``settings.llm_base_url``) the answer is generated and its
+        citations verified (``Answer.generator == "llm"``); otherwise, or when the model fails (see
+        ``Answer.note``), it is made of extractive sentences.
+        """
+        answer = None
+        for item in self.respond(question, k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+        """Answer ``question`` piece by piece: text deltas (``str``), then the final :class:`Answer`.
+
+        Joining the deltas gives ``Answer.text``. A generated answer streams the model's tokens as they
+        arrive (citation markers already renumbered); the extractive answer is sent a few words at a
+        time so that interfaces show progress the same way. One exception: when a generated answer
+        falls back to the extractive one after tokens were sent (the model failed mid-way, or cited no
+        passage), the final Answer's text differs and its ``note`` says why: show that text instead.
+        """
+        yield from self.respond(question, k)
+
+    def respond(self, question: str, k: int | None = None, search: str | None = None) -> Iterator[str | Answer]:
+        """:meth:`stream` for ``question``, retrieving with ``search`` instead when given (a rewritten follow-up)."""
         question = _clean_question(question)
+        search = question if search is None else _clean_question(search)
         k = self.settings.k if k is None else k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
         self._check_index()
-        query = self.embedder.encode_query(question)
-        passages = self.retriever.search(query, k)
-        if not passages or passages[0].score < self.settings.min_score:
-            return self.answerer.answer(question, passages)
-        sentences = [split_sentences(p.text, p.start) for p in passages]
-        texts = [
-            p.text[a - p.start : b - p.start] for p, spans in zip(passages, sentences, strict=True) for a, b in spans
-        ]
-        vectors = self.embedder.encode(texts) if texts else None
-        return self.answerer.answer(question, passages, vectors, query, sentences)
+        query = self.embedder.encode_query(search)
+        passages = self.retriever.search(search, query, k)
+
+        def extractive() -> Answer:
+            answer = self._extractive(search, passages, query)
+            return answer if search == question else replace(answer, question=question)
+
+        generator = self.generator
+        if generator is not None and passages and self.answerer.confidence(search, passages) >= self.settings.min_score:
+            for item in generator.stream(search, passages, extractive):
+                yield replace(item, question=question) if isinstance(item, Answer) else item
+            return
+        answer = extractive()
+        if generator is not None:
+            answer = replace(
+                answer, note="No passage is close enough to the question: the language model was not asked."
+            )
+        words = re.findall(r"\S+\s*", answer.text)
+        for first in range(0, len(words), 4):
+            yield "".join(words[first : first + 4])
+        yield answer
+
+    def _extractive(self, question: str, passages: list[Passage], query: Any) -> Answer:
+        return self.answerer.answer(question, passages)
+
+    def chat(self, k: int | None = None) -> ChatSession:
+        """A conversation: ``session.ask(...)`` / ``session.stream(...)`` rewrite follow-up questions
+        ("When will she visit?") into standalone ones before searching (``Answer.rewritten_question``).
+        """
+        from .conversation import ChatSession
+
+        return ChatSession(self, k=k)
 
 
 def _clean_question(question: Any) -> str:

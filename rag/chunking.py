@@ -15,6 +15,13 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 _NON_BLANK = re.compile(r"\S")
 
 
+def chunk_title(source: str, section: str) -> str:
+    """A chunk's context: the words of its file name, then its section heading."""
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    words = " ".join(re.sub(r"[_\-]+", " ", stem).split())
+    return f"{words}: {section}" if section and section != words else words
+
+
 class Tokenizer(Protocol):
     """What the chunker needs of a tokenizer: counts and character spans of word pieces."""
 
@@ -38,8 +45,11 @@ class Chunk:
 class Chunker:
     """Splits documents into chunks of at most ``max_tokens`` word pieces (special tokens included)."""
 
-    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int, titles: bool = True
+    ) -> None:
         self.tokenizer = tokenizer
+        self.titles = titles
         self.budget = max(8, min(chunk_tokens, max_tokens - 2))  # [CLS] and [SEP] take two places
         self.overlap = min(overlap, self.budget // 2)
         self.max_tokens = max_tokens
@@ -59,6 +69,19 @@ class Chunker:
             )
             self._splitter = splitter.split_text
         return self._splitter(text)
+
+    def embedding_input(self, source: str, chunk: Chunk) -> str:
+        """The text embedded for a chunk: its title line (file name, section) when it fits, then the chunk."""
+        if not self.titles:
+            return chunk.text
+        title = chunk_title(source, chunk.section)
+        room = self.max_tokens - 2 - self.tokenizer.count(chunk.text) - 1
+        if not title or room < 4:
+            return chunk.text
+        if self.tokenizer.count(title) > room:
+            spans = self.tokenizer.spans(title)[:room]
+            title = title[: spans[-1][1]]
+        return f"{title}\n{chunk.text}"
 
     def chunk(self, document: Document) -> list[Chunk]:
         """Chunks of ``document`` in order, each with its offsets and section title.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rag`` command."""
     common = _Parser(add_help=False)
     common.add_argument("--index", metavar="DIR", help="index directory (default: RAG_INDEX_DIR or ./index)")
+    llm = _Parser(add_help=False)
+    llm.add_argument(
+        "--llm-url", metavar="URL", help="OpenAI-compatible server for generated answers (RAG_LLM_BASE_URL)"
+    )
+    llm.add_argument("--llm-model", metavar="NAME", help="model on that server (RAG_LLM_MODEL; default: its first)")
+    llm.add_argument("--llm-key", metavar="KEY", help="API key for that server, if needed (RAG_LLM_API_KEY)")
 
     parser = _Parser(prog="rag", description="Answer questions from your documents, with citations.")
     parser.add_argument("--version", action="version", version=f"rag {rag.__version__}")
@@ -32,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("ask", parents=[common], help="answer one question")
+    p = sub.add_parser("ask", parents=[common, llm], help="answer one question")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
-    p = sub.add_parser("chat", parents=[common], help="ask questions in a terminal loop")
+    p = sub.add_parser("chat", parents=[common, llm], help="ask questions in a terminal loop")
     p.add_argument("-k", type=int, default=None, help="passages to retrieve (default 5)")
 
     p = sub.add_parser("sources", parents=[common], help="list indexed files with their chunk counts")
@@ -45,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove", parents=[common], help="remove a file from the index by its source name")
     p.add_argument("source")
+
+    p = sub.add_parser("eval", parents=[common], help="measure retrieval and answers on a question set")
+    p.add_argument("eval_dir", metavar="EVAL_DIR", help="squad-dev layout (docs/, questions.jsonl) or BEIR layout")
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="ask N questions spread over the set")
+    p.add_argument("-k", "--k", type=int, default=5, help="passages retrieved per question (default 5)")
+    p.add_argument("--refusal", action="store_true", help="also index half the documents and check refusals")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = sub.add_parser("serve", parents=[common], help="start the web chat in the browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     return parser
 
 
@@ -66,7 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assistant:
     from .config import default_corpus_dir
 
-    assistant = rag.Assistant(index_dir=args.index) if args.index else rag.Assistant()
+    llm = {
+        "llm_base_url": getattr(args, "llm_url", None),
+        "llm_model": getattr(args, "llm_model", None),
+        "llm_api_key": getattr(args, "llm_key", None),
+    }
+    assistant = rag.Assistant(index_dir=args.index, **llm) if args.index else rag.Assistant(**llm)
     corpus = default_corpus_dir()
     if build_default and not args.index and not assistant.store.exists() and corpus is not None:
         print(f"rag: building the default index from {corpus} ...", file=sys.stderr)
@@ -93,16 +115,39 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    answer = _assistant(args).ask(args.question, k=args.k)
+    assistant = _assistant(args)
     if args.json:
-        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(assistant.ask(args.question, k=args.k).to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(answer)
+        _print_stream(assistant.stream(args.question, k=args.k))
     return 0
+
+
+def _print_stream(items: Iterator[str | rag.Answer]) -> rag.Answer:
+    """Print text deltas as they arrive, then the note and the sources of the final answer."""
+    shown: list[str] = []
+    answer: rag.Answer | None = None
+    for item in items:
+        if isinstance(item, str):
+            sys.stdout.write(item)
+            sys.stdout.flush()
+            shown.append(item)
+        else:
+            answer = item
+    assert answer is not None
+    if "".join(shown) != answer.text:  # a generated answer fell back: the note says why
+        if shown:
+            sys.stdout.write("\n\n(The text above is not used: see the note below.)\n\n")
+        sys.stdout.write(answer.text)
+    footer = answer.footer_lines()
+    print("\n" + "\n".join(footer) if footer else "")
+    sys.stdout.flush()
+    return answer
 
 
 def _chat(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
+    session = assistant.chat(k=args.k)
     stats = assistant.stats()
     print(f"Asking {stats['documents']} document(s) in {assistant.index_dir}. Empty line or Ctrl-D to quit.")
     while True:
@@ -114,9 +159,13 @@ def _chat(args: argparse.Namespace) -> int:
         if not question or question.lower() in {"exit", "quit", ":q"}:
             return 0
         try:
-            print(assistant.ask(question, k=args.k))
+            _print_stream(session.stream(question, on_rewrite=_show_rewrite))
         except rag.InputError as exc:
             print(f"rag: {exc}", file=sys.stderr)
+
+
+def _show_rewrite(standalone: str) -> None:
+    print(f"(searching for: {standalone})")
 
 
 def _sources(args: argparse.Namespace) -> int:
@@ -147,7 +196,67 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"index": _index, "ask": _ask, "chat": _chat, "sources": _sources, "remove": _remove}
+def _eval(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
+    from .evaluation import evaluate, load_eval_set, refusal_check, sample
+
+    eval_dir = Path(args.eval_dir).expanduser()
+    if not eval_dir.is_dir():
+        raise rag.InputError(f"no such folder: {args.eval_dir}")
+    if args.sample is not None and args.sample < 1:
+        raise rag.InputError(f"--sample must be a positive number of questions, got {args.sample}")
+    if not 1 <= args.k <= 100:
+        raise rag.InputError(f"-k must be from 1 to 100, got {args.k}")
+    settings = rag.Settings.from_env()
+    workdir = Path(tempfile.gettempdir()) / f"rag-eval-{eval_dir.resolve().name}-{settings.chunk_tokens}"
+    eval_set = load_eval_set(eval_dir, cache=workdir)
+    index_dir = Path(args.index) if args.index else workdir / "index"
+    assistant = rag.Assistant(settings=settings, index_dir=index_dir)
+    quiet = args.json or not sys.stderr.isatty()
+    report = assistant.index([eval_set.docs], progress=not quiet)
+    if report.failed:
+        print(f"rag: {len(report.failed)} document(s) could not be indexed", file=sys.stderr)
+    questions = sample(eval_set.questions, args.sample)
+    with tqdm(total=len(questions), desc="Asking", unit="q", disable=quiet, file=sys.stderr) as bar:
+        result = evaluate(assistant, eval_set, questions, k=args.k, progress=bar.update)
+    output = result.to_dict()
+    if args.refusal:
+        with tqdm(total=len(questions), desc="Refusal check", unit="q", disable=quiet, file=sys.stderr) as bar:
+            output["refusal"] = refusal_check(settings, eval_set, questions, workdir, progress=bar.update)
+    if args.json:
+        print(json.dumps(output, indent=2))
+        return 0
+    print(result.table())
+    if args.refusal:
+        refusal = output["refusal"]
+        print(f"  answered_when_indexed     {refusal['answered_when_indexed']:.3f}")
+        print(f"  refused_when_not_indexed  {refusal['refused_when_not_indexed']:.3f}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise rag.InputError(f"--port must be from 1 to 65535, got {args.port}")
+    try:
+        from ui.app import serve  # Gradio loads only for this command
+    except ImportError as exc:
+        raise rag.ConfigError(f"the web chat cannot start ({exc}): run 'make install' or 'pip install -e .'") from exc
+    serve(_assistant(args), host=args.host, port=args.port)
+    return 0
+
+
+_COMMANDS = {
+    "index": _index,
+    "ask": _ask,
+    "chat": _chat,
+    "sources": _sources,
+    "remove": _remove,
+    "eval": _eval,
+    "serve": _serve,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

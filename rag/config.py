@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import ConfigError
 
@@ -56,16 +57,32 @@ class Settings:
     chunk_overlap: int = 40
     #: Passages retrieved per question.
     k: int = 5
-    #: Below this relevance of the best passage the assistant says the documents do not answer.
-    min_score: float = 0.35
+    #: How dense (FAISS) and keyword (BM25) results are combined: rrf, blend, dense or bm25.
+    fusion: str = "blend"
+    #: Below this confidence (best passage similarity + half the question-word coverage of the best
+    #: sentence) the assistant says the documents do not answer. Measured: see README "Quality".
+    min_score: float = 0.56
     #: Most sentences in an extractive answer.
     max_answer_sentences: int = 3
     #: Texts per embedding batch.
     batch_size: int = 16
+    #: Embedding arithmetic: auto (bf16 where the CPU has it natively, else fp32), fp32 or bf16.
+    precision: str = "auto"
     #: Seconds a writer waits for another writer's lock before giving up.
     lock_timeout: float = 600.0
     #: Largest file that is indexed, in megabytes.
     max_file_mb: float = 50.0
+    #: Largest file the web chat accepts for upload, in megabytes.
+    upload_max_mb: float = 50.0
+    #: OpenAI-compatible server for generated answers, e.g. http://localhost:11434/v1 (Ollama);
+    #: empty means extractive answers only.
+    llm_base_url: str = ""
+    #: Model name on that server; empty means the first model the server lists.
+    llm_model: str = ""
+    #: API key for that server, if it wants one (local servers usually do not).
+    llm_api_key: str = field(default="", repr=False)
+    #: Seconds to wait for the language model: to connect, for the first token and between tokens.
+    llm_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
@@ -77,14 +94,21 @@ class Settings:
                 f"({self.chunk_tokens}): lower RAG_CHUNK_OVERLAP"
             )
         _positive_int("k", self.k, minimum=1)
+        if self.fusion not in ("rrf", "blend", "dense", "bm25"):
+            raise ConfigError(f"fusion must be one of rrf, blend, dense, bm25, got {self.fusion!r}: set RAG_FUSION")
         _positive_int("max_answer_sentences", self.max_answer_sentences, minimum=1)
         _positive_int("batch_size", self.batch_size, minimum=1)
-        if not -1.0 <= float(self.min_score) <= 1.0:
-            raise ConfigError(f"min_score must be between -1 and 1, got {self.min_score!r}: set RAG_MIN_SCORE")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}: set RAG_PRECISION")
+        if not -1.0 <= float(self.min_score) <= 2.0:
+            raise ConfigError(f"min_score must be between -1 and 2, got {self.min_score!r}: set RAG_MIN_SCORE")
         if float(self.lock_timeout) < 0:
             raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}")
         if float(self.max_file_mb) <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb!r}")
+        if float(self.upload_max_mb) <= 0:
+            raise ConfigError(f"upload_max_mb must be > 0, got {self.upload_max_mb!r}: set RAG_UPLOAD_MAX_MB")
+        _check_llm(self)
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ConfigError(
                 f"model folder {self.model!r} does not exist: set RAG_MODEL to a sentence-transformers "
@@ -115,6 +139,25 @@ class Settings:
                 values[f.name] = _parse(name, environ[name], f.type)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+
+def _check_llm(settings: Settings) -> None:
+    url = settings.llm_base_url
+    if not isinstance(url, str):
+        raise ConfigError(f"llm_base_url must be text, got {url!r}")
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or any(ch.isspace() for ch in url):
+            raise ConfigError(
+                f"llm_base_url must be an http(s) URL such as http://localhost:11434/v1, got {url!r}: "
+                "set RAG_LLM_BASE_URL or --llm-url"
+            )
+    for name in ("llm_model", "llm_api_key"):
+        if not isinstance(getattr(settings, name), str):
+            raise ConfigError(f"{name} must be text")
+    timeout = settings.llm_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < float(timeout) <= 3600:
+        raise ConfigError(f"llm_timeout must be between 0 and 3600 seconds, got {timeout!r}: set RAG_LLM_TIMEOUT")
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> None:

@@ -1,38 +1,94 @@
-"""Retrieval: find the passages closest to a question, without near-duplicates."""
+"""Retrieval: dense (FAISS) and keyword (BM25) search, fused, without near-duplicate passages."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from .answers import Passage
+from .answers import Passage, content_terms
 from .store import VectorStore
+
+Fusion = Literal["rrf", "blend", "dense", "bm25"]
+FUSIONS: tuple[str, ...] = ("rrf", "blend", "dense", "bm25")
 
 #: Two passages of one file that share more than this share of the shorter one count as duplicates.
 DUPLICATE_OVERLAP = 0.5
+#: Reciprocal rank fusion constant (the usual 60 of Cormack et al.).
+RRF_K = 60
+#: Candidates taken from each side before fusing (a deep pool steadies the score scaling).
+CANDIDATES = 100
 
 
 class Retriever:
-    """Dense retrieval over a :class:`VectorStore`, with overlapping chunks folded together."""
+    """Hybrid retrieval over a :class:`VectorStore`.
 
-    def __init__(self, store: VectorStore) -> None:
+    Dense and BM25 candidates are fused by a convex blend (``blend``, the default: each side's score
+    divided by its best score among the candidates, with 0 as the floor for both, weighted equally)
+    or by reciprocal rank (``rrf``); ``dense`` and ``bm25`` use one side only. Every passage's
+    ``score`` is its cosine similarity to the question, whatever ranked it, so scores are comparable
+    across questions; the list order is the fused rank.
+    """
+
+    def __init__(self, store: VectorStore, fusion: str = "blend") -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.store = store
+        self.fusion = fusion
 
-    def search(self, query_vector: np.ndarray, k: int) -> list[Passage]:
-        """The ``k`` best passages for ``query_vector``, best first, overlapping chunks removed."""
-        hits = self.store.search(query_vector, k * 2 + 2)
-        records = self.store.chunks([chunk_id for chunk_id, _ in hits])
+    def search(self, question: str, query_vector: np.ndarray, k: int) -> list[Passage]:
+        """The ``k`` best passages for the question, best first, overlapping chunks removed."""
+        depth = max(CANDIDATES, 3 * k)
+        dense = self.store.search(query_vector, depth) if self.fusion != "bm25" else []
+        sparse = self.store.keyword_search(content_terms(question), depth) if self.fusion != "dense" else []
+        ranked = _fuse(dense, sparse, self.fusion)[: 3 * k + 5]
+        ids = [chunk_id for chunk_id, _ in ranked]
+        records = self.store.chunks(ids)
+        cosine = dict(dense)
+        missing = [i for i in ids if i not in cosine]
+        if missing:
+            query = np.asarray(query_vector, dtype=np.float32)
+            cosine.update({i: float(v @ query) for i, v in self.store.vectors(missing).items()})
         passages: list[Passage] = []
-        for chunk_id, score in hits:
+        for chunk_id, _ in ranked:
             record = records.get(chunk_id)
             if record is None:  # removed by a concurrent commit; the next search sees the new state
                 continue
-            passage = Passage(record.source, record.start, record.end, record.text, score, record.section, chunk_id)
+            passage = Passage(
+                record.source,
+                record.start,
+                record.end,
+                record.text,
+                cosine.get(chunk_id, 0.0),
+                record.section,
+                chunk_id,
+            )
             if any(_overlaps(passage, kept) for kept in passages):
                 continue
             passages.append(passage)
             if len(passages) == k:
                 break
         return passages
+
+
+def _fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], fusion: str) -> list[tuple[int, float]]:
+    if fusion == "dense" or not sparse:
+        return dense
+    if fusion == "bm25" or not dense:
+        return sparse
+    scores: dict[int, float] = {}
+    if fusion == "rrf":
+        for hits in (dense, sparse):
+            for rank, (chunk_id, _) in enumerate(hits):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    else:
+        for hits in (dense, sparse):
+            best = max(score for _, score in hits)
+            if best <= 0:
+                continue
+            for chunk_id, score in hits:
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + 0.5 * max(score, 0.0) / best
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
 
 
 def _overlaps(a: Passage, b: Passage) -> bool:

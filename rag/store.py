@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .chunking import chunk_title
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 
 SCHEMA_VERSION = 1
@@ -62,6 +64,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
 """
 
 
@@ -144,8 +149,14 @@ class VectorStore(Protocol):
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids to ``vector`` with their cosine similarity, best first."""
 
+    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
+        """The ``k`` best chunk ids for the keyword ``terms`` (BM25 or similar), best first."""
+
     def chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
         """Stored chunks by id (missing ids are left out)."""
+
+    def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """Stored vectors by chunk id (missing ids are left out)."""
 
     def stats(self) -> dict[str, Any]:
         """Counts and settings for display."""
@@ -305,6 +316,15 @@ class FaissStore:
             ).fetchall()
         return {row[0]: ChunkRecord(*row) for row in rows}
 
+    def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """Stored vectors by chunk id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._db() as conn:
+            rows = conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in ids])
+            return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
+
     def document_chunks(self, source: str) -> list[ChunkRecord]:
         """All chunks of one document, in order."""
         with self._db() as conn:
@@ -362,8 +382,10 @@ class FaissStore:
             try:
                 doomed = list(changes.removals) + [record.source for record, _ in changes.upserts]
                 for source in doomed:
-                    removed_ids += [r[0] for r in conn.execute("SELECT id FROM chunks WHERE source=?", (source,))]
+                    ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE source=?", (source,))]
                     conn.execute("DELETE FROM chunks WHERE source=?", (source,))
+                    conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+                    removed_ids += ids
                 for source in changes.removals:
                     conn.execute("DELETE FROM documents WHERE source=?", (source,))
                 for record, new_chunks in changes.upserts:
@@ -391,7 +413,12 @@ class FaissStore:
                                 vector.tobytes(),
                             ),
                         )
-                        added.append((int(cursor.lastrowid or 0), vector))
+                        chunk_id = int(cursor.lastrowid or 0)
+                        conn.execute(
+                            "INSERT INTO chunks_fts(rowid, title, text) VALUES (?, ?, ?)",
+                            (chunk_id, chunk_title(record.source, chunk.section), chunk.text),
+                        )
+                        added.append((chunk_id, vector))
                 for record in changes.touches:
                     conn.execute(
                         "UPDATE documents SET path=?, root=?, mtime_ns=?, size=? WHERE source=?",
@@ -417,14 +444,15 @@ class FaissStore:
     def _update_vectors(self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]]) -> None:
         import faiss
 
-        index = self._index if self._index_generation == old else None
+        # Work on a copy: searches in other threads keep using the committed index until the swap.
+        index = faiss.clone_index(self._index) if self._index is not None and self._index_generation == old else None
         if index is None and self._faiss_path(old).is_file():
             index = self._read_faiss(old)
         if index is None:
             index = self._rebuild_faiss()
         else:
             if removed_ids:
-                index.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+                index.remove_ids(np.asarray(removed_ids, dtype=np.int64))  # type: ignore[arg-type]
             if added:
                 ids = np.asarray([i for i, _ in added], dtype=np.int64)
                 index.add_with_ids(np.stack([v for _, v in added]), ids)
@@ -505,12 +533,32 @@ class FaissStore:
         scores, ids = index.search(query, min(k, index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
+        """BM25 over chunk text and titles (file name, section) for any of ``terms``, best first.
+
+        Scores are SQLite FTS5's BM25, negated so that higher is better.
+        """
+        words = [t for t in dict.fromkeys(terms) if t and _FTS_TERM.fullmatch(t)]
+        if not words:
+            return []
+        query = " OR ".join(f'"{w}"' for w in words[:64])
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT rowid, bm25(chunks_fts, 0.5, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts, 0.5, 1.0) LIMIT ?",
+                (query, int(k)),
+            ).fetchall()
+        return [(int(rowid), -float(score)) for rowid, score in rows]
+
     def close(self) -> None:
         """Close the database connection."""
         with self._conn_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+_FTS_TERM = re.compile(r"\w+")
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:

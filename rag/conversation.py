@@ -1,0 +1,177 @@
+"""Conversations: follow-up questions are rewritten into standalone ones before retrieval.
+
+    >>> session = assistant.chat()
+    >>> session.ask("Who invited Prime Minister Takaichi to visit the United States?")
+    >>> answer = session.ask("When will she visit?")
+    >>> answer.rewritten_question    # what was searched, e.g. "When will Prime Minister Takaichi visit ...?"
+
+With a language model configured, it rewrites every question after the first (and leaves standalone
+ones as they are). Without one, or when it fails, a question that looks like a follow-up (a pronoun
+such as "she" or "it", or only one or two content words) gets the previous turn's key terms added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .answers import STOPWORDS, Answer, content_words
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+#: Earlier turns given to the language model when it rewrites a follow-up.
+MEMORY_TURNS = 3
+#: Most terms carried over from the previous turn without a language model.
+MAX_CARRIED_TERMS = 6
+
+_REFERENCE = re.compile(
+    r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|this|that|these|those|there|then|"
+    r"the same|the other|the former|the latter|the first|the second|the last)\b",
+    re.I,
+)
+_CONTINUATION = re.compile(r"^\s*(and|but|also|so|what about|how about|and what|what else)\b", re.I)
+_QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
+_MARKERS = re.compile(r"\s*\[\d+\]")
+_WORDS = re.compile(r"[A-Za-z0-9][\w'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of a conversation: as asked, as searched, and its answer."""
+
+    question: str
+    standalone: str
+    answer: Answer
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether ``question`` seems to lean on an earlier turn (a pronoun, a continuation, or few words)."""
+    return bool(_REFERENCE.search(question) or _CONTINUATION.search(question)) or len(content_words(question)) <= 2
+
+
+def _key_terms(text: str) -> list[str]:
+    """Names (runs of capitalised words) and other content words of ``text``, in order, without duplicates."""
+    terms: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            terms.append(" ".join(run))
+            run.clear()
+
+    for m in _WORDS.finditer(_MARKERS.sub("", text)):
+        word = m.group().rstrip(".")
+        lower = word.lower()
+        if lower in STOPWORDS or lower in _QUESTION_WORDS:
+            flush()
+            continue
+        if word[0].isupper() or word[0].isdigit():
+            run.append(word)
+            continue
+        flush()
+        terms.append(word)
+    flush()
+    return list(dict.fromkeys(terms))
+
+
+def carry_terms(question: str, previous: str, previous_answer: str = "") -> str:
+    """``question`` with the key terms of the previous question (and names of its answer) it lacks.
+
+    ``carry_terms("When will she visit?", "Who invited Prime Minister Takaichi to visit the United
+    States?")`` gives ``"When will she visit? (about: Prime Minister Takaichi, invited, United States)"``.
+    """
+    have = set(content_words(question))
+    carried: list[str] = []
+    seen = set(have)
+    names_of_answer = [t for t in _key_terms(previous_answer) if t[0].isupper() and " " in t]
+    for term in [*_key_terms(previous), *names_of_answer[:2]]:
+        words = set(content_words(term))
+        if not words or words <= seen or (term in names_of_answer and words & seen):
+            continue
+        carried.append(term)
+        seen |= words
+        if len(carried) >= MAX_CARRIED_TERMS:
+            break
+    if not carried:
+        return question
+    names = [t for t in carried if t[0].isupper()]
+    others = [t for t in carried if not t[0].isupper()]
+    return f"{question} (about: {', '.join(names + others)})"
+
+
+def _same(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+
+    return norm(a) == norm(b)
+
+
+class ChatSession:
+    """A conversation with an :class:`~rag.assistant.Assistant`: ``ask`` and ``stream`` like the assistant's,
+    with follow-ups rewritten into standalone questions (shown in ``Answer.rewritten_question``).
+    """
+
+    def __init__(self, assistant: Assistant, k: int | None = None, memory: int = MEMORY_TURNS) -> None:
+        self.assistant = assistant
+        self.k = k
+        self.memory = max(1, memory)
+        self.turns: list[Turn] = []
+
+    def reset(self) -> None:
+        """Forget the conversation."""
+        self.turns.clear()
+
+    def standalone(self, question: str) -> tuple[str, str | None]:
+        """The question to search for, and a note when the language model could not rewrite it."""
+        if not self.turns:
+            return question, None
+        note = None
+        generator = self.assistant.generator
+        if generator is not None:
+            from .generation import GenerationError
+
+            history = [(t.standalone, t.answer.text) for t in self.turns[-self.memory :]]
+            try:
+                return generator.rewrite(question, history), None
+            except GenerationError as exc:
+                note = f"The follow-up could not be rewritten ({exc}); the previous question's terms were added."
+        if not is_follow_up(question):
+            return question, note
+        last = self.turns[-1]
+        return carry_terms(question, last.standalone, last.answer.text), note
+
+    def stream(
+        self, question: str, k: int | None = None, on_rewrite: Callable[[str], None] | None = None
+    ) -> Iterator[str | Answer]:
+        """Like :meth:`Assistant.stream`, for the next question of the conversation.
+
+        ``on_rewrite(standalone)`` is called before the search when the question was rewritten.
+        """
+        from .assistant import _clean_question as clean_question
+
+        question = clean_question(question)
+        standalone, note = self.standalone(question)
+        if on_rewrite is not None and not _same(standalone, question):
+            on_rewrite(standalone)
+        final: Answer | None = None
+        for item in self.assistant.respond(question, self.k if k is None else k, search=standalone):
+            if isinstance(item, Answer):
+                rewritten = None if _same(standalone, question) else standalone
+                notes = " ".join(n for n in (note, item.note) if n) or None
+                item = replace(item, rewritten_question=rewritten, note=notes)
+                final = item
+            yield item
+        if final is not None:
+            self.turns.append(Turn(question, standalone, final))
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """Like :meth:`Assistant.ask`, for the next question of the conversation."""
+        final: Answer | None = None
+        for item in self.stream(question, k):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
