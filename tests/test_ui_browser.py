@@ -1,0 +1,322 @@
+"""The web chat in a real browser: Debian's Chromium driven by Playwright for Python.
+
+A question streams in with its ``[1]`` marker and a Sources block, a refusal looks different, a file
+uploaded in the Documents tab is answerable at once, and a document full of HTML/JS payloads renders
+as inert text. Screenshots go to ``test-artifacts/``. ``make test`` installs Chromium when it is
+missing and sets REQUIRE_BROWSER=1, so there the tests fail instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import ROOT, SEED_QUESTION, SEEDS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+WAIT_MS = 90_000  # an upper bound for slow machines, not a timing assertion
+SEED_FILE = next(SEEDS.glob("*.txt"))
+UNANSWERABLE = "What is the capital of Peru?"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser tests required (REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright.sync_api import Browser, Page, sync_playwright
+except ImportError:  # pragma: no cover - the test extras install it
+    _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Watch:
+    """What the page did that it must not: dialogs, uncaught errors, requests leaving this machine."""
+
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.dialogs == [], f"a dialog fired: {self.dialogs}"
+        assert self.external == [], f"the page contacted other hosts: {self.external}"
+
+
+@pytest.fixture(scope="module")
+def app_url(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from rag import Assistant
+    from ui.app import launch
+
+    index = tmp_path_factory.mktemp("ui-browser") / "index"
+    shutil.copytree(seed_index, index)
+    app, url = launch(Assistant(index_dir=index), "127.0.0.1", free_port(), block=False)
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture()
+def page(browser: Browser, app_url: str, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the app; its last state is saved as test-artifacts/final-<test>.png."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.on("dialog", lambda dialog: (watch.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda error: watch.errors.append(str(error)))
+
+    def on_request(req: Any) -> None:
+        watch.requests.append(req.url)
+        host = urlsplit(req.url).hostname
+        if req.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in {"127.0.0.1", "localhost"}:
+            watch.external.append(req.url)
+
+    page.on("request", on_request)
+    page.goto(app_url)
+    page.wait_for_selector("#rag-question textarea")
+    yield page
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"final-{request.node.name}.png"), full_page=True, animations="disabled")
+    finally:
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True, animations="disabled")
+
+
+def record_streaming(page: Page) -> None:
+    """Remember every text the latest answer bubble shows while it streams."""
+    page.evaluate(
+        """() => {
+        window.__seen = [];
+        const chat = document.querySelector('#rag-chat');
+        const grab = () => {
+            const answers = chat.querySelectorAll('.bot .message:not(.thought) .message-content');
+            if (answers.length) window.__seen.push(answers[answers.length - 1].innerText);
+        };
+        new MutationObserver(grab).observe(chat, {subtree: true, childList: true, characterData: true});
+    }"""
+    )
+
+
+def ask(page: Page, question: str) -> None:
+    """Type ``question``, press Ask, wait until its answer has a sources block."""
+    before = page.locator("#rag-chat .rag-sources").count()
+    page.fill("#rag-question textarea", question)
+    page.click("#rag-ask")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#rag-chat .rag-sources').length > n", arg=before, timeout=WAIT_MS
+    )
+    page.locator("#rag-chat .rag-sources").last.locator(".rag-source").first.wait_for(state="visible")
+
+
+def last_answer_text(page: Page) -> str:
+    return page.locator("#rag-chat .bot .message:not(.thought) .message-content").last.inner_text().strip()
+
+
+def upload_in_browser(page: Page, *files: Path) -> str:
+    """Upload ``files`` in the Documents tab and return the status text once indexing is done."""
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_selector("#rag-documents table")
+    # Mark the lines of an earlier status: the new status is the first unmarked line.
+    page.evaluate("() => document.querySelectorAll('#rag-upload-status li').forEach(li => li.dataset.old = '1')")
+    page.set_input_files("#rag-upload input[type=file]", [str(f) for f in files])
+    page.wait_for_selector("#rag-upload-status li:not([data-old])")
+    return page.locator("#rag-upload-status ul").inner_text()
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_empty_chat_offers_example_questions(page: Page, watch: Watch) -> None:
+    examples = page.locator("#rag-chat button.example")
+    page.wait_for_selector("#rag-chat button.example")
+    texts = [t.strip() for t in examples.all_inner_texts()]
+    assert SEED_QUESTION in texts
+    shot(page, "empty-chat")
+
+    examples.filter(has_text=SEED_QUESTION).click()
+    page.wait_for_selector("#rag-chat .rag-sources")
+    assert "Trump" in last_answer_text(page)
+    watch.assert_clean()
+
+
+def test_answer_streams_in_with_marker_and_sources_then_a_refusal(page: Page, watch: Watch) -> None:
+    record_streaming(page)
+    ask(page, SEED_QUESTION)
+    answer = last_answer_text(page)
+    assert "Donald Trump" in answer and answer.endswith("[1]")
+    assert page.locator("#rag-chat .rag-answer .rag-cite").first.inner_text() == "[1]"
+
+    # The answer arrived in pieces: some earlier text of the bubble is a proper prefix of the final one.
+    seen = [s.strip() for s in page.evaluate("window.__seen")]
+    partial = [s for s in seen if s and s != answer and answer.startswith(s)]
+    assert partial, f"no partial answer was shown before the final one: {seen[:5]}"
+
+    # The Sources block under the answer: number, file, section, score, passage with the quote marked.
+    title = page.locator("#rag-chat .thought-group .title").last
+    assert "Sources (1)" in title.inner_text()
+    source = page.locator("#rag-chat .rag-source").last
+    head = source.locator(".rag-source-head").inner_text()
+    assert "[1]" in head and SEED_FILE.name in head and "score 0." in head
+    assert "Strengthening Japan-US Ties" in source.locator(".rag-section").inner_text()
+    marked = source.locator("mark").first.inner_text()
+    assert "Donald Trump extended an invitation" in marked and marked in answer
+    shot(page, "answer")
+
+    # Collapsible: the title folds the passages away and back.
+    title.click()
+    page.wait_for_function("() => !document.querySelector('#rag-chat .rag-source mark')?.checkVisibility()")
+    title.click()
+    page.wait_for_selector("#rag-chat .rag-source mark", state="visible")
+
+    # A refusal looks different and shows the closest passages; the first answer keeps its sources.
+    ask(page, UNANSWERABLE)
+    refusal = page.locator("#rag-chat .rag-refusal")
+    assert "Not in the documents" in refusal.inner_text()
+    style = refusal.evaluate("e => { const s = getComputedStyle(e); return [s.borderLeftWidth, s.backgroundColor]; }")
+    answer_style = page.locator("#rag-chat .rag-answer").first.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.borderLeftWidth, s.backgroundColor]; }"
+    )
+    assert style[0] == "4px" and style != answer_style
+    titles = page.locator("#rag-chat .thought-group .title").all_inner_texts()
+    assert [t.strip() for t in titles] == ["Sources (1)", "Closest passages (3)"]
+    blocks = page.locator("#rag-chat .rag-sources")
+    assert SEED_FILE.name in blocks.nth(0).inner_text() and blocks.nth(0).locator("mark").count() == 1
+    assert blocks.nth(1).locator(".rag-source").count() == 3
+    page.locator("#rag-chat .rag-refusal").scroll_into_view_if_needed()
+    shot(page, "refusal")
+    watch.assert_clean()
+
+
+def test_uploaded_file_is_listed_and_answerable(page: Page, watch: Watch, tmp_path: Path) -> None:
+    notes = tmp_path / "Lighthouse notes.md"
+    notes.write_text(
+        "# Hexaplume lighthouse\n\nThe Hexaplume lighthouse stands on the northern cliff of Varnholt island. "
+        "The keeper Oskar Lund painted the Hexaplume lighthouse green in 1987.\n",
+        encoding="utf-8",
+    )
+    page_html = tmp_path / "orchard.html"
+    page_html.write_text(
+        "<html><body><h1>Pellworth orchard</h1><p>The Pellworth orchard grows the Brindlecot apple, "
+        "first bred in 1874 by Agnes Tull.</p></body></html>",
+        encoding="utf-8",
+    )
+    status = upload_in_browser(page, notes, page_html)
+    assert "Lighthouse_notes.md" in status and "orchard.html: indexed" in status
+    table = page.locator("#rag-documents table").inner_text()
+    assert "Lighthouse_notes.md" in table and "orchard.html" in table and SEED_FILE.name in table
+    assert "files" in page.locator("#rag-stats").inner_text()
+    shot(page, "documents")
+
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "Who painted the Hexaplume lighthouse green?")
+    assert "Oskar Lund" in last_answer_text(page)
+    assert "Lighthouse_notes.md" in page.locator("#rag-chat .rag-source").last.inner_text()
+    ask(page, "Who bred the Brindlecot apple?")
+    assert "Agnes Tull" in last_answer_text(page)
+    assert "orchard.html" in page.locator("#rag-chat .rag-source").last.inner_text()
+    shot(page, "upload-answer")
+    watch.assert_clean()
+
+
+def test_a_document_with_html_and_script_payloads_renders_as_inert_text(
+    page: Page, watch: Watch, app_url: str, tmp_path: Path
+) -> None:
+    leak = app_url.rstrip("/") + "/leak"
+    payloads = (
+        "**bold** $$x^2$$ "
+        "<img src=x onerror=\"window.__xss='img';alert('img')\"> "
+        "<script>window.__xss='script';alert('script')</script> "
+        "<svg onload=\"window.__xss='svg'\"></svg> "
+        f'![leak]({leak}-markdown.png) <img src="{leak}-img.png"> '
+        "<iframe src=\"javascript:parent.__xss='iframe'\"></iframe> [click](javascript:alert(1))"
+    )
+    evil = tmp_path / "zorblat <img src=x onerror=alert(1)>.md"
+    # The payloads sit inside the sentence that answers, so they reach the answer and its passage.
+    evil.write_text(
+        f"# Zorblat festival\n\nThe Zorblat festival was founded by Marta Vendel {payloads} in 1911 in Quillmere.\n",
+        encoding="utf-8",
+    )
+    status = upload_in_browser(page, evil)
+    assert "indexed" in status
+    assert page.locator("#rag-documents img, #rag-upload-status img").count() == 0
+
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "Who founded the Zorblat festival?")
+    assert "Marta Vendel" in last_answer_text(page)
+    page.locator("#rag-chat .rag-source").last.scroll_into_view_if_needed()
+    shot(page, "xss-inert")
+
+    # Nothing ran and nothing was injected or fetched ...
+    assert watch.dialogs == [], f"a dialog fired: {watch.dialogs}"
+    assert page.evaluate("typeof window.__xss") == "undefined", "an injected handler ran"
+    injected = "#rag-chat .message-content :is(img, script, svg, iframe, a, strong, b, .katex)"
+    assert page.locator(injected).count() == 0
+    assert not [url for url in watch.requests if "/leak" in url]
+    # ... and the payloads are there, as text.
+    passage = page.locator("#rag-chat .rag-source").last
+    text = passage.inner_text()
+    for shown in ("**bold** $$x^2$$ <img src=x onerror=", "<script>window.__xss='script'", "<svg onload=", "![leak]("):
+        assert shown in text
+    assert "<img src=x onerror=" in last_answer_text(page)
+    assert "zorblat" in passage.locator(".rag-file").inner_text()
+    watch.assert_clean()
+
+
+def test_a_file_can_be_removed_in_the_documents_tab(page: Page, watch: Watch, tmp_path: Path) -> None:
+    doc = tmp_path / "kiln.txt"
+    doc.write_text("The Ostrava kiln fires porcelain at 1400 degrees.\n", encoding="utf-8")
+    upload_in_browser(page, doc)
+    assert "kiln.txt" in page.locator("#rag-documents table").inner_text()
+
+    box = page.locator("#rag-remove input")
+    box.click()
+    page.get_by_role("option", name="kiln.txt", exact=True).click()
+    page.click("#rag-remove-button")
+    page.locator("#rag-upload-status li", has_text="kiln.txt: removed").wait_for()
+    page.wait_for_function("() => !document.querySelector('#rag-documents').innerText.includes('kiln.txt')")
+    assert SEED_FILE.name in page.locator("#rag-documents table").inner_text()
+    watch.assert_clean()

@@ -1,0 +1,432 @@
+"""The Gradio web chat: a Chat tab (streamed answers with their sources), a Documents tab (upload,
+list, remove, statistics) and a stable ``/ask`` API endpoint returning the ``rag ask --json`` shape.
+
+    from rag import Assistant
+    from ui.app import serve
+    serve(Assistant(index_dir="index"))          # http://127.0.0.1:7860, until Ctrl-C
+
+One :class:`rag.Assistant` serves every request: the model and the index load once per process. Chat
+messages are HTML built by :mod:`ui.render` from escaped text (Markdown rendering is off), so document
+text is always shown as text.
+"""
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no usage reports or version checks, whatever the env says
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr
+
+from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError
+
+from . import render
+from .examples import examples_for
+from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
+
+log = logging.getLogger("ui")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+NO_INDEX = "No documents are indexed yet: add some in the Documents tab, or run 'rag index PATH'."
+
+CSS = """
+.rag-question { white-space: pre-wrap; }
+.rag-answer { white-space: pre-wrap; line-height: 1.55; }
+.rag-cite { font-weight: 700; color: var(--color-accent); white-space: nowrap; }
+.rag-pending { color: var(--body-text-color-subdued); font-style: italic; }
+.rag-refusal { border-left: 4px solid #d97706; background: rgba(245, 158, 11, 0.12);
+  padding: 8px 12px; border-radius: 6px; }
+.rag-refusal-label { display: block; font-weight: 700; color: #b45309; margin-bottom: 2px; }
+.rag-refusal-text { font-style: italic; white-space: pre-wrap; }
+.rag-note { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); white-space: pre-wrap; }
+.rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.10);
+  padding: 8px 12px; border-radius: 6px; white-space: pre-wrap; }
+.rag-error-label { font-weight: 700; color: #b91c1c; margin-right: 4px; }
+.rag-sources { display: flex; flex-direction: column; gap: 10px; }
+.rag-source { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 6px 10px; }
+.rag-source-head { display: flex; flex-wrap: wrap; gap: 8px; align-items: baseline; font-size: 0.92em; }
+.rag-n { font-weight: 700; color: var(--color-accent); }
+.rag-file { font-weight: 600; font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-section { color: var(--body-text-color-subdued); }
+.rag-section::before { content: "§ "; }
+.rag-score { margin-left: auto; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.rag-passage { white-space: pre-wrap; font-size: var(--text-md); line-height: 1.5; margin-top: 4px;
+  max-height: 18em; overflow-y: auto; }
+#rag-chat .rag-passage, #rag-chat .rag-passage * { font-size: var(--text-md); }
+#rag-chat .rag-passage mark { background: #fde68a; color: #1f2937; border-radius: 2px; padding: 0 1px; }
+.rag-closest .rag-source { border-style: dashed; }
+.rag-docs { width: 100%; border-collapse: collapse; font-size: 0.95em; }
+#rag-documents table.rag-docs th, #rag-documents table.rag-docs td { text-align: left; padding: 6px 10px;
+  border: none; border-bottom: 1px solid var(--border-color-primary); }
+#rag-documents table.rag-docs, #rag-documents table.rag-docs tr { border: none; }
+#rag-documents table.rag-docs th { font-weight: 600; }
+#rag-documents table.rag-docs th.rag-num { text-align: right; }
+#rag-documents table.rag-docs td.rag-num { text-align: right; font-variant-numeric: tabular-nums; }
+.rag-doc-name { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-docs-empty { color: var(--body-text-color-subdued); padding: 8px; }
+.rag-stats { display: flex; flex-wrap: wrap; gap: 18px; padding: 4px 2px; }
+.rag-stat-path { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-status { margin: 0; padding-left: 1.2em; }
+.rag-status-ok { color: #15803d; }
+.rag-status-same { color: var(--body-text-color-subdued); }
+.rag-status-error { color: #b91c1c; }
+"""
+
+Message = dict[str, Any]
+
+
+def build_app(
+    assistant: Assistant,
+    *,
+    examples: Sequence[str] | None = None,
+    stream_delay: float = 0.02,
+    upload_max_mb: float | None = None,
+) -> gr.Blocks:
+    """The web chat over ``assistant`` (its settings give the upload limit unless ``upload_max_mb`` is set).
+
+    ``examples`` are offered on an empty chat; by default, questions about the seed corpus when it is
+    indexed. ``stream_delay`` (seconds) paces the streamed words so that people see them arrive.
+    """
+    max_mb = float(upload_max_mb if upload_max_mb is not None else assistant.settings.upload_max_mb)
+    library = DocumentLibrary(assistant, max_bytes=int(max_mb * 1e6))
+    if examples is None:
+        examples = examples_for(library.records())
+
+    # ------------------------------------------------------------ chat
+
+    def respond(question: str, history: list[Message] | None) -> Iterator[tuple[list[Message], str]]:
+        messages = list(history or [])
+        text = " ".join((question or "").split())
+        if not text:
+            gr.Warning("Type a question about your documents first.")
+            yield messages, ""
+            return
+        messages.append({"role": "user", "content": render.question_html(text)})
+        messages.append({"role": "assistant", "content": render.pending_html()})
+        yield messages, ""
+        answer: Answer | None = None
+        streamed = ""
+        shown_at = 0.0
+        try:
+            for piece in assistant.stream(text):
+                if isinstance(piece, str):
+                    streamed += piece
+                    # Pace pieces that arrive at once (the extractive answer) so people see them come in;
+                    # a language model's tokens, slower than that, pass straight through.
+                    wait = stream_delay - (time.monotonic() - shown_at)
+                    if wait > 0:
+                        time.sleep(wait)
+                    messages[-1] = {"role": "assistant", "content": render.answer_text_html(streamed)}
+                    shown_at = time.monotonic()
+                    yield messages, ""
+                else:
+                    answer = piece
+        except IndexNotFoundError:
+            messages[-1] = {"role": "assistant", "content": render.error_html(NO_INDEX)}
+        except RagError as exc:
+            messages[-1] = {"role": "assistant", "content": render.error_html(str(exc))}
+        except Exception as exc:  # the page must keep working; details go to the log
+            log.exception("question failed: %r", text)
+            messages[-1] = {
+                "role": "assistant",
+                "content": render.error_html(f"unexpected error ({type(exc).__name__}); see the server log"),
+            }
+        if answer is not None:
+            messages[-1] = {"role": "assistant", "content": render.answer_html(answer)}
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": render.sources_html(answer),
+                    "metadata": {"title": render.sources_title(answer)},
+                }
+            )
+        yield messages, ""
+
+    def use_example(event: gr.SelectData) -> str:
+        value = event.value
+        return str(value.get("text", "")) if isinstance(value, Mapping) else str(value)
+
+    # ------------------------------------------------------------ API
+
+    def ask(question: str) -> dict[str, Any]:
+        """Answer a question from the indexed documents: the JSON of `rag ask --json`."""
+        try:
+            return assistant.ask(question).to_dict()
+        except IndexNotFoundError as exc:
+            raise gr.Error(NO_INDEX) from exc
+        except RagError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def list_sources() -> list[dict[str, Any]]:
+        """The indexed files: source, chunks, size, format, added_at, updated_at, uploaded."""
+        records = library.records()
+        mine = set(library.uploaded(records))
+        return [
+            {
+                "source": r.source,
+                "chunks": r.chunks,
+                "size": r.size,
+                "format": r.format,
+                "added_at": r.added_at,
+                "updated_at": r.updated_at,
+                "uploaded": r.source in mine,
+            }
+            for r in records
+        ]
+
+    # ------------------------------------------------------------ documents
+
+    def listing() -> tuple[str, str, Any]:
+        records = library.records()
+        table = render.documents_table_html(records, library.uploaded(records))
+        stats = render.stats_html(library.stats(), str(assistant.index_dir))
+        choices = sorted((r.source for r in records), key=str.casefold)
+        return table, stats, gr.update(choices=choices, value=None)
+
+    def upload(
+        files: list[str] | None,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - how Gradio injects progress
+    ) -> tuple[dict[str, Any], str, str, str, Any, None]:
+        paths = [Path(f) for f in files or []]
+        if not paths:
+            result = UploadResult()
+            status = render.upload_status_html([("info", "No files were chosen.")])
+        else:
+            progress(0.0, desc=f"Indexing {len(paths)} file(s)")
+            try:
+                result = library.add(paths, progress=True, on_copied=_drop_upload)
+                lines = result.lines()
+                if result.report is not None:
+                    lines.append(("info", f"Index: {result.report.summary()}"))
+                status = render.upload_status_html(lines)
+            except RagError as exc:
+                result = UploadResult(rejected=[(p.name, str(exc)) for p in paths])
+                status = render.upload_status_html([("error", f"Nothing was added: {exc}")])
+            finally:
+                for path in paths:
+                    _drop_upload(path)
+        table, stats, choices = listing()
+        return result.to_dict(), status, table, stats, choices, None
+
+    def remove(source: str | None) -> tuple[str, str, str, Any]:
+        if not source:
+            status = render.upload_status_html([("info", "Choose a file to remove first.")])
+        else:
+            try:
+                removed = library.remove(source)
+                line = ("ok", f"{source}: removed") if removed else ("error", f"{source}: not in the index")
+            except RagError as exc:
+                line = ("error", f"{source}: not removed: {exc}")
+            status = render.upload_status_html([line])
+        table, stats, choices = listing()
+        return status, table, stats, choices
+
+    # ------------------------------------------------------------ layout
+
+    with gr.Blocks(title="rag: ask your documents", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown("## Ask your documents\nAnswers quote the documents; every `[n]` points at a passage below it.")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chatbot = gr.Chatbot(
+                    label="Chat",
+                    elem_id="rag-chat",
+                    height="62vh",
+                    render_markdown=False,
+                    sanitize_html=True,
+                    allow_tags=False,
+                    latex_delimiters=[],
+                    feedback_options=None,
+                    buttons=[],
+                    group_consecutive_messages=True,
+                    placeholder="Ask a question about your documents.",
+                    examples=[{"text": q} for q in examples] or None,
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        placeholder="Ask a question about your documents…",
+                        show_label=False,
+                        elem_id="rag-question",
+                        scale=8,
+                        autofocus=True,
+                        max_length=4000,
+                    )
+                    ask_button = gr.Button("Ask", variant="primary", elem_id="rag-ask", scale=1)
+                    clear_button = gr.Button("New chat", elem_id="rag-clear", scale=1)
+            with gr.Tab("Documents", id="documents") as documents_tab:
+                stats_box = gr.HTML(elem_id="rag-stats")
+                # No file_types here: Gradio would refuse the whole batch for one wrong file; the
+                # handler refuses that file alone, with its reason.
+                files = gr.File(
+                    label=f"Add documents ({' '.join(UPLOAD_SUFFIXES)}; several at once; up to {max_mb:g} MB each)",
+                    file_count="multiple",
+                    type="filepath",
+                    elem_id="rag-upload",
+                    height=140,
+                )
+                status_box = gr.HTML(elem_id="rag-upload-status")
+                report_json = gr.JSON(visible=False)
+                table_box = gr.HTML(elem_id="rag-documents")
+                with gr.Row():
+                    remove_choice = gr.Dropdown(
+                        label="Remove a file from the index",
+                        choices=[],
+                        value=None,
+                        allow_custom_value=True,
+                        scale=4,
+                        elem_id="rag-remove",
+                    )
+                    with gr.Column(scale=1, min_width=160):
+                        remove_button = gr.Button("Remove", variant="stop", elem_id="rag-remove-button")
+                        refresh_button = gr.Button("Refresh list", size="sm", elem_id="rag-refresh")
+
+        chat_events: dict[str, Any] = {
+            "fn": respond,
+            "inputs": [question, chatbot],
+            "outputs": [chatbot, question],
+            "api_visibility": "private",
+            "concurrency_limit": 4,
+            "concurrency_id": "chat",
+        }
+        question.submit(**chat_events)
+        ask_button.click(**chat_events)
+        chatbot.example_select(use_example, None, question, api_visibility="private", queue=False).then(**chat_events)
+        clear_button.click(lambda: ([], ""), None, [chatbot, question], api_visibility="private", queue=False)
+
+        listing_outputs = [table_box, stats_box, remove_choice]
+        files.upload(
+            upload,
+            [files],
+            [report_json, status_box, table_box, stats_box, remove_choice, files],
+            api_name="upload",
+            api_description="Add files to the index; returns what was stored, refused and indexed.",
+            concurrency_limit=1,
+            concurrency_id="library",
+        )
+        remove_button.click(
+            remove,
+            [remove_choice],
+            [status_box, table_box, stats_box, remove_choice],
+            api_name="remove",
+            api_description="Remove one indexed file by its source name.",
+            concurrency_limit=1,
+            concurrency_id="library",
+        )
+        refresh_button.click(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
+        documents_tab.select(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
+        app.load(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
+
+        gr.api(ask, api_name="ask", concurrency_limit=4, concurrency_id="api-ask")
+        gr.api(list_sources, api_name="sources", concurrency_limit=None)
+    return app
+
+
+def _upload_folder() -> Path:
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def _drop_upload(path: Path) -> None:
+    """Delete Gradio's temporary copy of an upload (never anything outside its upload folder)."""
+    try:
+        resolved = Path(path).resolve()
+        if _upload_folder() not in resolved.parents:
+            return
+        resolved.unlink(missing_ok=True)
+        if resolved.parent != _upload_folder() and not any(resolved.parent.iterdir()):
+            resolved.parent.rmdir()
+    except OSError:
+        return
+
+
+def auth_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``(user, password)`` from ``RAG_UI_USER`` / ``RAG_UI_PASSWORD``, or None when neither is set."""
+    environ = os.environ if environ is None else environ
+    user = environ.get("RAG_UI_USER", "")
+    password = environ.get("RAG_UI_PASSWORD", "")
+    if not user and not password:
+        return None
+    if not user or not password:
+        raise ConfigError("set both RAG_UI_USER and RAG_UI_PASSWORD to require a login, or neither")
+    return user, password
+
+
+def launch(
+    assistant: Assistant,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    auth: tuple[str, str] | None = None,
+    block: bool = True,
+    quiet: bool = True,
+    **options: Any,
+) -> tuple[gr.Blocks, str]:
+    """Build the app over ``assistant`` and start serving it; returns the app and its URL.
+
+    ``block=False`` returns at once (the server runs in a thread; stop it with ``app.close()``).
+    Safe defaults: analytics off, no extra served paths (and the index directory blocked), the upload
+    limit of the settings, no server-side rendering, no monitoring or MCP endpoints. ``options`` go to
+    :func:`build_app`.
+    """
+    app = build_app(assistant, **options)
+    max_mb = float(options.get("upload_max_mb") or assistant.settings.upload_max_mb)
+    try:
+        _, url, _ = app.launch(
+            server_name=host,
+            server_port=int(port),
+            prevent_thread_lock=True,
+            auth=auth,
+            max_file_size=int(max_mb * 1e6),
+            blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
+            share=False,
+            inbrowser=False,
+            quiet=quiet,
+            show_error=False,
+            ssr_mode=False,
+            mcp_server=False,
+            enable_monitoring=False,
+            run_history=False,
+            footer_links=["api"],
+            css=CSS,
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {host}:{port}: the port is in use or the address is not available; "
+            "pass another --port or --host"
+        ) from exc
+    if block:
+        try:
+            app.block_thread()
+        finally:
+            app.close()
+    return app, str(url)
+
+
+def serve(
+    assistant: Assistant,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    announce: Any = print,
+) -> None:
+    """``rag serve``: load the model and index, print the URL, serve until interrupted."""
+    auth = auth_from_env()
+    try:
+        stats = assistant.stats()
+        summary = f"{stats['documents']} file(s), {stats['chunks']} chunks in {assistant.index_dir}"
+    except IndexNotFoundError:
+        summary = f"no index yet at {assistant.index_dir}: upload documents in the Documents tab"
+    assistant.embedder.encode_query("warm-up")  # load the model now, not on the first question
+
+    app, url = launch(assistant, host, port, auth=auth, block=False)
+    announce(f"rag: web chat at {url} ({summary}); Ctrl-C to stop")
+    if host not in {"127.0.0.1", "localhost", "::1"} and auth is None:
+        announce("rag: warning: reachable beyond this machine without a login; set RAG_UI_USER and RAG_UI_PASSWORD")
+    try:
+        app.block_thread()
+    finally:
+        app.close()

@@ -1,0 +1,253 @@
+"""The documents uploaded through the web chat: a folder inside the index directory, indexed as one folder.
+
+Uploads are copied into ``<index>/documents/`` under a sanitised, unique name and the folder is indexed
+with :meth:`rag.Assistant.index`, so removing a file there (or through :meth:`DocumentLibrary.remove`)
+keeps the index consistent. A file that cannot be indexed is reported with its reason and its copy is
+dropped again; the rest of the batch and the existing documents are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import threading
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag import Assistant, DocumentRecord, IndexNotFoundError, IndexReport
+
+#: File types the web chat accepts (the ones the assistant can read).
+UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+
+FOLDER_NAME = "documents"
+_MAX_STEM = 100
+_UNSAFE = re.compile(r"[^\w.-]+")
+_RUNS = re.compile(r"_{2,}")
+
+
+def safe_name(name: str) -> str:
+    """A file name that is safe to create in the documents folder.
+
+    Keeps only the last path component (``/`` and ``\\`` both count), letters, digits, ``_``, ``-`` and
+    ``.``; no leading dots or dashes; a lower-case extension; at most 100 characters before it.
+    """
+    base = re.split(r"[\\/]", str(name))[-1]
+    base = unicodedata.normalize("NFKC", base)
+    base = "".join(ch for ch in base if ch.isprintable())
+    base = _RUNS.sub("_", _UNSAFE.sub("_", base)).strip("._- ")
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem = stem.strip("._- ")[:_MAX_STEM].rstrip("._- ") or "document"
+    ext = ext.lower()
+    return f"{stem}.{ext}" if ext else stem
+
+
+@dataclass
+class UploadResult:
+    """What one upload did: the files stored, the ones refused (with reasons) and the index report."""
+
+    stored: list[tuple[str, str]] = field(default_factory=list)  # (original name, stored name)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)  # already present with the same bytes
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (original name, reason)
+    report: IndexReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (file names only: no server paths)."""
+        report = None
+        if self.report is not None:
+            report = self.report.to_dict()
+            for key, items in (("failed", self.report.failed), ("skipped", self.report.skipped)):
+                report[key] = [{"name": Path(p).name, "reason": r} for p, r in items]
+        return {
+            "stored": [{"name": o, "stored_as": s} for o, s in self.stored],
+            "unchanged": [{"name": o, "stored_as": s} for o, s in self.unchanged],
+            "rejected": [{"name": o, "reason": r} for o, r in self.rejected],
+            "report": report,
+        }
+
+    def lines(self) -> list[tuple[str, str]]:
+        """One ``(kind, text)`` per file for people: kind is ok, same or error."""
+        out = []
+        for original, stored in self.stored:
+            renamed = f" (stored as {stored})" if stored != original else ""
+            out.append(("ok", f"{original}: indexed{renamed}"))
+        for original, stored in self.unchanged:
+            out.append(("same", f"{original}: already indexed as {stored}, unchanged"))
+        for original, reason in self.rejected:
+            out.append(("error", f"{original}: not added: {reason}"))
+        return out
+
+
+class DocumentLibrary:
+    """Add uploaded files to an assistant's index and remove them again.
+
+    ``max_bytes`` limits each upload. One change at a time (a lock); questions are never blocked.
+    """
+
+    def __init__(self, assistant: Assistant, max_bytes: int) -> None:
+        self.assistant = assistant
+        self.max_bytes = int(max_bytes)
+        self.folder = Path(assistant.index_dir) / FOLDER_NAME
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ reading
+
+    def records(self) -> list[DocumentRecord]:
+        """Every indexed document (empty when there is no index yet)."""
+        try:
+            return self.assistant.sources()
+        except IndexNotFoundError:
+            return []
+
+    def stats(self) -> dict[str, Any] | None:
+        """Index statistics, or None when there is no index yet."""
+        try:
+            return self.assistant.stats()
+        except IndexNotFoundError:
+            return None
+
+    def uploaded(self, records: Sequence[DocumentRecord] | None = None) -> list[str]:
+        """Source names of the indexed documents that live in the documents folder."""
+        root = str(self.folder.resolve())
+        return [r.source for r in (self.records() if records is None else records) if r.root == root]
+
+    # ------------------------------------------------------------ changing
+
+    def add(
+        self,
+        paths: Sequence[str | Path],
+        names: Sequence[str] | None = None,
+        progress: bool = False,
+        on_copied: Callable[[Path], None] | None = None,
+    ) -> UploadResult:
+        """Copy ``paths`` into the documents folder (as ``names``, sanitised) and index them.
+
+        ``on_copied(path)`` is called for each source file once it has been copied (or refused), e.g.
+        to delete an upload's temporary copy. Raises :class:`rag.RagError` only when the index itself
+        cannot be written; the copies made by this call are then removed again.
+        """
+        names = [Path(p).name for p in paths] if names is None else list(names)
+        result = UploadResult()
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            taken = {p.name.casefold() for p in self.folder.iterdir()}
+            taken |= {r.source.casefold() for r in self.records()}
+            copies: list[tuple[str, Path]] = []
+            try:
+                for path, original in zip(paths, names, strict=True):
+                    try:
+                        outcome = self._store(Path(path), original, taken)
+                    finally:
+                        if on_copied is not None:
+                            on_copied(Path(path))
+                    if isinstance(outcome, Path):
+                        copies.append((original, outcome))
+                    elif outcome[0] == "same":
+                        result.unchanged.append((original, outcome[1]))
+                    else:
+                        result.rejected.append((original, outcome[1]))
+                if not copies:
+                    return result
+                result.report = self.assistant.index([self.folder], progress=progress)
+            except BaseException:
+                for _, copy in copies:
+                    with contextlib.suppress(OSError):
+                        copy.unlink()
+                raise
+            failed = {str(Path(p).resolve()): reason for p, reason in result.report.failed}
+            for original, copy in copies:
+                reason = failed.get(str(copy.resolve()))
+                if reason is None:
+                    result.stored.append((original, copy.name))
+                else:
+                    with contextlib.suppress(OSError):
+                        copy.unlink()
+                    result.rejected.append((original, reason))
+        return result
+
+    def _store(self, path: Path, original: str, taken: set[str]) -> Path | tuple[str, str]:
+        """Copy one file in; returns its new path, ("same", name) or ("error", reason)."""
+        name = safe_name(original)
+        suffix = Path(name).suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            kinds = " ".join(UPLOAD_SUFFIXES)
+            return ("error", f"unsupported file type '{suffix or '(none)'}' (supported: {kinds})")
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            return ("error", f"cannot read the upload: {exc.strerror or exc}")
+        if size > self.max_bytes:
+            return (
+                "error",
+                f"the file is {size / 1e6:.1f} MB; the upload limit is {self.max_bytes / 1e6:g} MB "
+                "(setting RAG_UPLOAD_MAX_MB)",
+            )
+        existing = self.folder / name
+        if name.casefold() in taken and existing.is_file() and _same_bytes(existing, path):
+            return ("same", name)
+        name = _unique(name, taken)
+        target = self.folder / name
+        partial = self.folder / f".upload-{uuid.uuid4().hex}.part"
+        try:
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            return ("error", f"cannot store the upload: {exc.strerror or exc}")
+        taken.add(name.casefold())
+        return target
+
+    def remove(self, source: str) -> bool:
+        """Drop ``source`` from the index; an uploaded file is also deleted from the documents folder."""
+        with self._lock:
+            records = {r.source: r for r in self.records()}
+            record = records.get(source)
+            if record is None:
+                return False
+            self.assistant.remove(source)
+            if record.root == str(self.folder.resolve()):
+                target = (self.folder / source).resolve()
+                if target.parent == self.folder.resolve():
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+            return True
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name.casefold() not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    number = 2
+    while True:
+        candidate = f"{stem}-{number}.{ext}" if ext else f"{stem}-{number}"
+        if candidate.casefold() not in taken:
+            return candidate
+        number += 1
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                block_a, block_b = fa.read(1 << 20), fb.read(1 << 20)
+                if block_a != block_b:
+                    return False
+                if not block_a:
+                    return True
+    except OSError:
+        return False
+
+
+__all__ = ["FOLDER_NAME", "UPLOAD_SUFFIXES", "DocumentLibrary", "UploadResult", "safe_name"]
