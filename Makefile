@@ -58,5 +58,10 @@ lint: install-test
 	$(BIN)/ruff check rag ui tests
 	$(BIN)/mypy
 
+# Speed against the standard recipe on squad-dev, then the vector index at 1M synthetic vectors.
+bench: install-test
+	$(BIN)/python bench/index_speed.py
+	$(BIN)/python bench/vector_scale.py --n 1000000
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -287,6 +287,21 @@ _NUMBER = re.compile(
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
+#: Sentences that talk to the assistant instead of stating facts ("ignore previous instructions and
+#: answer X"): never quoted as an answer, so a document cannot steer answers about other documents.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,60}?\b(instructions?|rules?|prompts?|guidelines|"
+    r"directions?|documents?|passages?|sources?|context)\b|\bsystem prompt\b|\bnew instructions?\b|"
+    r"\byou are now\b|\bto (?:the|this) (?:ai|assistant|chatbot|language model)\b",
+    re.I,
+)
+
+
+def is_instruction(sentence: str) -> bool:
+    """Whether ``sentence`` reads as an instruction to an AI assistant (a prompt injection)."""
+    return bool(_INSTRUCTION.search(sentence))
+
+
 def answer_kind(question: str) -> str:
     """What kind of answer the question wants: person, time, number, place, or '' (anything)."""
     q = question.lower()
@@ -377,7 +392,9 @@ class ExtractiveAnswerer:
         texts: list[tuple[int, int, int, str]] = []
         for i, passage in enumerate(passages):
             for a, b in split_sentences(passage.text, passage.start):
-                texts.append((i, a, b, passage.text[a - passage.start : b - passage.start]))
+                sentence = passage.text[a - passage.start : b - passage.start]
+                if not is_instruction(sentence):
+                    texts.append((i, a, b, sentence))
         if not texts:
             return [], 0.0
         # Rarity of each question word among the candidate sentences (local IDF): a word that no

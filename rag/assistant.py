@@ -20,7 +20,7 @@ from .documents import FoundFile, discover, file_digest, load
 from .embedding import Embedder
 from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
 from .retrieval import Retriever
-from .store import Changes, DocumentRecord, FaissStore, NewChunk
+from .store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
 
 if TYPE_CHECKING:
     from .conversation import ChatSession
@@ -73,7 +73,7 @@ class Assistant:
         if index_dir is not None:
             overrides["index_dir"] = Path(index_dir)
         self.settings = base.replace(**overrides) if overrides else base
-        self.store = FaissStore(self.settings.index_dir, lock_timeout=self.settings.lock_timeout)
+        self.store: VectorStore = open_store(self.settings)
         self._write_lock = threading.Lock()
         self._checked_generation = -2
 
@@ -188,11 +188,12 @@ class Assistant:
 
     def _drop_index(self) -> None:
         self.store.close()
-        for item in self.index_dir.iterdir():
-            if item.name in {"manifest.json", "store.sqlite", "store.sqlite-wal", "store.sqlite-shm"} or (
-                item.name.startswith("vectors-") and item.suffix == ".faiss"
-            ):
-                item.unlink()
+        # The database goes first: a crash after that leaves no index (never one missing its WAL), and
+        # a WAL left behind is deleted by the next create() rather than replayed into the new database.
+        for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "manifest.json"):
+            (self.index_dir / name).unlink(missing_ok=True)
+        for item in self.index_dir.glob("vectors-*.faiss"):
+            item.unlink()
 
     def _plan(self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool) -> Changes:
         existing = {d.source: d for d in self.store.documents()}

@@ -13,6 +13,13 @@ from .documents import Document
 #: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 _NON_BLANK = re.compile(r"\S")
+#: Sections longer than this are cut into blocks (at a paragraph, line, sentence or word break) before
+#: splitting, so that a huge one-line file costs time and memory in proportion to its size.
+BLOCK_CHARS = 100_000
+#: Runs of this many characters without white space (base64, minified data) are cut by the tokenizer
+#: directly: the splitter would fall back to single characters and measure each one.
+LONG_RUN_CHARS = 1000
+_LONG_RUN = re.compile(rf"\S{{{LONG_RUN_CHARS},}}")
 
 
 def chunk_title(source: str, section: str) -> str:
@@ -53,6 +60,8 @@ class Chunker:
         self.budget = max(8, min(chunk_tokens, max_tokens - 2))  # [CLS] and [SEP] take two places
         self.overlap = min(overlap, self.budget // 2)
         self.max_tokens = max_tokens
+        #: Longest chunk cut from a run without white space (a run of 1000 letters is one [UNK] piece).
+        self.max_run_chars = 8 * self.budget
         self._splitter: Callable[[str], list[str]] | None = None
 
     def _split(self, text: str) -> list[str]:
@@ -92,10 +101,57 @@ class Chunker:
         chunks: list[Chunk] = []
         bounds = sorted({0, len(text), *(s.start for s in document.sections if 0 < s.start < len(text))})
         for lo, hi in pairwise(bounds):
-            for a, b in self._segment_spans(text[lo:hi]):
+            for a, b in self._section_spans(text[lo:hi]):
                 for x, y in self._enforce_limit(text, lo + a, lo + b):
                     chunks.append(Chunk(text[x:y], x, y, document.section_at(x)))
         return chunks
+
+    def _section_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of one section: block by block, long runs without white space cut by the tokenizer."""
+        spans: list[tuple[int, int]] = []
+        for lo, hi in _blocks(text, BLOCK_CHARS):
+            pos = lo
+            for run in _LONG_RUN.finditer(text, lo, hi):
+                spans += [(pos + a, pos + b) for a, b in self._segment_spans(text[pos : run.start()])]
+                spans += self._run_spans(text, run.start(), run.end())
+                pos = run.end()
+            spans += [(pos + a, pos + b) for a, b in self._segment_spans(text[pos:hi])]
+        return spans
+
+    def _run_spans(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Consecutive spans over ``text[start:end]`` (no white space in it) of at most ``budget`` word pieces
+        and ``max_run_chars`` characters, cut at word-piece ends; the text is tokenized window by window."""
+        spans: list[tuple[int, int]] = []
+        limit = self.max_run_chars
+        pos = start
+        while pos < end:
+            stop = min(end, pos + 4 * limit)
+            usable = stop if stop == end else stop - limit // 2  # the window may cut the last word short
+            first, last, pieces = pos, pos, 0
+            for _, piece_end in self.tokenizer.spans(text[pos:stop]):
+                piece_end += pos
+                if piece_end > usable:
+                    break
+                if pieces == self.budget or piece_end - first > limit:
+                    if last > first:
+                        spans.append((first, last))
+                        first, pieces = last, 0
+                    while piece_end - first > limit:  # one piece longer than a chunk (an [UNK] run)
+                        spans.append((first, first + limit))
+                        first += limit
+                last, pieces = piece_end, pieces + 1
+            if stop == end:
+                last = end  # characters after the last piece (dropped by the tokenizer's normaliser)
+                while last - first > limit:
+                    spans.append((first, first + limit))
+                    first += limit
+                spans.append((first, last))
+                break
+            if first == pos:  # nothing cut in this window (no pieces): cut by characters
+                first = min(usable, pos + limit)
+                spans.append((pos, first))
+            pos = first  # the chunk in progress starts the next window
+        return [(a, b) for a, b in spans if a < b]
 
     def _segment_spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) of each splitter piece of ``text``, located exactly and in order."""
@@ -147,3 +203,21 @@ class Chunker:
             if a < b:
                 out.append((a, b))
         return out
+
+
+def _blocks(text: str, size: int) -> list[tuple[int, int]]:
+    """``text`` cut into pieces of at most ``size`` characters, at the strongest break in each piece's second half."""
+    blocks: list[tuple[int, int]] = []
+    pos = 0
+    while len(text) - pos > size:
+        limit = pos + size
+        cut = limit  # no break at all: a run without white space, cut anywhere
+        for separator in ("\n\n", "\n", ". ", " "):
+            found = text.rfind(separator, pos + size // 2, limit)
+            if found >= 0:
+                cut = found + len(separator)
+                break
+        blocks.append((pos, cut))
+        pos = cut
+    blocks.append((pos, len(text)))
+    return blocks

@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rag`` command."""
     common = _Parser(add_help=False)
     common.add_argument("--index", metavar="DIR", help="index directory (default: RAG_INDEX_DIR or ./index)")
+    common.add_argument(
+        "--store",
+        metavar="URI",
+        help="where the vectors live (RAG_VECTOR_STORE): empty for FAISS in the index directory, "
+        "milvus://HOST:19530/COLLECTION or milvus-lite:///PATH/FILE.db",
+    )
     llm = _Parser(add_help=False)
     llm.add_argument(
         "--llm-url", metavar="URL", help="OpenAI-compatible server for generated answers (RAG_LLM_BASE_URL)"
@@ -59,6 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refusal", action="store_true", help="also index half the documents and check refusals")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    p = sub.add_parser("migrate", help="copy a FAISS index into Milvus, vectors included (nothing is embedded)")
+    p.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="a FAISS index (left as it is); repeat to merge shards indexed in parallel",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URI",
+        help="milvus://HOST:19530/COLLECTION or milvus-lite:///PATH/FILE.db",
+    )
+    p.add_argument("--index", metavar="DIR", help="new folder for the migrated index's documents, text and BM25")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
     p = sub.add_parser("serve", parents=[common], help="start the web chat in the browser")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
@@ -68,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _show_notices()
     try:
         return int(_COMMANDS[args.command](args) or 0)
     except rag.RagError as exc:
@@ -78,6 +104,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a disk or file-system problem (full disk, a file where a folder should be...)
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show_notices() -> None:
+    """Print the library's notices (e.g. "waiting for another writer") as ``rag: ...`` lines on stderr."""
+    import logging
+
+    logger = logging.getLogger("rag")
+    if not any(getattr(h, "rag_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rag: %(message)s"))
+        handler.rag_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assistant:
@@ -87,6 +130,7 @@ def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assi
         "llm_base_url": getattr(args, "llm_url", None),
         "llm_model": getattr(args, "llm_model", None),
         "llm_api_key": getattr(args, "llm_key", None),
+        "vector_store": getattr(args, "store", None),
     }
     assistant = rag.Assistant(index_dir=args.index, **llm) if args.index else rag.Assistant(**llm)
     corpus = default_corpus_dir()
@@ -237,6 +281,34 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .milvus_store import migrate
+    from .store_uri import parse_store_uri
+
+    target = parse_store_uri(args.target)
+    if target is None:
+        raise rag.InputError(
+            f"--to must name a Milvus store (milvus://HOST:19530/COLLECTION or milvus-lite:///PATH/FILE.db), "
+            f"got {args.target!r}"
+        )
+    settings = rag.Settings.from_env(index_dir=args.index)
+    quiet = args.json or not sys.stderr.isatty()
+    with tqdm(desc="Copying", unit="chunk", disable=quiet, file=sys.stderr) as bar:
+        sources = [Path(source) for source in args.sources]
+        report = migrate(sources, target, settings.index_dir, settings.lock_timeout, progress=bar.update)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"copied {report['documents']} document(s), {report['chunks']} chunks from {', '.join(report['from'])} to "
+            f"{report['to']} in {report['seconds']:.1f} s; use it with --index {report['index']} "
+            f"--store {args.target} (or RAG_VECTOR_STORE)"
+        )
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise rag.InputError(f"--port must be from 1 to 65535, got {args.port}")
@@ -255,6 +327,7 @@ _COMMANDS = {
     "sources": _sources,
     "remove": _remove,
     "eval": _eval,
+    "migrate": _migrate,
     "serve": _serve,
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import ConfigError
+from .store_uri import parse_store_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +84,9 @@ class Settings:
     llm_api_key: str = field(default="", repr=False)
     #: Seconds to wait for the language model: to connect, for the first token and between tokens.
     llm_timeout: float = 60.0
+    #: Where the vectors live: empty for FAISS files in the index directory, ``milvus://HOST:19530/COLLECTION``
+    #: for a Milvus server, ``milvus-lite:///ABS/PATH/FILE.db`` for Milvus Lite (see :mod:`rag.store_uri`).
+    vector_store: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
@@ -109,6 +113,7 @@ class Settings:
         if float(self.upload_max_mb) <= 0:
             raise ConfigError(f"upload_max_mb must be > 0, got {self.upload_max_mb!r}: set RAG_UPLOAD_MAX_MB")
         _check_llm(self)
+        parse_store_uri(self.vector_store)
         if self.model and not Path(self.model).expanduser().is_dir():
             raise ConfigError(
                 f"model folder {self.model!r} does not exist: set RAG_MODEL to a sentence-transformers "

@@ -35,6 +35,7 @@ _REFERENCE = re.compile(
 _CONTINUATION = re.compile(r"^\s*(and|but|also|so|what about|how about|and what|what else)\b", re.I)
 _QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
 _MARKERS = re.compile(r"\s*\[\d+\]")
+_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+")
 _WORDS = re.compile(r"[A-Za-z0-9][\w'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
@@ -48,8 +49,12 @@ class Turn:
 
 
 def is_follow_up(question: str) -> bool:
-    """Whether ``question`` seems to lean on an earlier turn (a pronoun, a continuation, or few words)."""
-    return bool(_REFERENCE.search(question) or _CONTINUATION.search(question)) or len(content_words(question)) <= 2
+    """Whether ``question`` seems to lean on an earlier turn: a pronoun, a continuation, or a short
+    question that names nothing of its own (no proper noun after the first word, no number)."""
+    if _REFERENCE.search(question) or _CONTINUATION.search(question):
+        return True
+    names_something = bool(_NAME.search(question) or re.search(r"\d", question))
+    return len(content_words(question)) <= 2 and not names_something
 
 
 def _key_terms(text: str) -> list[str]:

@@ -139,8 +139,126 @@ class Embedder:
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
-        """Vector of one query, shape (dimension,)."""
+        """Vector of one query, shape (dimension,).
+
+        For plain BERT mean-pooling models (the packaged one) a NumPy forward pass is used: it needs
+        neither torch nor sentence-transformers, so a fresh process answers in well under a second,
+        and it matches the torch vectors to a cosine above 0.9999 (tested).
+        """
+        if self._model is None and self.numpy_encoder is not None:
+            return self.numpy_encoder.encode(text)
         return self.encode([text])[0]
+
+    @cached_property
+    def numpy_encoder(self) -> NumpyBert | None:
+        """The NumPy query encoder, or None when the model is not a plain BERT mean-pooling model."""
+        return NumpyBert.load(self.model_path, self.max_tokens)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Error function (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7)."""
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+class NumpyBert:
+    """A BERT encoder with mean pooling and normalisation, in NumPy, for one text at a time.
+
+    Reads the same ``model.safetensors`` and ``tokenizer.json`` as sentence-transformers.
+    """
+
+    def __init__(self, weights: dict[str, np.ndarray], config: dict[str, Any], tokenizer: Any) -> None:
+        self.w = weights
+        self.layers = int(config["num_hidden_layers"])
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, path: Path, max_tokens: int) -> NumpyBert | None:
+        """Load ``path`` if it holds a plain BERT mean-pooling, normalising model; else None."""
+        try:
+            config = json.loads((path / "config.json").read_text())
+            modules = [m.get("type", "") for m in json.loads((path / "modules.json").read_text())]
+            pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        plain = (
+            config.get("model_type") == "bert"
+            and config.get("hidden_act") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and modules
+            == [
+                "sentence_transformers.models.Transformer",
+                "sentence_transformers.models.Pooling",
+                "sentence_transformers.models.Normalize",
+            ]
+            and pooling.get("pooling_mode_mean_tokens")
+            and not any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens"))
+            and (path / "model.safetensors").is_file()
+            and (path / "tokenizer.json").is_file()
+        )
+        if not plain:
+            return None
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        weights = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        for name in [k for k in weights if k.startswith("encoder.") and k.endswith(".weight") and weights[k].ndim == 2]:
+            weights[name[: -len("weight")] + "weight_t"] = np.ascontiguousarray(weights.pop(name).T)
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_tokens)
+        return cls(weights, config, tokenizer)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The normalised mean-pooled embedding of ``text``."""
+        w = self.w
+        ids = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
+        n = len(ids)
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        size = x.shape[1]
+        head = size // self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
+                return h @ w[p + name + ".weight_t"] + w[p + name + ".bias"]
+
+            q = dense(x, "attention.self.query").reshape(n, self.heads, head).transpose(1, 0, 2)
+            k = dense(x, "attention.self.key").reshape(n, self.heads, head).transpose(1, 0, 2)
+            v = dense(x, "attention.self.value").reshape(n, self.heads, head).transpose(1, 0, 2)
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(head)
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v).transpose(1, 0, 2).reshape(n, size)
+            x = _layer_norm(
+                x + dense(context, "attention.output.dense"),
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+                self.eps,
+            )
+            h = dense(x, "intermediate.dense")
+            h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))
+            x = _layer_norm(
+                x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps
+            )
+        pooled = x.mean(0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
 
 def cpu_supports_bf16() -> bool:

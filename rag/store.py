@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -25,12 +26,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .chunking import chunk_title
 from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -161,6 +165,18 @@ class VectorStore(Protocol):
     def stats(self) -> dict[str, Any]:
         """Counts and settings for display."""
 
+    def generation(self) -> int:
+        """Number of the last committed change."""
+
+    def document_chunks(self, source: str) -> list[ChunkRecord]:
+        """All chunks of one document, in order."""
+
+    def writer(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the index's write lock while applying changes."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
@@ -187,7 +203,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class FaissStore:
-    """The default store: SQLite (truth) plus a FAISS inner-product index (derived, per generation)."""
+    """The default store: SQLite (truth) plus a FAISS inner-product index (derived, per generation).
+
+    Other engines reuse its SQLite half (documents, chunk text, BM25, lock, manifest) by overriding the
+    vector hooks: ``_vector_blob``, ``_stage_vectors``, ``_update_vectors``, ``_store_meta``,
+    ``_manifest_fields`` and the vector reads (see :class:`rag.milvus_store.MilvusStore`).
+    """
+
+    #: Recorded as ``vector_store`` in the index's metadata (absent means FAISS); opening it as another kind is refused.
+    KIND = "faiss"
 
     def __init__(self, directory: Path, lock_timeout: float = 600.0) -> None:
         self.directory = Path(directory)
@@ -249,6 +273,7 @@ class FaissStore:
             conn.executescript(_SCHEMA)
             conn.execute("BEGIN")
             meta = {"schema": SCHEMA_VERSION, "config": config, "generation": 0, "created_at": time.time()}
+            meta |= self._store_meta()
             conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()]
             )
@@ -257,6 +282,9 @@ class FaissStore:
             conn.close()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        for suffix in ("-wal", "-shm", "-journal"):  # left by a deleted database: SQLite would replay them
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / f"{DATABASE}{suffix}").unlink()
         os.replace(tmp, self.database)
         _fsync_dir(self.directory)
         self._write_manifest()
@@ -273,7 +301,13 @@ class FaissStore:
                 f"the index at {self.directory} has storage schema {meta.get('schema')}, this version reads "
                 f"{SCHEMA_VERSION}: rebuild it with 'rag index PATH --index {self.directory} --rebuild'"
             )
+        if meta.get("vector_store", "faiss") != self.KIND:
+            raise IndexMismatchError(_other_store(self.directory, meta))
         return dict(meta["config"])
+
+    def _store_meta(self) -> dict[str, Any]:
+        """Extra metadata recorded when the index is created (FAISS: none)."""
+        return {}
 
     def generation(self) -> int:
         """Number of the last committed change."""
@@ -359,13 +393,23 @@ class FaissStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.directory / ".lock"))
         try:
-            lock.acquire(timeout=self.lock_timeout)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                if self.lock_timeout > 0:
+                    _log.warning(
+                        "another process is writing to the index at %s: waiting up to %.0f s for it (RAG_LOCK_TIMEOUT)",
+                        self.directory,
+                        self.lock_timeout,
+                    )
+                lock.acquire(timeout=self.lock_timeout)
         except Timeout:
             raise IndexLockedError(
                 f"another process is writing to the index at {self.directory} and did not finish within "
                 f"{self.lock_timeout:.0f} s: wait for it, or raise RAG_LOCK_TIMEOUT"
             ) from None
         try:
+            _remove_leftovers(self.directory)
             yield
         finally:
             lock.release()
@@ -373,6 +417,8 @@ class FaissStore:
     def apply(self, changes: Changes) -> None:
         """Apply ``changes`` in one transaction, then write the FAISS index for the new generation."""
         if not changes:
+            if read_manifest(self.directory) is None:
+                self._write_manifest()  # derived from SQLite: restore it if it was deleted or damaged
             return
         now = time.time()
         removed_ids: list[int] = []
@@ -380,6 +426,7 @@ class FaissStore:
         with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                next_id = _next_chunk_id(conn)  # before deleting: chunk ids are never reused
                 doomed = list(changes.removals) + [record.source for record, _ in changes.upserts]
                 for source in doomed:
                     ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE source=?", (source,))]
@@ -399,10 +446,12 @@ class FaissStore:
                     )
                     for order, chunk in enumerate(new_chunks):
                         vector = np.ascontiguousarray(chunk.vector, dtype=np.float32)
-                        cursor = conn.execute(
-                            'INSERT INTO chunks(source, ord, hash, start, "end", section, text, vector) '
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        chunk_id, next_id = next_id, next_id + 1
+                        conn.execute(
+                            'INSERT INTO chunks(id, source, ord, hash, start, "end", section, text, vector) '
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (
+                                chunk_id,
                                 record.source,
                                 order,
                                 chunk.hash,
@@ -410,10 +459,9 @@ class FaissStore:
                                 chunk.end,
                                 chunk.section,
                                 chunk.text,
-                                vector.tobytes(),
+                                self._vector_blob(vector),
                             ),
                         )
-                        chunk_id = int(cursor.lastrowid or 0)
                         conn.execute(
                             "INSERT INTO chunks_fts(rowid, title, text) VALUES (?, ?, ?)",
                             (chunk_id, chunk_title(record.source, chunk.section), chunk.text),
@@ -430,9 +478,11 @@ class FaissStore:
                 only_touches = not changes.upserts and not changes.removals
                 new_generation = generation if only_touches else generation + 1
                 conn.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?), ('updated_at', ?)",
-                    (json.dumps(new_generation), json.dumps(now)),
+                    "INSERT OR REPLACE INTO meta(key, value) "
+                    "VALUES ('generation', ?), ('updated_at', ?), ('next_id', ?)",
+                    (json.dumps(new_generation), json.dumps(now), json.dumps(next_id)),
                 )
+                self._stage_vectors(conn, removed_ids, added)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -441,6 +491,13 @@ class FaissStore:
             self._update_vectors(generation, new_generation, removed_ids, added)
         self._write_manifest()
 
+    def _vector_blob(self, vector: np.ndarray) -> bytes:
+        """What the chunks table keeps of a vector (FAISS: all of it; engines holding them elsewhere: b"")."""
+        return vector.tobytes()
+
+    def _stage_vectors(self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+        """Called inside the transaction just before it commits (FAISS: nothing; it updates after the commit)."""
+
     def _update_vectors(self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]]) -> None:
         import faiss
 
@@ -448,6 +505,8 @@ class FaissStore:
         index = faiss.clone_index(self._index) if self._index is not None and self._index_generation == old else None
         if index is None and self._faiss_path(old).is_file():
             index = self._read_faiss(old)
+        if index is not None and needs_rebuild(index, index.ntotal - len(removed_ids) + len(added)):
+            index = None  # grown past the structure it was built for: rebuild with the right one
         if index is None:
             index = self._rebuild_faiss()
         else:
@@ -456,6 +515,9 @@ class FaissStore:
             if added:
                 ids = np.asarray([i for i, _ in added], dtype=np.int64)
                 index.add_with_ids(np.stack([v for _, v in added]), ids)
+            with self._db() as conn:
+                if not self._matches(conn, index):  # the old file was damaged or foreign
+                    index = self._rebuild_faiss()
         data = faiss.serialize_index(index).tobytes()
         atomic_write(self._faiss_path(new), data)
         self._index, self._index_generation = index, new
@@ -473,8 +535,7 @@ class FaissStore:
             "format": "rag-index",
             "schema": meta.get("schema"),
             **meta.get("config", {}),
-            "vector_store": "faiss",
-            "faiss_index": "IndexIDMap2(IndexFlatIP)",
+            **self._manifest_fields(),
             "generation": meta.get("generation", 0),
             "documents": documents,
             "chunks": chunks,
@@ -482,6 +543,12 @@ class FaissStore:
             "updated_at": meta.get("updated_at"),
         }
         atomic_write(self.directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+    def _manifest_fields(self) -> dict[str, Any]:
+        return {
+            "vector_store": "faiss",
+            "faiss_index": describe_index(self._index) if self._index is not None else None,
+        }
 
     # ------------------------------------------------------------ searching
 
@@ -498,31 +565,49 @@ class FaissStore:
             return None
 
     def _rebuild_faiss(self) -> Any:
-        import faiss
-
+        """Build the vector index from the vectors in SQLite, streaming them in batches."""
         dimension = int(self.config()["dimension"])
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         with self._db() as conn:
-            rows = conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
-        if rows:
-            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-            index.add_with_ids(vectors, ids)
+            count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            training = None
+            if count >= EXACT_LIMIT:
+                step = max(1, count // (TRAIN_PER_LIST * ivf_lists(count)))
+                rows = conn.execute("SELECT vector FROM chunks WHERE id % ? = 0", (step,)).fetchall()
+                training = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, dimension)
+            index = new_vector_index(dimension, count, training)
+            cursor = conn.execute("SELECT id, vector FROM chunks ORDER BY id")
+            while rows := cursor.fetchmany(50_000):
+                ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+                index.add_with_ids(vectors, ids)
         return index
 
     def vector_index(self) -> Any:
-        """The FAISS index of the current generation (loaded once, reloaded after a commit)."""
-        generation = self.generation()
-        if self._index is None or self._index_generation != generation:
-            index = self._read_faiss(generation)
-            if index is None:
-                index = self._rebuild_faiss()
-                with contextlib.suppress(OSError):
-                    import faiss
+        """The FAISS index of the current generation (loaded once, reloaded after a commit).
 
-                    atomic_write(self._faiss_path(generation), faiss.serialize_index(index).tobytes())
-            self._index, self._index_generation = index, generation
+        A missing, damaged or foreign file (wrong count or dimension) is rebuilt from SQLite.
+        """
+        with self._db() as conn:
+            conn.execute("BEGIN")  # one snapshot: the generation, its chunks and, if rebuilt, their vectors
+            try:
+                generation = self.generation()
+                if self._index is None or self._index_generation != generation:
+                    index = self._read_faiss(generation)
+                    if index is None or not self._matches(conn, index):
+                        index = self._rebuild_faiss()
+                        with contextlib.suppress(OSError):
+                            import faiss
+
+                            atomic_write(self._faiss_path(generation), faiss.serialize_index(index).tobytes())
+                    self._index, self._index_generation = index, generation
+            finally:
+                conn.execute("COMMIT")
         return self._index
+
+    def _matches(self, conn: sqlite3.Connection, index: Any) -> bool:
+        """Whether a FAISS index holds as many vectors of the index's dimension as SQLite holds chunks."""
+        count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(index.ntotal) == int(count) and int(index.d) == int(self.config()["dimension"])
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest chunk ids by inner product (cosine for normalised vectors), best first."""
@@ -530,7 +615,7 @@ class FaissStore:
         if index.ntotal == 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        scores, ids = index.search(query, min(k, index.ntotal))
+        scores, ids = _single_threaded(index.search, query, min(k, index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
@@ -559,6 +644,159 @@ class FaissStore:
 
 
 _FTS_TERM = re.compile(r"\w+")
+_log = logging.getLogger(__name__)
+#: Temporary files of atomic_write and create: ".<name>.<pid>[.<thread>].tmp" (plus SQLite's journal).
+_LEFTOVER = re.compile(r"\..+?\.(\d+)(?:\.\d+)?\.tmp(?:-journal|-wal|-shm)?")
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Delete temporary files of writers that died (killed mid-write); called with the write lock held."""
+    for item in directory.iterdir():
+        match = _LEFTOVER.fullmatch(item.name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                item.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _next_chunk_id(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()
+    top = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
+    return max(int(json.loads(row[0])) if row else 1, int(top))
+
+
+def _other_store(directory: Path, meta: dict[str, Any]) -> str:
+    kind = meta.get("vector_store", "faiss")
+    if kind == "faiss":
+        return (
+            f"the index at {directory} keeps its vectors in FAISS files: leave RAG_VECTOR_STORE (--store) empty, "
+            f"or copy it into Milvus with 'rag migrate --from {directory} --to URI --index NEW_DIR'"
+        )
+    location = (meta.get(kind) or {}).get("location", kind)
+    return f"the index at {directory} keeps its vectors in {location}: set RAG_VECTOR_STORE (or --store) to it"
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """The store ``settings.vector_store`` names for ``settings.index_dir``: FAISS unless it names Milvus."""
+    from .store_uri import parse_store_uri
+
+    target = parse_store_uri(settings.vector_store)
+    if target is None:
+        return FaissStore(settings.index_dir, lock_timeout=settings.lock_timeout)
+    from .milvus_store import MilvusStore
+
+    return MilvusStore(settings.index_dir, target, lock_timeout=settings.lock_timeout)
+
+
+def _single_threaded(call: Any, *args: Any) -> Any:
+    """Run a FAISS call on one thread: for one query, OpenMP start-up costs more than it saves, and
+    concurrent requests already keep the cores busy."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return call(*args)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+#: Below this many vectors search is exact (a flat inner-product scan); above, an IVF index.
+EXACT_LIMIT = 50_000
+#: Training vectors per IVF list.
+TRAIN_PER_LIST = 40
+#: IVF lists probed per search: measured by bench/vector_scale.py for recall@10 >= 0.95 at 1M vectors.
+IVF_PROBES = 32
+
+
+def ivf_lists(count: int) -> int:
+    """Number of IVF lists for ``count`` vectors (four times the square root, at least 256)."""
+    return max(256, int(4 * count**0.5))
+
+
+def new_vector_index(dimension: int, count: int, training: np.ndarray | None = None) -> Any:
+    """An empty FAISS index fitted to ``count`` vectors: exact below :data:`EXACT_LIMIT`, else IVF.
+
+    IVF is trained on ``training`` (a sample of the vectors). Both kinds take ids and support removal,
+    so updates stay incremental.
+    """
+    import faiss
+
+    if count < EXACT_LIMIT or training is None or len(training) < 256:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    lists = min(ivf_lists(count), len(training) // 39)
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(training, dtype=np.float32))
+    index.nprobe = IVF_PROBES
+    index.own_fields = True  # the index frees its quantizer; Python must not free it too
+    quantizer.this.disown()  # type: ignore[attr-defined]
+    return index
+
+
+def build_vector_index(vectors: np.ndarray, ids: np.ndarray, dimension: int) -> Any:
+    """A FAISS index over ``vectors`` with ``ids``, of the structure chosen for their count."""
+    count = len(vectors)
+    training = None
+    if count >= EXACT_LIMIT:
+        step = max(1, count // (TRAIN_PER_LIST * ivf_lists(count)))
+        training = vectors[::step]
+    index = new_vector_index(dimension, count, training)
+    for first in range(0, count, 100_000):
+        index.add_with_ids(vectors[first : first + 100_000], ids[first : first + 100_000])
+    return index
+
+
+def needs_rebuild(index: Any, count: int) -> bool:
+    """Whether an index holding ``count`` vectors should be rebuilt with another structure or size."""
+    import faiss
+
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return count < EXACT_LIMIT // 2 or ivf_lists(count) > 2 * inner.nlist
+    return count >= EXACT_LIMIT
+
+
+def set_search_depth(index: Any, depth: int) -> None:
+    """Lists probed per search for IVF indexes (no effect on exact ones)."""
+    import faiss
+
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = depth
+
+
+def describe_index(index: Any) -> dict[str, Any]:
+    """The structure and settings of a FAISS index, for the manifest."""
+    import faiss
+
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return {
+            "type": "IndexIVFFlat",
+            "metric": "inner product",
+            "nlist": int(inner.nlist),
+            "nprobe": int(inner.nprobe),
+            "vectors": int(inner.ntotal),
+        }
+    return {
+        "type": "IndexIDMap2(IndexFlatIP)",
+        "metric": "inner product",
+        "exact": True,
+        "vectors": int(index.ntotal),
+        "exact_limit": EXACT_LIMIT,
+    }
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:

@@ -486,6 +486,9 @@ def test_failed_rewrite_falls_back_to_carried_terms(llm: Callable[..., Assistant
 def test_follow_up_detection_and_carried_terms() -> None:
     assert is_follow_up("When will she visit?") and is_follow_up("And the date?") and is_follow_up("Why?")
     assert not is_follow_up("What are the implications for regional stability?")
+    # A short question that names something of its own stands alone (and can be refused).
+    assert not is_follow_up("What is the capital of Peru?") and not is_follow_up("Who is Takaichi?")
+    assert is_follow_up("What about 2019?") and is_follow_up("How much?")
     assert (
         carry_terms("When will she visit?", _WHO)
         == "When will she visit? (about: Prime Minister Takaichi, United States, invited)"

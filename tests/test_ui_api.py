@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from .conftest import SEED_QUESTION, SEEDS
+from .fake_openai import FakeOpenAI, Reply, Request
+from .fake_openai import free_port as closed_port
 
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -30,6 +32,8 @@ LIGHTHOUSE = (
     "Its lamp can be seen from forty kilometres away on a clear night.\n"
 )
 LIGHTHOUSE_QUESTION = "Who painted the Hexaplume lighthouse green?"
+INVITE = "extended an invitation"  # in the seed passage that answers SEED_QUESTION
+AGENDA = "multifaceted agenda"  # in the seed passage about what a visit would include
 
 
 def free_port() -> int:
@@ -409,3 +413,215 @@ def test_rag_serve_rejects_a_bad_port() -> None:
         [sys.executable, "-m", "rag.cli", "serve", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
     assert "--host" in help_text and "--port" in help_text and "--index" in help_text
+
+
+# ---------------------------------------------------------------- generated answers (scripted server)
+
+
+def invite_answer(request: Request) -> Reply:
+    n = request.passage_number(INVITE)
+    assert n, "the answering passage was not in the prompt"
+    return Reply(f"President Donald Trump invited Prime Minister Sanae Takaichi to visit the United States [{n}].")
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=("m", "other")) as fake:
+        yield fake
+
+
+@pytest.fixture()
+def fake(llm_server: FakeOpenAI) -> FakeOpenAI:
+    """The module's scripted server, with no script, no responder and no recorded requests."""
+    llm_server.responder, llm_server.default = None, Reply("The documents say nothing more [1].")
+    llm_server.requests.clear()
+    llm_server.script()  # nothing queued
+    return llm_server
+
+
+@pytest.fixture(scope="module")
+def served_llm(seed_index: Path, llm_server: FakeOpenAI) -> Iterator[SimpleNamespace]:
+    """The app over the seed index with the scripted server as its language model (questions only)."""
+    from rag import Assistant
+    from ui.app import launch
+
+    assistant = Assistant(index_dir=seed_index, llm_base_url=llm_server.url, llm_model="m", llm_timeout=5.0)
+    app, url = launch(assistant, "127.0.0.1", free_port(), block=False, stream_delay=0)
+    client = gradio_client.Client(url, verbose=False)
+    yield SimpleNamespace(app=app, url=url, assistant=assistant, client=client)
+    app.close()
+
+
+def test_ask_returns_a_generated_answer_with_a_checked_citation(served_llm: SimpleNamespace, fake: FakeOpenAI) -> None:
+    fake.responder = invite_answer
+    data = served_llm.client.predict(SEED_QUESTION, api_name="/ask")
+    assert data["generator"] == "llm" and data["model"] == "m" and data["answered"] is True
+    assert data["answer"] == (
+        "President Donald Trump invited Prime Minister Sanae Takaichi to visit the United States [1]."
+    )
+    (citation,) = data["citations"]
+    assert citation["n"] == 1 and citation["supported"] is True and INVITE in citation["text"]
+    document = SEED_FILE.read_text(encoding="utf-8")
+    assert document[citation["start"] : citation["end"]] == citation["text"]
+    assert data["note"] is None and data["prompt_version"] and data["claims"][0]["supported"] is True
+    [request] = fake.chat_requests()
+    assert request.body["model"] == "m" and request.body["stream"] is True
+
+
+@pytest.mark.parametrize(
+    ("broken", "expect"),
+    [
+        pytest.param("http-500", ["HTTP 500", "CUDA out of memory"], id="http-500"),
+        pytest.param("unreachable", ["Cannot reach", "Connection refused"], id="unreachable"),
+    ],
+)
+def test_ask_with_a_failing_server_gives_the_extractive_answer_and_a_note(
+    served_llm: SimpleNamespace, fake: FakeOpenAI, broken: str, expect: list[str]
+) -> None:
+    settings = served_llm.assistant.settings
+    if broken == "unreachable":
+        served_llm.assistant.settings = settings.replace(llm_base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    else:
+        fake.default = Reply(status=500, error="CUDA out of memory")
+    try:
+        data = served_llm.client.predict(SEED_QUESTION, api_name="/ask")
+    finally:
+        served_llm.assistant.settings = settings
+    assert data["generator"] == "extractive" and data["answered"] is True
+    assert "Trump" in data["answer"] and data["citations"]
+    assert data["note"] and "extractive answer" in data["note"]
+    for word in expect:
+        assert word in data["note"]
+
+
+def test_model_picker_lists_the_servers_models_and_switches_the_generator(seed_index: Path, fake: FakeOpenAI) -> None:
+    from rag import Assistant
+    from ui.llm import EXTRACTIVE, FIRST_MODEL, LLMSettings
+
+    assistant = Assistant(index_dir=seed_index)
+    llm = LLMSettings(assistant)
+    view = llm.view()
+    assert view.choice == EXTRACTIVE and view.url == "" and "extractive" in view.summary
+    assert assistant.generator is None
+
+    assert llm.models(fake.url) == ["m", "other"]
+    assert llm.choices(["m", "other"]) == [EXTRACTIVE, FIRST_MODEL, "m", "other"]
+    assert llm.view().choices == [EXTRACTIVE, FIRST_MODEL, "m", "other"]
+
+    assert llm.apply(fake.url, "", "other") == ("ok", "Applied: the next question uses it.")
+    assert "generated by other" in llm.summary() and fake.url in llm.summary()
+    assert assistant.generator is not None and assistant.generator.model == "other"
+    assert assistant.settings.llm_base_url == fake.url and assistant.settings.llm_model == "other"
+    fake.responder = invite_answer
+    answer = assistant.ask(SEED_QUESTION)
+    assert answer.generator == "llm" and answer.model == "other"
+
+    kind, message = llm.apply(fake.url, "", FIRST_MODEL)
+    assert kind == "ok" and assistant.settings.llm_model == "" and llm.view().choice == FIRST_MODEL
+
+    kind, message = llm.apply(fake.url, "", EXTRACTIVE)
+    assert kind == "ok" and "extractive" in llm.summary() and assistant.generator is None
+    view = llm.view()
+    assert view.choice == EXTRACTIVE and view.url == fake.url, "the last server stays in the URL field"
+    assert assistant.ask(SEED_QUESTION).generator == "extractive"
+
+    # A model the server does not list is applied with a warning; so is a server that does not answer.
+    kind, message = llm.apply(fake.url, "", "llama-9000")
+    assert kind == "warning" and message.startswith("Applied, but: the server does not list the model 'llama-9000'")
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    kind, message = llm.apply(down, "", "m")
+    assert kind == "warning" and "Cannot reach" in message and "extractive answer" in message
+    assert assistant.settings.llm_base_url == down
+
+
+def test_model_picker_errors_are_one_clear_line(seed_index: Path) -> None:
+    from rag import Assistant, ConfigError, InputError, RagError
+    from ui.llm import LLMSettings
+
+    assistant = Assistant(index_dir=seed_index)
+    llm = LLMSettings(assistant)
+    with pytest.raises(ConfigError, match=r"must be an http\(s\) address such as http://localhost:11434/v1"):
+        llm.models("localhost:11434")
+    with pytest.raises(InputError, match="enter the server's URL first"):
+        llm.apply("  ", "", "m")
+    with pytest.raises(RagError, match="cannot reach the language model server"):
+        llm.models(f"http://127.0.0.1:{closed_port()}/v1")
+    with pytest.raises(ConfigError):
+        llm.apply("ftp://example.invalid/v1", "", "m")
+    assert assistant.settings.llm_base_url == "", "nothing was applied"
+
+
+def test_api_key_is_kept_for_its_own_server_only(seed_index: Path, fake: FakeOpenAI) -> None:
+    from rag import Assistant
+    from ui.llm import LLMSettings
+
+    assistant = Assistant(index_dir=seed_index, llm_base_url=fake.url, llm_model="m", llm_api_key="s3cret")
+    llm = LLMSettings(assistant)
+    assert llm.view().key_saved is True
+    llm.models(fake.url)  # empty key field: the saved key of this URL
+    assert fake.requests[-1].headers.get("authorization") == "Bearer s3cret"
+    llm.models(fake.url, "typed-key")
+    assert fake.requests[-1].headers.get("authorization") == "Bearer typed-key"
+    other = fake.url.replace("127.0.0.1", "localhost")
+    llm.models(other)  # another URL never gets the saved key
+    assert fake.requests[-1].headers.get("authorization") == "Bearer not-needed"
+    llm.apply(other, "", "m")
+    assert assistant.settings.llm_api_key == "" and llm.view().key_saved is False
+    llm.apply(fake.url, "", "m")
+    assert assistant.settings.llm_api_key == "s3cret"
+
+
+def test_render_shows_generator_rewritten_question_and_unsupported_citations() -> None:
+    from rag import Answer, Citation, Claim
+    from ui import render
+
+    evil = "<img src=x onerror=alert(1)>"
+    text = f"Takaichi was invited [1]. She arrives {evil} by sea [2]."
+    second = text.index("She")
+    claims = [
+        Claim(0, second - 1, "Takaichi was invited.", (1,), True, 1.0),
+        Claim(second, len(text), "She arrives by sea.", (2,), False, 0.3, ("sea",)),
+    ]
+    citations = [
+        Citation(1, "a.txt", 0, 10, "Takaichi was invited.", 0.9),
+        Citation(2, "b.txt", 0, 10, "A <b>visit</b> is planned.", 0.5, supported=False),
+    ]
+    answer = Answer(
+        "When will she visit?",
+        text,
+        True,
+        citations,
+        [],
+        generator="llm",
+        rewritten_question=f"When will Takaichi visit {evil}?",
+        note=f"1 of 2 sentence(s) are not backed <script>{evil}</script>",
+        model=f"m{evil}",
+        prompt_version="grounded-v1",
+        claims=claims,
+    )
+    html = render.answer_html(answer) + render.sources_html(answer)
+    assert "<img" not in html and "<script" not in html and "<b>visit" not in html
+    assert '<span class="rag-searched-q">When will Takaichi visit &lt;img src=x onerror=alert(1)&gt;?</span>' in html
+    assert html.index("rag-searched") < html.index('class="rag-answer"'), "the searched question comes first"
+    assert 'rag-generator-llm">Generated by <b>m&lt;img src=x onerror=alert(1)&gt;</b>' in html
+    assert "&lt;script&gt;" in html
+    # The unsupported sentence is marked in the text, its citation gets a badge, the title counts it.
+    shown = render.answer_html(answer)
+    assert shown.count('<span class="rag-unsupported-claim"') == 1
+    before, after = shown.split('<span class="rag-unsupported-claim"')
+    assert "Takaichi was invited" in before and after.split(">", 1)[1].startswith("She arrives")
+    assert html.count('class="rag-badge rag-unsupported"') == 1
+    head = html.split('data-n="2"', 1)[1].split("</div>", 1)[0]
+    assert head.count(">unsupported</span>") == 1
+    assert 'class="rag-source rag-source-unsupported" data-n="2"' in html
+    assert render.sources_title(answer) == "Sources (2) · 1 unsupported"
+
+    extractive = Answer("q", "Quoted [1].", True, citations[:1], [], model="m", note="server down")
+    assert "not generated by m" in render.generator_html(extractive)
+    assert "rag-generator-extractive" in render.generator_html(dataclasses.replace(extractive, model=None))
+    assert render.generator_html(Answer("q", "Not found.", False)) == ""
+    assert "rag-searched" not in render.answer_html(extractive)
+    streaming = render.streaming_html("Partial <i>[1", "standalone <q>")
+    assert "<i>" not in streaming and "standalone &lt;q&gt;" in streaming
+    assert "<b>" not in render.settings_status_html("error", "<b>x</b>")
+    assert "<b>x" not in render.llm_current_html("<b>x</b>")

@@ -2,8 +2,12 @@
 
 A question streams in with its ``[1]`` marker and a Sources block, a refusal looks different, a file
 uploaded in the Documents tab is answerable at once, and a document full of HTML/JS payloads renders
-as inert text. Screenshots go to ``test-artifacts/``. ``make test`` installs Chromium when it is
-missing and sets REQUIRE_BROWSER=1, so there the tests fail instead of skipping.
+as inert text. With a scripted OpenAI-compatible server (tests/fake_openai.py on 127.0.0.1): the
+Settings tab lists its models and switches to it, a generated answer streams in with its model named,
+an unsupported citation gets its badge, a follow-up shows the question it was rewritten into, and a
+failing server shows the note and the extractive answer. Screenshots go to ``test-artifacts/``.
+``make test`` installs Chromium when it is missing and sets REQUIRE_BROWSER=1, so there the tests
+fail instead of skipping.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from .conftest import ROOT, SEED_QUESTION, SEEDS
+from .fake_openai import FakeOpenAI, Reply, Request
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,7 +40,13 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT_MS = 90_000  # an upper bound for slow machines, not a timing assertion
 SEED_FILE = next(SEEDS.glob("*.txt"))
-UNANSWERABLE = "What is the capital of Peru?"
+# Standalone on purpose: in a chat, a short question ("What is the capital of Peru?") counts as a
+# follow-up and gets the previous question's terms.
+UNANSWERABLE = "What is the boiling point of liquid nitrogen in kelvin?"
+INVITE = "extended an invitation"  # in the seed passage that answers SEED_QUESTION
+AGENDA = "multifaceted agenda"  # in the seed passage about what a visit would include
+FOLLOW_UP = "When will she visit?"
+STANDALONE = "When will Prime Minister Takaichi visit the United States?"
 
 
 def _unavailable(reason: str) -> None:
@@ -100,6 +112,10 @@ def watch() -> Watch:
 @pytest.fixture()
 def page(browser: Browser, app_url: str, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh page on the app; its last state is saved as test-artifacts/final-<test>.png."""
+    yield from open_page(browser, app_url, watch, request)
+
+
+def open_page(browser: Browser, app_url: str, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
@@ -133,7 +149,7 @@ def record_streaming(page: Page) -> None:
         window.__seen = [];
         const chat = document.querySelector('#rag-chat');
         const grab = () => {
-            const answers = chat.querySelectorAll('.bot .message:not(.thought) .message-content');
+            const answers = chat.querySelectorAll('.bot .message:not(.thought) .message-content .rag-answer');
             if (answers.length) window.__seen.push(answers[answers.length - 1].innerText);
         };
         new MutationObserver(grab).observe(chat, {subtree: true, childList: true, characterData: true});
@@ -153,7 +169,8 @@ def ask(page: Page, question: str) -> None:
 
 
 def last_answer_text(page: Page) -> str:
-    return page.locator("#rag-chat .bot .message:not(.thought) .message-content").last.inner_text().strip()
+    """The text of the latest answer (without the searched question, generator line or note)."""
+    return page.locator("#rag-chat .bot .message:not(.thought) .message-content .rag-answer").last.inner_text().strip()
 
 
 def upload_in_browser(page: Page, *files: Path) -> str:
@@ -319,4 +336,163 @@ def test_a_file_can_be_removed_in_the_documents_tab(page: Page, watch: Watch, tm
     page.locator("#rag-upload-status li", has_text="kiln.txt: removed").wait_for()
     page.wait_for_function("() => !document.querySelector('#rag-documents').innerText.includes('kiln.txt')")
     assert SEED_FILE.name in page.locator("#rag-documents table").inner_text()
+    watch.assert_clean()
+
+
+# ---------------------------------------------------------------- generated answers (scripted server)
+
+
+def _invite_text(request: Request, unsupported: bool = False) -> str:
+    n = request.passage_number(INVITE)
+    assert n, "the answering passage was not in the prompt"
+    text = f"President Donald Trump invited Prime Minister Sanae Takaichi to visit the United States [{n}]."
+    agenda = request.passage_number(AGENDA)
+    if unsupported and agenda:
+        text += f" She will arrive on 4 July 2026 by sea [{agenda}]."
+    return text
+
+
+def _chat_route(request: Request) -> Reply:
+    """Rewrites follow-ups; answers the seed question with one supported and one unsupported sentence."""
+    system = request.messages[0]["content"] if request.messages else ""
+    if "standalone question" in system:
+        return Reply(STANDALONE)
+    if STANDALONE in request.prompt:
+        n = request.passage_number(AGENDA)
+        return Reply(f"A visit would likely feature high-level meetings and the signing of agreements [{n}].")
+    # Paced so that the page shows the answer growing; nothing measures the time.
+    return Reply(_invite_text(request, unsupported=True), chunk_delay=0.03)
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=("m", "other")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def llm_app(seed_index: Path, llm_server: FakeOpenAI) -> Iterator[SimpleNamespace]:
+    """The app over the seed index, extractive at first (questions only: the index is not changed)."""
+    from rag import Assistant
+    from ui.app import launch
+
+    assistant = Assistant(index_dir=seed_index, llm_timeout=10.0)
+    app, url = launch(assistant, "127.0.0.1", free_port(), block=False)
+    yield SimpleNamespace(url=url, assistant=assistant, base=assistant.settings)
+    app.close()
+
+
+@pytest.fixture()
+def llm_page(
+    browser: Browser, llm_app: SimpleNamespace, llm_server: FakeOpenAI, watch: Watch, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A fresh page on the LLM app, which starts extractive, with the scripted server reset."""
+    llm_app.assistant.settings = llm_app.base
+    llm_server.responder, llm_server.default = _chat_route, Reply("The documents say nothing more [1].")
+    llm_server.requests.clear()
+    yield from open_page(browser, llm_app.url, watch, request)
+
+
+def settings_tab(page: Page) -> None:
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#rag-llm-current .rag-llm-summary").wait_for()
+
+
+def test_settings_pick_a_model_then_answers_stream_with_badges_and_rewritten_follow_ups(
+    llm_page: Page, llm_server: FakeOpenAI, watch: Watch
+) -> None:
+    page = llm_page
+    settings_tab(page)
+    assert "extractive" in page.locator("#rag-llm-current").inner_text()
+    assert page.locator("#rag-llm-key input").get_attribute("type") == "password"
+
+    # A bad URL is one clear line, not a traceback.
+    page.fill("#rag-llm-url input", "localhost:11434")
+    page.click("#rag-llm-refresh")
+    status = page.locator("#rag-llm-status .rag-status-error")
+    status.wait_for()
+    assert "Could not list the models: the server URL must be an http(s) address" in status.inner_text()
+    assert "Traceback" not in page.content()
+
+    # The model picker lists the server's models.
+    page.fill("#rag-llm-url input", llm_server.url)
+    page.click("#rag-llm-refresh")
+    page.locator("#rag-llm-status .rag-status-ok", has_text="2 model(s)").wait_for()
+    page.locator("#rag-llm-model input").click()
+    options = [t.replace("✓", "").strip() for t in page.get_by_role("option").all_inner_texts()]
+    assert options == ["Extractive (no LLM)", "The server's first model", "m", "other"]
+    shot(page, "settings-models")
+    page.get_by_role("option", name="m", exact=True).click()
+    page.click("#rag-llm-apply")
+    page.locator("#rag-llm-current", has_text="generated by m").wait_for()
+    assert "generated by m at " + llm_server.url in page.locator("#rag-llm-current").inner_text()
+    assert "Applied" in page.locator("#rag-llm-status").inner_text()
+    shot(page, "settings-applied")
+
+    # A generated answer streams in, names its model, and flags the sentence its passage does not back.
+    page.get_by_role("tab", name="Chat").click()
+    record_streaming(page)
+    ask(page, SEED_QUESTION)
+    answer = last_answer_text(page)
+    assert answer.startswith("President Donald Trump invited Prime Minister Sanae Takaichi") and "[1]" in answer
+    assert "She will arrive on 4 July 2026 by sea [2]." in answer
+    seen = [s.strip() for s in page.evaluate("window.__seen")]
+    assert [s for s in seen if s and s != answer and answer.startswith(s)], f"no partial answer: {seen[:5]}"
+    assert "Generated by m" in page.locator("#rag-chat .rag-generator").last.inner_text()
+    claim = page.locator("#rag-chat .rag-unsupported-claim")
+    assert claim.count() == 1 and claim.inner_text().startswith("She will arrive")
+    assert "1 unsupported" in page.locator("#rag-chat .thought-group .title").last.inner_text()
+    # (The chat's sanitiser drops data-* attributes: sources are told apart by their number.)
+    cited = page.locator("#rag-chat .rag-sources").last.locator(".rag-source")
+    assert cited.count() == 2 and cited.nth(0).locator(".rag-badge").count() == 0
+    assert cited.nth(1).locator(".rag-n").inner_text() == "[2]"
+    badge = cited.nth(1).locator(".rag-badge.rag-unsupported")
+    assert badge.is_visible() and badge.inner_text().strip() == "unsupported"
+    assert "not backed" in page.locator("#rag-chat .rag-note").last.inner_text()
+    shot(page, "llm-unsupported")
+
+    # The follow-up is rewritten by the model; the page shows what was searched for.
+    ask(page, FOLLOW_UP)
+    searched = page.locator("#rag-chat .rag-searched").last
+    assert searched.inner_text().strip() == f"searched for: {STANDALONE}"
+    assert "high-level meetings" in last_answer_text(page)
+    assert "unsupported" not in page.locator("#rag-chat .thought-group .title").last.inner_text()
+    rewrite = [r for r in llm_server.chat_requests() if "stream" not in r.body]
+    assert len(rewrite) == 1 and SEED_QUESTION in rewrite[0].prompt and FOLLOW_UP in rewrite[0].prompt
+    page.locator("#rag-chat .rag-searched").last.scroll_into_view_if_needed()
+    shot(page, "llm-follow-up")
+
+    # A new chat is a new conversation: nothing to rewrite.
+    page.click("#rag-clear")
+    page.wait_for_function("() => !document.querySelector('#rag-chat .rag-sources')")
+    ask(page, FOLLOW_UP)
+    assert page.locator("#rag-chat .rag-searched").count() == 0
+    assert len([r for r in llm_server.chat_requests() if "stream" not in r.body]) == 1
+    watch.assert_clean()
+
+
+def test_a_failing_server_shows_the_note_and_the_extractive_answer(
+    llm_page: Page, llm_app: SimpleNamespace, llm_server: FakeOpenAI, watch: Watch
+) -> None:
+    page = llm_page
+    llm_app.assistant.settings = llm_app.base.replace(llm_base_url=llm_server.url, llm_model="m")
+    llm_server.responder = lambda request: Reply(status=500, error="GPU <b>melted</b> <img src=x onerror=alert(1)>")
+    ask(page, SEED_QUESTION)
+    assert "Donald Trump extended an invitation" in last_answer_text(page)
+    note = page.locator("#rag-chat .rag-note").last
+    text = note.inner_text()
+    assert "HTTP 500" in text and "GPU <b>melted</b> <img src=x onerror=alert(1)>" in text
+    assert "Showing the extractive answer instead" in text
+    assert note.locator("b, img").count() == 0
+    assert "not generated by m" in page.locator("#rag-chat .rag-generator").last.inner_text()
+    shot(page, "llm-failed")
+
+    # A stream cut off after some tokens: the page ends with the extractive answer, not the partial text.
+    page.click("#rag-clear")
+    page.wait_for_function("() => !document.querySelector('#rag-chat .rag-sources')")
+    llm_server.responder = lambda request: Reply(_invite_text(request), cut_after=4)
+    ask(page, SEED_QUESTION)
+    final = last_answer_text(page)
+    assert "Donald Trump extended an invitation" in final and "President Donald Trump invited" not in final
+    assert "cut off" in page.locator("#rag-chat .rag-note").last.inner_text()
     watch.assert_clean()

@@ -1,13 +1,15 @@
 """The Gradio web chat: a Chat tab (streamed answers with their sources), a Documents tab (upload,
-list, remove, statistics) and a stable ``/ask`` API endpoint returning the ``rag ask --json`` shape.
+list, remove, statistics), a Settings tab (language model server and model) and a stable ``/ask`` API
+endpoint returning the ``rag ask --json`` shape.
 
     from rag import Assistant
     from ui.app import serve
     serve(Assistant(index_dir="index"))          # http://127.0.0.1:7860, until Ctrl-C
 
-One :class:`rag.Assistant` serves every request: the model and the index load once per process. Chat
-messages are HTML built by :mod:`ui.render` from escaped text (Markdown rendering is off), so document
-text is always shown as text.
+One :class:`rag.Assistant` serves every request: the model and the index load once per process. Each
+browser session has its own :class:`rag.ChatSession`, so follow-up questions are rewritten into
+standalone ones before the search. Chat messages are HTML built by :mod:`ui.render` from escaped text
+(Markdown rendering is off), so document text is always shown as text.
 """
 
 import logging
@@ -23,11 +25,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
 
-from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError
+from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError, InputError, RagError
 
 from . import render
 from .examples import examples_for
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
+from .llm import LLMSettings
 
 log = logging.getLogger("ui")
 
@@ -45,6 +48,16 @@ CSS = """
 .rag-refusal-label { display: block; font-weight: 700; color: #b45309; margin-bottom: 2px; }
 .rag-refusal-text { font-style: italic; white-space: pre-wrap; }
 .rag-note { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); white-space: pre-wrap; }
+.rag-searched { margin-bottom: 6px; font-size: 0.88em; color: var(--body-text-color-subdued); }
+.rag-searched-label { font-variant: small-caps; margin-right: 2px; }
+.rag-searched-q { font-style: italic; }
+.rag-generator { margin-top: 6px; font-size: 0.82em; color: var(--body-text-color-subdued); }
+.rag-unsupported-claim { text-decoration: underline wavy #dc2626; text-decoration-thickness: 1px;
+  text-underline-offset: 3px; }
+.rag-badge { font-size: 0.8em; font-weight: 700; border-radius: 4px; padding: 0 6px; }
+.rag-unsupported { background: #fee2e2; color: #b91c1c; border: 1px solid #fca5a5; }
+.rag-source-unsupported { border-color: #fca5a5; }
+#rag-llm-current { font-size: 0.95em; padding: 4px 2px; }
 .rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.10);
   padding: 8px 12px; border-radius: 6px; white-space: pre-wrap; }
 .rag-error-label { font-weight: 700; color: #b91c1c; margin-right: 4px; }
@@ -76,6 +89,7 @@ CSS = """
 .rag-status-ok { color: #15803d; }
 .rag-status-same { color: var(--body-text-color-subdued); }
 .rag-status-error { color: #b91c1c; }
+.rag-status-warning { color: #b45309; }
 """
 
 Message = dict[str, Any]
@@ -100,21 +114,27 @@ def build_app(
 
     # ------------------------------------------------------------ chat
 
-    def respond(question: str, history: list[Message] | None) -> Iterator[tuple[list[Message], str]]:
+    def respond(
+        question: str, history: list[Message] | None, session: ChatSession | None
+    ) -> Iterator[tuple[list[Message], str, ChatSession]]:
+        # One conversation per browser session (Gradio state): follow-ups are rewritten using its turns.
+        if session is None:
+            session = assistant.chat()
         messages = list(history or [])
         text = " ".join((question or "").split())
         if not text:
             gr.Warning("Type a question about your documents first.")
-            yield messages, ""
+            yield messages, "", session
             return
         messages.append({"role": "user", "content": render.question_html(text)})
         messages.append({"role": "assistant", "content": render.pending_html()})
-        yield messages, ""
+        yield messages, "", session
         answer: Answer | None = None
         streamed = ""
+        searched: list[str] = []
         shown_at = 0.0
         try:
-            for piece in assistant.stream(text):
+            for piece in session.stream(text, on_rewrite=searched.append):
                 if isinstance(piece, str):
                     streamed += piece
                     # Pace pieces that arrive at once (the extractive answer) so people see them come in;
@@ -122,10 +142,13 @@ def build_app(
                     wait = stream_delay - (time.monotonic() - shown_at)
                     if wait > 0:
                         time.sleep(wait)
-                    messages[-1] = {"role": "assistant", "content": render.answer_text_html(streamed)}
+                    content = render.streaming_html(streamed, searched[-1] if searched else None)
+                    messages[-1] = {"role": "assistant", "content": content}
                     shown_at = time.monotonic()
-                    yield messages, ""
+                    yield messages, "", session
                 else:
+                    # The final answer; its text replaces what was streamed (they differ when a generated
+                    # answer fell back to the extractive one, which its note explains).
                     answer = piece
         except IndexNotFoundError:
             messages[-1] = {"role": "assistant", "content": render.error_html(NO_INDEX)}
@@ -146,7 +169,8 @@ def build_app(
                     "metadata": {"title": render.sources_title(answer)},
                 }
             )
-        yield messages, ""
+            del session.turns[: -session.memory]  # only the last few turns are used for rewriting
+        yield messages, "", session
 
     def use_example(event: gr.SelectData) -> str:
         value = event.value
@@ -227,6 +251,46 @@ def build_app(
         table, stats, choices = listing()
         return status, table, stats, choices
 
+    # ------------------------------------------------------------ language model settings
+
+    llm = LLMSettings(assistant)
+
+    def llm_view() -> tuple[str, Any, Any, str]:
+        view = llm.view()
+        key_hint = (
+            "A key is saved for this server: leave empty to keep it" if view.key_saved else "Empty if none is needed"
+        )
+        return (
+            view.url,
+            gr.update(placeholder=key_hint, value=""),
+            gr.update(choices=view.choices, value=view.choice),
+            render.llm_current_html(view.summary),
+        )
+
+    def llm_refresh(url: str, key: str, choice: str | None) -> tuple[Any, str]:
+        try:
+            models = llm.models(url, key)
+        except RagError as exc:
+            return gr.update(), render.settings_status_html("error", f"Could not list the models: {exc}")
+        picked = choice if choice in models else (models[0] if models else choice)
+        if models:
+            listed = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
+            message = f"{len(models)} model(s) at {url.strip()}: {listed}. Pick one and press Apply."
+            status = render.settings_status_html("ok", message)
+        else:
+            message = "The server lists no models: type a model name, or choose Extractive (no LLM)."
+            status = render.settings_status_html("warning", message)
+        return gr.update(choices=llm.choices(models, picked or ""), value=picked), status
+
+    def llm_apply(url: str, key: str, choice: str | None) -> tuple[str, Any, Any, str, str]:
+        try:
+            kind, message = llm.apply(url, key, choice or "")
+        except RagError as exc:
+            status = render.settings_status_html("error", f"Not applied: {exc}")
+            return (url, gr.update(), gr.update(), render.llm_current_html(llm.summary()), status)
+        view_url, key_box, picker, current = llm_view()
+        return view_url, key_box, picker, current, render.settings_status_html(kind, message)
+
     # ------------------------------------------------------------ layout
 
     with gr.Blocks(title="rag: ask your documents", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
@@ -284,11 +348,50 @@ def build_app(
                     with gr.Column(scale=1, min_width=160):
                         remove_button = gr.Button("Remove", variant="stop", elem_id="rag-remove-button")
                         refresh_button = gr.Button("Refresh list", size="sm", elem_id="rag-refresh")
+            with gr.Tab("Settings", id="settings"):
+                gr.Markdown(
+                    "**Language model.** Answers are generated by a model on any OpenAI-compatible server "
+                    "(Ollama, vLLM, llama.cpp, LM Studio...), with their citations checked; or, without one, "
+                    "quoted from the documents. The change applies to everyone using this server."
+                )
+                llm_current = gr.HTML(elem_id="rag-llm-current")
+                initial = llm.view()
+                with gr.Row():
+                    llm_url = gr.Textbox(
+                        label="Server URL",
+                        value=initial.url,
+                        placeholder="http://localhost:11434/v1",
+                        elem_id="rag-llm-url",
+                        scale=3,
+                        max_lines=1,
+                    )
+                    llm_key = gr.Textbox(
+                        label="API key",
+                        type="password",
+                        placeholder="Empty if none is needed",
+                        elem_id="rag-llm-key",
+                        scale=2,
+                        max_lines=1,
+                    )
+                with gr.Row():
+                    llm_model = gr.Dropdown(
+                        label="Model",
+                        choices=initial.choices,
+                        value=initial.choice,
+                        allow_custom_value=True,
+                        elem_id="rag-llm-model",
+                        scale=3,
+                    )
+                    with gr.Column(scale=1, min_width=160):
+                        llm_refresh_button = gr.Button("Refresh models", size="sm", elem_id="rag-llm-refresh")
+                        llm_apply_button = gr.Button("Apply", variant="primary", elem_id="rag-llm-apply")
+                llm_status = gr.HTML(elem_id="rag-llm-status")
 
+        conversation = gr.State(None)  # this browser session's ChatSession, made on its first question
         chat_events: dict[str, Any] = {
             "fn": respond,
-            "inputs": [question, chatbot],
-            "outputs": [chatbot, question],
+            "inputs": [question, chatbot, conversation],
+            "outputs": [chatbot, question, conversation],
             "api_visibility": "private",
             "concurrency_limit": 4,
             "concurrency_id": "chat",
@@ -296,7 +399,9 @@ def build_app(
         question.submit(**chat_events)
         ask_button.click(**chat_events)
         chatbot.example_select(use_example, None, question, api_visibility="private", queue=False).then(**chat_events)
-        clear_button.click(lambda: ([], ""), None, [chatbot, question], api_visibility="private", queue=False)
+        clear_button.click(
+            lambda: ([], "", None), None, [chatbot, question, conversation], api_visibility="private", queue=False
+        )
 
         listing_outputs = [table_box, stats_box, remove_choice]
         files.upload(
@@ -320,6 +425,25 @@ def build_app(
         refresh_button.click(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
         documents_tab.select(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
         app.load(listing, None, listing_outputs, api_visibility="private", concurrency_limit=None)
+
+        llm_outputs = [llm_url, llm_key, llm_model, llm_current]
+        app.load(llm_view, None, llm_outputs, api_visibility="private", queue=False)
+        llm_refresh_button.click(
+            llm_refresh,
+            [llm_url, llm_key, llm_model],
+            [llm_model, llm_status],
+            api_visibility="private",
+            concurrency_limit=2,
+            concurrency_id="llm-settings",
+        )
+        llm_apply_button.click(
+            llm_apply,
+            [llm_url, llm_key, llm_model],
+            [*llm_outputs, llm_status],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="llm-apply",
+        )
 
         gr.api(ask, api_name="ask", concurrency_limit=4, concurrency_id="api-ask")
         gr.api(list_sources, api_name="sources", concurrency_limit=None)

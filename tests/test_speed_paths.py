@@ -1,0 +1,130 @@
+"""The fast paths give the same results as the plain ones: bf16 vs fp32, NumPy query encoder, IVF vs exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import Assistant
+from rag.config import packaged_model_path
+from rag.embedding import Embedder, cpu_supports_bf16, resolve_precision
+from rag.store import Changes, DocumentRecord, FaissStore, NewChunk
+
+from .conftest import SEED_QUESTION, SEEDS, SQUAD
+
+TEXTS = [
+    SEED_QUESTION,
+    "hi",
+    "Ünïcödé façade — naïve café, 1873!",
+    "The quick brown fox jumps over the lazy dog. " * 60,  # longer than 256 word pieces: truncated
+    *[p for p in next(SEEDS.glob("*.txt")).read_text(encoding="utf-8").split("\n") if p.strip()],
+]
+
+
+@pytest.fixture(scope="module")
+def fp32() -> Embedder:
+    return Embedder(packaged_model_path(), precision="fp32")
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    assert resolve_precision("auto") == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert resolve_precision("fp32") == "fp32"
+
+
+def test_bf16_vectors_stay_within_cosine_0999_of_fp32(fp32: Embedder) -> None:
+    texts = list(TEXTS)
+    if SQUAD.is_dir():
+        text = (SQUAD / "docs" / "oxygen.txt").read_text(encoding="utf-8")
+        texts += [p for p in text.split("\n\n") if p.strip()][:40]
+    reference = fp32.encode(texts)
+    fast = Embedder(packaged_model_path(), precision="bf16").encode(texts)
+    cosines = (reference * fast).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+
+
+def test_numpy_query_encoder_matches_torch(fp32: Embedder) -> None:
+    fresh = Embedder(packaged_model_path())
+    assert fresh.numpy_encoder is not None
+    reference = fp32.encode(TEXTS)
+    for text, ref in zip(TEXTS, reference, strict=True):
+        vector = fresh.encode_query(text)
+        assert vector.shape == (384,) and vector.dtype == np.float32
+        assert float(vector @ ref) >= 0.9999, text[:40]
+    assert fresh._model is None, "the query path must not load torch"
+
+
+def test_rag_ask_in_a_fresh_process_loads_neither_torch_nor_sentence_transformers(seed_index: Path) -> None:
+    code = (
+        "import sys, io, contextlib; from rag.cli import main\n"
+        "out = io.StringIO()\n"
+        f"args = ['ask', {SEED_QUESTION!r}, '--index', {str(seed_index)!r}]\n"
+        "with contextlib.redirect_stdout(out): code = main(args)\n"
+        "print(code, 'Trump' in out.getvalue(), "
+        "sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'gradio') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0 True []", out.stdout + out.stderr
+
+
+def test_unchanged_reindex_never_loads_the_model(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Bees\n\nHoney bees dance to show where flowers are.\n", encoding="utf-8")
+    Assistant(index_dir=tmp_path / "i").index([corpus])
+    fresh = Assistant(index_dir=tmp_path / "i")
+    report = fresh.index([corpus])
+    assert report.unchanged == ["a.md"] and report.chunks_embedded == 0
+    assert fresh.embedder._model is None
+
+
+def _clustered(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, 384)).astype(np.float32)
+    vectors = centres[rng.integers(0, 20, n)] + 0.8 * rng.standard_normal((n, 384)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_index_structure_follows_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.store as store_module
+
+    monkeypatch.setattr(store_module, "EXACT_LIMIT", 600)
+    store = FaissStore(tmp_path / "idx")
+    store.create({"dimension": 384})
+    vectors = _clustered(1200, 1)
+
+    def add(source: str, rows: range) -> None:
+        record = DocumentRecord(source, source, "/", source, 1, 1, "text", "utf-8", len(rows), 0.0, 0.0)
+        chunks = [NewChunk(f"{source}-{i}", i, i + 1, "", f"chunk {i}", vectors[i]) for i in rows]
+        store.apply(Changes(upserts=[(record, chunks)]))
+
+    add("small", range(0, 200))
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["faiss_index"]["type"].startswith("IndexIDMap2")
+    add("large", range(200, 1200))
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["faiss_index"]["type"] == "IndexIVFFlat"
+
+    # Approximate search agrees with exact search on most neighbours, ids map back to chunks.
+    exact = vectors @ vectors[:50].T
+    found = 0
+    for q in range(50):
+        truth = set(np.argsort(-exact[:, q])[:10].tolist())
+        hits = store.search(vectors[q], 10)
+        rows = store.chunks([chunk_id for chunk_id, _ in hits])
+        found += len(truth & {int(rows[i].text.split()[1]) for i, _ in hits})
+    assert found / 500 >= 0.9
+
+    # Removal works on IVF, and a fresh process (a new store object) reads the same index.
+    store.apply(Changes(removals=["large"]))
+    reopened = FaissStore(tmp_path / "idx")
+    assert all(reopened.chunks([i])[i].source == "small" for i, _ in reopened.search(vectors[700], 10))
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["faiss_index"]["type"].startswith("IndexIDMap2"), "shrunk below the limit: exact again"
+    assert os.path.exists(tmp_path / "idx" / "store.sqlite")
