@@ -104,8 +104,10 @@ def main() -> int:
     def pct(p: float) -> float:
         return 1000 * latencies[min(n - 1, int(n * p))] if n else 0.0
 
-    print(f"{args.clients} clients for {args.seconds:.0f} s on {url}: {n} answers in {wall:.1f} s "
-          f"({n / wall:.1f}/s), {len(errors)} errors, {uncited} without a citation")
+    print(
+        f"{args.clients} clients for {args.seconds:.0f} s on {url}: {n} answers in {wall:.1f} s "
+        f"({n / wall:.1f}/s), {len(errors)} errors, {uncited} without a citation"
+    )
     print(f"latency p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms, max {1000 * (latencies[-1] if n else 0):.0f} ms")
     for error in errors[:5]:
         print("error:", error)
