@@ -282,7 +282,7 @@ class MilvusStore(FaissStore):
         next_id, pending = self._visible()
         if next_id <= 1 or k < 1:
             return []
-        limit = min(k + len(pending), MAX_LIMIT)
+        limit = min(2 * k + len(pending), MAX_LIMIT)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         result = self._milvus().search(
             self.target.collection,
@@ -294,7 +294,21 @@ class MilvusStore(FaissStore):
             search_params=self._search_params(limit),
         )
         hits = [(int(hit["id"]), float(hit["distance"])) for hit in result[0]]
-        return [hit for hit in hits if hit[0] not in pending][:k]
+        # A writer killed mid-change can leave rows that SQLite (the truth) never committed, or a second
+        # row under one id: keep committed ids only, each once (its best row).
+        ids = sorted({chunk_id for chunk_id, _ in hits if chunk_id not in pending})
+        committed: set[int] = set()
+        if ids:
+            marks = ",".join("?" * len(ids))
+            with self._db() as conn:
+                committed = {row[0] for row in conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", ids)}
+        out: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for chunk_id, score in hits:
+            if chunk_id in committed and chunk_id not in seen:
+                seen.add(chunk_id)
+                out.append((chunk_id, score))
+        return out[:k]
 
     def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         """Stored vectors of committed chunks, by id."""
