@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answers import Answer, ExtractiveAnswerer, Passage
+from .answers import Answer, ExtractiveAnswerer
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load
@@ -344,7 +344,7 @@ class Assistant:
         passages = self.retriever.search(search, query, k)
 
         def extractive() -> Answer:
-            answer = self._extractive(search, passages, query)
+            answer = self.answerer.answer(search, passages)
             return answer if search == question else replace(answer, question=question)
 
         generator = self.generator
@@ -361,9 +361,6 @@ class Assistant:
         for first in range(0, len(words), 4):
             yield "".join(words[first : first + 4])
         yield answer
-
-    def _extractive(self, question: str, passages: list[Passage], query: Any) -> Answer:
-        return self.answerer.answer(question, passages)
 
     def chat(self, k: int | None = None) -> ChatSession:
         """A conversation: ``session.ask(...)`` / ``session.stream(...)`` rewrite follow-up questions
