@@ -12,14 +12,15 @@ Where things live:
 
 Crash safety (``apply``): SQLite's commit is the truth, and chunk ids are never reused.
 
-1. A writer first marks "staging" in SQLite (committed), then, inside the SQLite transaction that
-   adds the chunks, upserts their vectors into Milvus under ids at or above the committed
-   ``next_id``, records the ids to delete from Milvus, and commits.
+1. A writer first records in SQLite (committed) the id range the change will use, at and above the
+   committed ``next_id``; then, inside the SQLite transaction that adds the chunks, it upserts their
+   vectors into Milvus under those ids, records the ids to delete from Milvus, and commits.
 2. After the commit it deletes the removed chunks' vectors and clears that record.
 
-Searches only see ids below the committed ``next_id`` and skip recorded pending deletes, so a
-crash anywhere leaves readers with the old state or the new one, never a mix; the next writer
-deletes the uncommitted vectors of a crashed attempt (ids at or above ``next_id``) and finishes
+Searches only return ids below the committed ``next_id``, not pending deletion and present in SQLite,
+each once, so a crash anywhere leaves readers with the old state or the new one, never a mix; the next writer
+deletes the uncommitted vectors of a crashed attempt (ids at or above ``next_id``), moves ``next_id``
+past the range it had recorded (so those ids are never reused, even if a delete lags), and finishes
 pending deletes. Milvus Lite writes its WAL to the operating system on every call, so a killed
 process loses nothing it acknowledged; on a server, Milvus's own log makes writes durable.
 
@@ -222,8 +223,10 @@ class MilvusStore(FaissStore):
             return
         self._milvus()
         self._recover()
-        if changes.upserts:
-            self._set_meta(_STAGING, True)  # committed before any vector of this change reaches Milvus
+        count = sum(len(chunks) for _, chunks in changes.upserts)
+        if count:  # committed before any vector of this change reaches Milvus, with the ids it will use
+            first = self._visible()[0]
+            self._set_meta(_STAGING, {"from": first, "to": first + count})
         super().apply(changes)
 
     def _stage_vectors(self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
@@ -250,9 +253,12 @@ class MilvusStore(FaissStore):
         if meta.get(_PENDING):
             self._delete([int(i) for i in meta[_PENDING]])
             self._set_meta(_PENDING, None)
-        if meta.get(_STAGING):
+        staging = meta.get(_STAGING)
+        if staging:
             next_id = max(int(meta.get("next_id") or 1), int(top))
             self._milvus().delete(self.target.collection, filter=f"id >= {next_id}")
+            if isinstance(staging, dict):  # never reuse the ids the crashed change may have written
+                self._set_meta("next_id", max(next_id, int(staging.get("to", next_id))))
             self._set_meta(_STAGING, None)
 
     def _delete(self, ids: list[int]) -> None:

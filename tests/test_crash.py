@@ -32,6 +32,17 @@ from .conftest import SQUAD
 
 RAG = [sys.executable, "-m", "rag.cli"]
 SQUAD_DOCS = SQUAD / "docs"
+#: Eight of its 24 articles (the shorter ones: the test is about timing, not about size).
+SQUAD_ARTICLES = [
+    "amazon-rainforest",
+    "black-death",
+    "civil-disobedience",
+    "huguenot",
+    "normans",
+    "oxygen",
+    "pharmacy",
+    "prime-number",
+]
 
 #: Kills wanted, and the time strata they are drawn from (a run that ends before its kill is redrawn).
 KILLS = int(os.environ.get("CRASH_KILLS", "20"))
@@ -56,9 +67,8 @@ def chunk_layout(assistant: Assistant) -> list[tuple[str, int, int]]:
 def test_sigkill_during_rag_index(tmp_path: Path) -> None:
     seed = int(os.environ.get("CRASH_SEED", str(time.time_ns() % 2**32)))
     rng = random.Random(seed)
-    names = sorted(p.name for p in SQUAD_DOCS.glob("*.txt"))[:10]
+    names = [f"{name}.txt" for name in SQUAD_ARTICLES]
     added_later, edited = "amazon-rainforest.txt", "huguenot.txt"
-    assert added_later in names and edited in names
     corpus = tmp_path / "docs"
     corpus.mkdir()
 
@@ -142,7 +152,7 @@ def test_sigkill_during_rag_index(tmp_path: Path) -> None:
         reader.store.close()
 
         # The next run finishes without any repair and stores what an uninterrupted run stores.
-        if len(kills) % 10 == 1:  # a few through the real command, the rest in this process (faster)
+        if len(kills) == 1:  # once through the real command, then in this process (faster)
             again = subprocess.run([*RAG, "index", str(corpus), "--index", str(work), "--quiet"], capture_output=True)
             assert again.returncode == 0, f"{where}: {again.stderr.decode()}"
         else:
