@@ -61,6 +61,8 @@ lint: install-test
 # Speed against the standard recipe on squad-dev, then the vector index at 1M synthetic vectors.
 bench: install-test
 	$(BIN)/python bench/index_speed.py
+	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/index_memory.py
 	$(BIN)/python bench/vector_scale.py --n 1000000
 
 clean:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from proc import measured
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
@@ -46,12 +45,7 @@ print(f"{time.perf_counter() - began:.3f} {len(texts)} {tokens}")
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str, float]:
     """Wall seconds, stdout and peak RSS (MiB) of a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    began = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True)
-    seconds = time.perf_counter() - began
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return seconds, out.stdout, peak
+    return measured(cmd, env)
 
 
 def rag(*args: str, env: dict[str, str] | None = None) -> tuple[float, str, float]:
@@ -102,12 +96,13 @@ def main() -> None:
 
     rows: list[tuple[str, str]] = []
 
-    recipe_s, out, _ = run([sys.executable, "-c", RECIPE, str(corpus)])
+    recipe_s, out, recipe_peak = run([sys.executable, "-c", RECIPE, str(corpus)])
     _, chunks, tokens = out.split()
     rows.append(
         (
             "standard recipe: full index build",
-            f"{recipe_s:.1f} s ({chunks} chunks, {int(tokens) / recipe_s:,.0f} tokens/s)",
+            f"{recipe_s:.1f} s ({chunks} chunks, {int(tokens) / recipe_s:,.0f} tokens/s), "
+            f"peak RSS {recipe_peak:,.0f} MiB",
         )
     )
 
@@ -147,19 +142,28 @@ def main() -> None:
             f"{start_s:.2f} s start-up of 'rag --version')",
         )
     )
-    victim = sorted(corpus.glob("*.txt"))[len(list(corpus.glob("*.txt"))) // 2]
-    victim.write_text(
-        victim.read_text(encoding="utf-8") + "\n\nAn added closing paragraph for the benchmark.\n", encoding="utf-8"
-    )
-    edit_s, out, _ = rag("index", str(corpus), "--index", str(index), "--json", env=env)
-    report = json.loads(out)
-    rows.append(
-        (
-            "re-index after editing one file",
-            f"{edit_s:.2f} s = {100 * edit_s / seconds:.0f}% of a full build "
-            f"({report['chunks_embedded']} chunks embedded, {report['chunks_reused']} reused)",
+    files = sorted(corpus.glob("*.txt"))
+    edits = [
+        ("appending a paragraph to one file", files[len(files) // 2], "end"),
+        ("changing a sentence mid-file", files[len(files) // 3], "middle"),
+    ]
+    for label, victim, where in edits:
+        text = victim.read_text(encoding="utf-8")
+        if where == "end":
+            text += "\n\nAn added closing paragraph for the benchmark.\n"
+        else:
+            cut = text.index(". ", len(text) // 2) + 1
+            text = text[:cut] + " This sentence was added in the middle for the benchmark." + text[cut:]
+        victim.write_text(text, encoding="utf-8")
+        edit_s, out, _ = rag("index", str(corpus), "--index", str(index), "--json", env=env)
+        report = json.loads(out)
+        rows.append(
+            (
+                f"re-index after {label}",
+                f"{edit_s:.2f} s = {100 * edit_s / seconds:.1f}% of a full build "
+                f"({report['chunks_embedded']} chunks embedded, {report['chunks_reused']} reused)",
+            )
         )
-    )
 
     colds = [rag("ask", questions[i]["question"], "--index", str(index), env=env)[0] for i in range(5)]
     rows.append(("cold start: 'rag ask' in a fresh process", f"median {statistics.median(colds):.2f} s of 5"))

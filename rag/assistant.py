@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAX_QUESTION_CHARS = 4000
 MAX_K = 100
+#: Chunks read and embedded together while indexing (memory holds one such group, not the corpus).
+EMBED_GROUP = 2048
 
 
 @dataclass
@@ -200,7 +202,6 @@ class Assistant:
         changes = Changes()
         to_load: list[tuple[FoundFile, str, Any]] = []
         seen: set[str] = set()
-        max_bytes = int(self.settings.max_file_mb * 1e6)
         for item in found:
             if item.source in seen:
                 report.failed.append((str(item.path), f"another file in this run is also named '{item.source}'"))
@@ -239,51 +240,86 @@ class Assistant:
                 changes.removals.append(source)
                 report.removed.append(source)
 
-        # Read and chunk the changed files.
-        pending: list[tuple[DocumentRecord, list[tuple[str, Any, str]]]] = []
-        for item, digest, stat in to_load:
-            try:
-                document = load(item.path, item.source, max_bytes=max_bytes)
-                chunks = self.chunker.chunk(document)
-                if not chunks:
-                    raise DocumentError("no text to index after extraction")
-            except DocumentError as exc:
-                report.failed.append((str(item.path), str(exc)))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
-                report.failed.append((str(item.path), f"unexpected error while reading: {type(exc).__name__}: {exc}"))
-                continue
-            record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
-            inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
-            hashed = [(_chunk_hash(text), c, text) for c, text in zip(chunks, inputs, strict=True)]
-            pending.append((record, hashed))
-            (report.updated if item.source in existing else report.added).append(item.source)
+        if to_load:
+            changes.upserts = self._read_and_embed(to_load, set(existing), report, progress)
+        return changes
 
-        # Embed only chunk texts not already stored.
-        all_hashes = {h for _, hashed in pending for h, _, _ in hashed}
-        vectors = self.store.cached_vectors(all_hashes)
-        report.chunks_reused = sum(1 for _, hashed in pending for h, _, _ in hashed if h in vectors)
+    def _read_and_embed(
+        self, to_load: list[tuple[FoundFile, str, Any]], existing: set[str], report: IndexReport, progress: bool
+    ) -> Iterator[tuple[DocumentRecord, list[NewChunk]]]:
+        """Read, chunk and embed the changed files a group at a time, yielding each with its chunks.
+
+        Consumed inside the store's transaction: memory holds one group (``EMBED_GROUP`` chunks), not
+        the corpus. Only chunk texts not already stored are embedded.
+        """
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            total = sum(stat.st_size for _, _, stat in to_load)
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="Indexing", dynamic_ncols=True)
+        try:
+            group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
+            for item, digest, stat in to_load:
+                try:
+                    document = load(item.path, item.source, max_bytes=max_bytes)
+                    chunks = self.chunker.chunk(document)
+                    if not chunks:
+                        raise DocumentError("no text to index after extraction")
+                except DocumentError as exc:
+                    why: str | None = str(exc)
+                except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
+                    why = f"unexpected error while reading: {type(exc).__name__}: {exc}"
+                else:
+                    why = None
+                if why is not None:
+                    report.failed.append((str(item.path), why))
+                    if bar is not None:
+                        bar.update(stat.st_size)
+                    continue
+                record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
+                inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
+                group.append(
+                    (record, [(_chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)], stat.st_size)
+                )
+                (report.updated if item.source in existing else report.added).append(item.source)
+                if sum(len(hashed) for _, hashed, _ in group) >= EMBED_GROUP:
+                    yield from self._embed_group(group, report, bar)
+                    group = []
+            if group:
+                yield from self._embed_group(group, report, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _embed_group(
+        self, group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]], report: IndexReport, bar: Any
+    ) -> Iterator[tuple[DocumentRecord, list[NewChunk]]]:
+        vectors = self.store.cached_vectors({h for _, hashed, _ in group for h, _, _ in hashed})
+        report.chunks_reused += sum(1 for _, hashed, _ in group for h, _, _ in hashed if h in vectors)
         missing: dict[str, str] = {}
-        for _, hashed in pending:
+        for _, hashed, _ in group:
             for h, _, text in hashed:
                 if h not in vectors:
                     missing.setdefault(h, text)
+        size = sum(nbytes for _, _, nbytes in group)
+        moved = [0, 0]  # chunks embedded, bytes shown: the bar counts bytes of files, spread over chunks
+
+        def advance(chunks: int) -> None:
+            moved[0] += chunks
+            target = size * moved[0] // len(missing)
+            bar.update(target - moved[1])
+            moved[1] = target
+
         if missing:
-            fresh = self._embed(list(missing.values()), progress)
+            fresh = self.embedder.encode(list(missing.values()), progress=advance if bar is not None else None)
             vectors.update(zip(missing.keys(), fresh, strict=True))
-        report.chunks_embedded = len(missing)
-        for record, hashed in pending:
-            new_chunks = [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c, _ in hashed]
-            changes.upserts.append((record, new_chunks))
-        return changes
-
-    def _embed(self, texts: list[str], progress: bool) -> Any:
-        if not progress:
-            return self.embedder.encode(texts)
-        from tqdm import tqdm
-
-        with tqdm(total=len(texts), unit="chunk", desc="Embedding", dynamic_ncols=True) as bar:
-            return self.embedder.encode(texts, progress=bar.update)
+            report.chunks_embedded += len(missing)
+        if bar is not None:
+            bar.update(size - moved[1])
+        for record, hashed, _ in group:
+            yield record, [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c, _ in hashed]
 
     def remove(self, source: str) -> bool:
         """Remove one document by its source name; returns whether it was indexed."""

@@ -65,7 +65,7 @@ class Settings:
     min_score: float = 0.56
     #: Most sentences in an extractive answer.
     max_answer_sentences: int = 3
-    #: Texts per embedding batch.
+    #: Texts per embedding batch (for the built-in BERT encoder: batch_size x 128 word pieces, padding included).
     batch_size: int = 16
     #: Embedding arithmetic: auto (bf16 where the CPU has it natively, else fp32), fp32 or bf16.
     precision: str = "auto"

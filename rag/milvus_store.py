@@ -40,13 +40,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMismatchError, InputError
-from .store import Changes, FaissStore, NewChunk
+from .store import Changes, DocumentRecord, FaissStore, NewChunk
 from .store_uri import StoreURI
 
 #: Rows per Milvus insert/get/delete call (keeps each gRPC message well under its 64 MiB limit).
@@ -71,6 +72,7 @@ class MilvusStore(FaissStore):
     """SQLite in the index directory (documents, text, BM25) plus the vectors in a Milvus collection."""
 
     KIND = "milvus"
+    HELD_VECTORS = None  # its vectors go to Milvus inside the transaction, so a change keeps them
 
     def __init__(self, directory: Path, target: StoreURI, lock_timeout: float = 600.0) -> None:
         super().__init__(directory, lock_timeout=lock_timeout)
@@ -223,14 +225,20 @@ class MilvusStore(FaissStore):
             return
         self._milvus()
         self._recover()
+        # The id range is reserved before any vector is written, so the change is counted first (a
+        # streamed change is held in memory here: Milvus receives its vectors inside the transaction).
+        changes = replace(changes, upserts=list(changes.upserts))
         count = sum(len(chunks) for _, chunks in changes.upserts)
         if count:  # committed before any vector of this change reaches Milvus, with the ids it will use
             first = self._visible()[0]
             self._set_meta(_STAGING, {"from": first, "to": first + count})
         super().apply(changes)
 
-    def _stage_vectors(self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+    def _stage_vectors(
+        self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]] | None
+    ) -> None:
         client = self._milvus()
+        added = added or []  # never None here: HELD_VECTORS is None for Milvus
         for first in range(0, len(added), BATCH):
             rows = [{"id": int(i), "vector": v} for i, v in added[first : first + BATCH]]
             client.upsert(self.target.collection, rows)
@@ -240,7 +248,9 @@ class MilvusStore(FaissStore):
             )
         conn.execute("DELETE FROM meta WHERE key=?", (_STAGING,))
 
-    def _update_vectors(self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+    def _update_vectors(
+        self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]] | None
+    ) -> None:
         if removed_ids:
             self._delete(removed_ids)
             self._set_meta(_PENDING, None)
@@ -526,13 +536,14 @@ def migrate(
             locks.enter_context(dest.writer())
             dest.create(configs[0])
             records = []
-            pending, size = Changes(), 0
+            batch: list[tuple[DocumentRecord, list[NewChunk]]] = []
+            pending, size = Changes(upserts=batch), 0
             for store in stores:
                 for record in store.documents():
                     stored = store.document_chunks(record.source)
                     vectors = store.vectors([c.id for c in stored])
                     new = [NewChunk(c.hash, c.start, c.end, c.section, c.text, vectors[c.id]) for c in stored]
-                    pending.upserts.append((record, new))
+                    batch.append((record, new))
                     records.append(record)
                     size += len(new)
                     if size >= batch_chunks:
@@ -540,8 +551,9 @@ def migrate(
                         chunks += size
                         if progress:
                             progress(size)
-                        pending, size = Changes(), 0
-            if pending:
+                        batch = []
+                        pending, size = Changes(upserts=batch), 0
+            if batch:
                 dest.apply(pending)
                 chunks += size
                 if progress:

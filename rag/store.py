@@ -23,10 +23,10 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -119,9 +119,13 @@ class NewChunk:
 
 @dataclass
 class Changes:
-    """One atomic change: documents to (re)write with their chunks, and sources to remove."""
+    """One atomic change: documents to (re)write with their chunks, and sources to remove.
 
-    upserts: list[tuple[DocumentRecord, list[NewChunk]]] = field(default_factory=list)
+    ``upserts`` may be a generator: it is consumed once, inside the change's transaction, so a large
+    build can embed and store a batch at a time with flat memory and still commit all or nothing.
+    """
+
+    upserts: Iterable[tuple[DocumentRecord, list[NewChunk]]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     touches: list[DocumentRecord] = field(default_factory=list)  # unchanged content, new path/mtime
 
@@ -178,12 +182,18 @@ class VectorStore(Protocol):
         """Release connections and files."""
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+
+    ``data`` may be a function writing to the open file (large files are then never held twice).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -191,6 +201,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     _fsync_dir(path.parent)
+
+
+def faiss_writer(index: Any) -> Callable[[BinaryIO], None]:
+    """Writes ``index`` to an open file in pieces (no serialised copy of it in memory)."""
+
+    def write(f: BinaryIO) -> None:
+        import faiss
+
+        faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))  # type: ignore[attr-defined]
+
+    return write
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -212,6 +233,9 @@ class FaissStore:
 
     #: Recorded as ``vector_store`` in the index's metadata (absent means FAISS); opening it as another kind is refused.
     KIND = "faiss"
+    #: A change adding more vectors than this keeps none in memory (the index is rebuilt from SQLite);
+    #: None: always hold them (engines that write them inside the transaction).
+    HELD_VECTORS: int | None = 4096
 
     def __init__(self, directory: Path, lock_timeout: float = 600.0) -> None:
         self.directory = Path(directory)
@@ -422,20 +446,25 @@ class FaissStore:
             return
         now = time.time()
         removed_ids: list[int] = []
-        added: list[tuple[int, np.ndarray]] = []
+        added: list[tuple[int, np.ndarray]] | None = []
         with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 next_id = _next_chunk_id(conn)  # before deleting: chunk ids are never reused
-                doomed = list(changes.removals) + [record.source for record, _ in changes.upserts]
-                for source in doomed:
+
+                def drop_chunks(source: str) -> None:
                     ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE source=?", (source,))]
                     conn.execute("DELETE FROM chunks WHERE source=?", (source,))
                     conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
-                    removed_ids += ids
+                    removed_ids.extend(ids)
+
                 for source in changes.removals:
+                    drop_chunks(source)
                     conn.execute("DELETE FROM documents WHERE source=?", (source,))
+                wrote = False
                 for record, new_chunks in changes.upserts:
+                    wrote = True
+                    drop_chunks(record.source)
                     row = conn.execute("SELECT added_at FROM documents WHERE source=?", (record.source,)).fetchone()
                     added_at = row[0] if row else now
                     values = asdict(record) | {"added_at": added_at, "updated_at": now, "chunks": len(new_chunks)}
@@ -466,7 +495,10 @@ class FaissStore:
                             "INSERT INTO chunks_fts(rowid, title, text) VALUES (?, ?, ?)",
                             (chunk_id, chunk_title(record.source, chunk.section), chunk.text),
                         )
-                        added.append((chunk_id, vector))
+                        if added is not None:
+                            added.append((chunk_id, vector))
+                            if self.HELD_VECTORS is not None and len(added) > self.HELD_VECTORS:
+                                added = None  # too many to hold: the vector index is rebuilt from SQLite
                 for record in changes.touches:
                     conn.execute(
                         "UPDATE documents SET path=?, root=?, mtime_ns=?, size=? WHERE source=?",
@@ -475,7 +507,7 @@ class FaissStore:
                 generation = int(
                     json.loads(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
                 )
-                only_touches = not changes.upserts and not changes.removals
+                only_touches = not wrote and not changes.removals
                 new_generation = generation if only_touches else generation + 1
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) "
@@ -495,18 +527,28 @@ class FaissStore:
         """What the chunks table keeps of a vector (FAISS: all of it; engines holding them elsewhere: b"")."""
         return vector.tobytes()
 
-    def _stage_vectors(self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]]) -> None:
-        """Called inside the transaction just before it commits (FAISS: nothing; it updates after the commit)."""
+    def _stage_vectors(
+        self, conn: sqlite3.Connection, removed: list[int], added: list[tuple[int, np.ndarray]] | None
+    ) -> None:
+        """Called inside the transaction just before it commits (FAISS: nothing; it updates after the commit).
 
-    def _update_vectors(self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]]) -> None:
+        ``added`` is None when the change added more than ``HELD_VECTORS`` vectors (they are in SQLite).
+        """
+
+    def _update_vectors(
+        self, old: int, new: int, removed_ids: list[int], added: list[tuple[int, np.ndarray]] | None
+    ) -> None:
         import faiss
 
-        # Work on a copy: searches in other threads keep using the committed index until the swap.
-        index = faiss.clone_index(self._index) if self._index is not None and self._index_generation == old else None
-        if index is None and self._faiss_path(old).is_file():
-            index = self._read_faiss(old)
-        if index is not None and needs_rebuild(index, index.ntotal - len(removed_ids) + len(added)):
-            index = None  # grown past the structure it was built for: rebuild with the right one
+        index = None  # a large change (added is None) is built from SQLite rather than held in memory
+        if added is not None:
+            # Work on a copy: searches in other threads keep using the committed index until the swap.
+            if self._index is not None and self._index_generation == old:
+                index = faiss.clone_index(self._index)
+            elif self._faiss_path(old).is_file():
+                index = self._read_faiss(old)
+            if index is not None and needs_rebuild(index, index.ntotal - len(removed_ids) + len(added)):
+                index = None  # grown past the structure it was built for: rebuild with the right one
         if index is None:
             index = self._rebuild_faiss()
         else:
@@ -518,8 +560,7 @@ class FaissStore:
             with self._db() as conn:
                 if not self._matches(conn, index):  # the old file was damaged or foreign
                     index = self._rebuild_faiss()
-        data = faiss.serialize_index(index).tobytes()
-        atomic_write(self._faiss_path(new), data)
+        atomic_write(self._faiss_path(new), faiss_writer(index))
         self._index, self._index_generation = index, new
         for stale in self.directory.glob("vectors-*.faiss"):
             if stale.name not in {self._faiss_path(new).name, self._faiss_path(old).name}:
@@ -558,9 +599,11 @@ class FaissStore:
     def _read_faiss(self, generation: int) -> Any:
         import faiss
 
+        path = self._faiss_path(generation)
+        if not path.is_file():
+            return None
         try:
-            data = np.frombuffer(self._faiss_path(generation).read_bytes(), dtype=np.uint8)
-            return faiss.deserialize_index(data)
+            return faiss.read_index(str(path))
         except (OSError, RuntimeError):
             return None
 
@@ -576,7 +619,7 @@ class FaissStore:
                 training = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, dimension)
             index = new_vector_index(dimension, count, training)
             cursor = conn.execute("SELECT id, vector FROM chunks ORDER BY id")
-            while rows := cursor.fetchmany(50_000):
+            while rows := cursor.fetchmany(8192):
                 ids = np.asarray([r[0] for r in rows], dtype=np.int64)
                 vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
                 index.add_with_ids(vectors, ids)
@@ -596,9 +639,7 @@ class FaissStore:
                     if index is None or not self._matches(conn, index):
                         index = self._rebuild_faiss()
                         with contextlib.suppress(OSError):
-                            import faiss
-
-                            atomic_write(self._faiss_path(generation), faiss.serialize_index(index).tobytes())
+                            atomic_write(self._faiss_path(generation), faiss_writer(index))
                     self._index, self._index_generation = index, generation
             finally:
                 conn.execute("COMMIT")

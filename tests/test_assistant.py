@@ -302,3 +302,66 @@ def test_module_level_ask_uses_given_index(seed_index: Path) -> None:
 
     answer = ask(SEED_QUESTION, index_dir=seed_index)
     assert answer.answered and answer.citations[0].source == SEED_FILE.name
+
+
+def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
+    assistant_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are read and embedded a group at a time inside one transaction (here groups of 2 chunks,
+    and no vectors held for the FAISS update): the result equals a one-group build, and a failure in a
+    later group leaves the index exactly as it was."""
+    import numpy as np
+
+    import rag.assistant as assistant_module
+    from rag.store import FaissStore
+
+    corpus = tmp_path / "notes"
+    for name, text in FACTS.items():
+        _write(corpus, name, text)
+    whole = assistant_factory("whole")
+    whole.index([corpus])
+
+    monkeypatch.setattr(assistant_module, "EMBED_GROUP", 2)
+    monkeypatch.setattr(FaissStore, "HELD_VECTORS", 1)
+    calls: list[int] = []
+    streamed = assistant_factory("streamed")
+    encode = streamed.embedder.encode
+    monkeypatch.setattr(
+        streamed.embedder, "encode", lambda texts, progress=None: calls.append(len(texts)) or encode(texts, progress)
+    )
+    report = streamed.index([corpus])
+    assert len(calls) >= 2 and sum(calls) == report.chunks_embedded == report.chunks_total
+
+    def layout(a: Assistant) -> list[tuple[str, int, int, str]]:
+        chunks = [c for d in a.sources() for c in a.store.document_chunks(d.source)]
+        return sorted((c.source, c.start, c.end, c.text) for c in chunks)
+
+    assert layout(streamed) == layout(whole)
+    assert streamed.store.vector_index().ntotal == report.chunks_total
+    for question, source in [
+        ("Who designed the Harlow Bridge?", "guide/bridges.html"),
+        ("When did Mount Pelmora erupt?", "volcano.md"),
+    ]:
+        assert streamed.ask(question).citations[0].source == source
+    ids = [c.id for d in streamed.sources() for c in streamed.store.document_chunks(d.source)]
+    stored = streamed.store.vectors(ids)
+    assert all(np.allclose(streamed.store.vector_index().reconstruct(i), stored[i]) for i in ids)
+
+    # A failure while embedding a later group: nothing of this run is committed.
+    before = (layout(streamed), streamed.store.generation())
+    for name in ("later-a.txt", "later-b.txt", "later-c.txt"):
+        _write(corpus, name, f"{name} holds a fact about tide pools.\n\n" * 3)
+    seen: list[int] = []
+
+    def fail_on_second_group(texts, progress=None):
+        seen.append(len(texts))
+        if len(seen) == 2:
+            raise RuntimeError("embedding failed in the second group")
+        return encode(texts, progress)
+
+    monkeypatch.setattr(streamed.embedder, "encode", fail_on_second_group)
+    with pytest.raises(RuntimeError, match="second group"):
+        streamed.index([corpus])
+    reopened = Assistant(index_dir=streamed.index_dir)
+    assert (layout(reopened), reopened.store.generation()) == before
+    assert not {"later-a.txt", "later-b.txt", "later-c.txt"} & {d.source for d in reopened.sources()}

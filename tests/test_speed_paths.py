@@ -28,8 +28,23 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def fp32() -> Embedder:
-    return Embedder(packaged_model_path(), precision="fp32")
+def reference() -> np.ndarray:
+    """sentence-transformers' own fp32 vectors of TEXTS: what every fast path is held to."""
+    import torch
+
+    from rag.embedding import _load_model
+
+    with torch.inference_mode():
+        vectors = _load_model(packaged_model_path()).encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def many_texts() -> list[str]:
+    texts = list(TEXTS)
+    if SQUAD.is_dir():
+        text = (SQUAD / "docs" / "oxygen.txt").read_text(encoding="utf-8")
+        texts += [p for p in text.split("\n\n") if p.strip()][:40]
+    return texts
 
 
 def test_auto_precision_follows_the_cpu() -> None:
@@ -37,27 +52,78 @@ def test_auto_precision_follows_the_cpu() -> None:
     assert resolve_precision("fp32") == "fp32"
 
 
-def test_bf16_vectors_stay_within_cosine_0999_of_fp32(fp32: Embedder) -> None:
-    texts = list(TEXTS)
-    if SQUAD.is_dir():
-        text = (SQUAD / "docs" / "oxygen.txt").read_text(encoding="utf-8")
-        texts += [p for p in text.split("\n\n") if p.strip()][:40]
-    reference = fp32.encode(texts)
-    fast = Embedder(packaged_model_path(), precision="bf16").encode(texts)
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_bulk_encoder_matches_sentence_transformers(precision: str) -> None:
+    """The torch encoder that indexes (bf16 where the CPU has it) stays within cosine 0.999 of fp32
+    sentence-transformers on texts of mixed lengths batched together (padding masked), in input order."""
+    import torch
+
+    from rag.embedding import TorchBert, _load_model
+
+    texts = many_texts()
+    with torch.inference_mode():
+        reference = _load_model(packaged_model_path()).encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    embedder = Embedder(packaged_model_path(), precision=precision)
+    done: list[int] = []
+    fast = embedder.encode(texts, progress=done.append)
+    assert isinstance(embedder.model, TorchBert) and embedder.model.precision == resolve_precision(precision)
+    assert fast.shape == (len(texts), 384) and fast.dtype == np.float32 and sum(done) == len(texts)
     cosines = (reference * fast).sum(axis=1)
-    assert cosines.min() >= 0.999, cosines.min()
+    assert cosines.min() >= (0.99999 if embedder.precision == "fp32" else 0.999), cosines.min()
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # Alone or in a batch, a text gets the same vector (the padding of its batch does not leak in).
+    alone = embedder.model.encode([texts[1]])[0]
+    assert float(alone @ fast[1]) >= 0.9999
 
 
-def test_numpy_query_encoder_matches_torch(fp32: Embedder) -> None:
+def test_numpy_query_encoder_matches_torch(reference: np.ndarray) -> None:
     fresh = Embedder(packaged_model_path())
     assert fresh.numpy_encoder is not None
-    reference = fp32.encode(TEXTS)
     for text, ref in zip(TEXTS, reference, strict=True):
         vector = fresh.encode_query(text)
         assert vector.shape == (384,) and vector.dtype == np.float32
         assert float(vector @ ref) >= 0.9999, text[:40]
     assert fresh._model is None, "the query path must not load torch"
+
+
+def test_small_jobs_and_queries_never_import_torch(tmp_path: Path) -> None:
+    """Re-indexing an edited paragraph embeds in NumPy: a fresh process never imports torch for it."""
+    code = (
+        "import sys, json\n"
+        "from rag import Assistant\n"
+        f"a = Assistant(index_dir={str(tmp_path / 'i')!r})\n"
+        f"r = a.index([{str(tmp_path / 'c')!r}])\n"
+        "v = a.embedder.encode(['one more short text', 'and another'])\n"
+        "print(json.dumps([r.chunks_embedded, v.shape[0], sorted(m for m in ('torch', 'sentence_transformers',"
+        " 'transformers') if m in sys.modules), v.tolist()]))"
+    )
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.md").write_text("# Bees\n\nHoney bees dance to show where flowers are.\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    embedded, rows, imported, vectors = json.loads(out.stdout)
+    assert (embedded, rows, imported) == (1, 2, []), out.stdout + out.stderr
+    # The NumPy vectors of a small job are the torch ones.
+    bulk = Embedder(packaged_model_path(), precision="fp32").model.encode(["one more short text", "and another"])
+    assert (np.asarray(vectors, dtype=np.float32) * bulk).sum(axis=1).min() >= 0.9999
+
+
+def test_other_models_go_through_sentence_transformers(tmp_path: Path) -> None:
+    """A model that is not plain BERT mean pooling (here: CLS pooling) is run by sentence-transformers."""
+    import shutil
+
+    folder = tmp_path / "cls-model"
+    shutil.copytree(packaged_model_path(), folder)
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    embedder = Embedder(folder, precision="fp32")
+    assert not embedder.plain_bert and embedder.numpy_encoder is None
+    vectors = embedder.encode(TEXTS[:3])
+    assert type(embedder.model).__name__ == "SentenceTransformer"
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    mean = Embedder(packaged_model_path(), precision="fp32").encode(TEXTS[:3])
+    assert (vectors * mean).sum(axis=1).min() < 0.999, "CLS pooling must differ from mean pooling"
 
 
 def test_rag_ask_in_a_fresh_process_loads_neither_torch_nor_sentence_transformers(seed_index: Path) -> None:
