@@ -1,6 +1,6 @@
-"""Peak memory of `rag index` as the corpus grows: 1x, 2x and 4x squad-dev (copies under other names).
+"""Peak memory of `rag index` as the corpus grows: 1x, 4x and 8x squad-dev (copies under other names).
 
-Run: .venv/bin/python bench/index_memory.py [DOCS] [--sizes 1,2,4]
+Run: .venv/bin/python bench/index_memory.py [DOCS] [--sizes 1,4,8]
 Each copy gets its own file names, so its chunks have their own title lines and are all embedded
 (nothing is reused). Indexing reads and embeds a group of files at a time inside one transaction,
 so the peak resident memory should stay nearly flat while the corpus doubles: what grows is the
@@ -26,7 +26,7 @@ SQUAD_DOCS = ROOT.parent / "shared" / "eval" / "squad-dev" / "docs"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("docs", nargs="?", default=str(SQUAD_DOCS))
-    parser.add_argument("--sizes", default="1,2,4", help="corpus sizes, as multiples of DOCS")
+    parser.add_argument("--sizes", default="1,4,8", help="corpus sizes, as multiples of DOCS")
     args = parser.parse_args()
     files = sorted(Path(args.docs).glob("*.txt"))
     work = Path(tempfile.mkdtemp(prefix="rag-mem-"))

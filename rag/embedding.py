@@ -27,6 +27,9 @@ from .errors import ConfigError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# oneDNN keeps compiled kernels per matrix shape (1,024 by default); length-sorted batches have a new
+# shape almost every time, so a large cache only grows (measured: +120 MiB on squad-dev, no speed-up).
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 
 class WordPieceTokenizer:
@@ -372,6 +375,7 @@ class TorchBert:
                 out[batch] = self._forward(tokens, mask).numpy()
                 if progress is not None:
                     progress(len(batch))
+        _return_freed_memory()
         return out
 
     def _forward(self, tokens: Any, mask: Any) -> Any:
@@ -405,6 +409,15 @@ class TorchBert:
         weights = mask.unsqueeze(-1).to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return functional.normalize(pooled, dim=-1)
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by a bulk job back to the OS (glibc keeps it otherwise, and a long build's
+    resident size then creeps up group after group: measured 594 to 639 MiB over two groups)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def cpu_supports_bf16() -> bool:
