@@ -50,3 +50,18 @@ def assistant_factory(tmp_path: Path):
         return Assistant(index_dir=tmp_path / name, **overrides)
 
     return make
+
+
+def encrypted_pdf(plain: Path, user_password: str = "s3cret") -> bytes:
+    """The bytes of ``plain`` (a PDF file) encrypted with ``user_password`` (owner password "owner")."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(plain).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password=user_password, owner_password="owner")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from rag.documents import (
     repair_markup,
 )
 from rag.errors import DocumentError
+
+from .conftest import encrypted_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_22749be4b06f8346.txt"
@@ -428,31 +429,15 @@ def test_pdf_garbage(tmp_path: Path) -> None:
 
 
 def test_pdf_encrypted(tmp_path: Path) -> None:
-    from pypdf import PdfReader, PdfWriter
-
     plain = make_pdf(tmp_path / "plain.pdf", [["Secret words inside."]])
-    writer = PdfWriter()
-    for page in PdfReader(plain).pages:
-        writer.add_page(page)
-    writer.encrypt(user_password="s3cret", owner_password="owner")
-    buf = io.BytesIO()
-    writer.write(buf)
-    path = write(tmp_path / "locked.pdf", buf.getvalue())
+    path = write(tmp_path / "locked.pdf", encrypted_pdf(plain))
     with pytest.raises(DocumentError, match="encrypted"):
         load(path)
 
 
 def test_pdf_encrypted_with_empty_user_password_is_read(tmp_path: Path) -> None:
-    from pypdf import PdfReader, PdfWriter
-
     plain = make_pdf(tmp_path / "plain.pdf", [["Readable despite encryption."]])
-    writer = PdfWriter()
-    for page in PdfReader(plain).pages:
-        writer.add_page(page)
-    writer.encrypt(user_password="", owner_password="owner")
-    buf = io.BytesIO()
-    writer.write(buf)
-    doc = load(write(tmp_path / "open.pdf", buf.getvalue()))
+    doc = load(write(tmp_path / "open.pdf", encrypted_pdf(plain, user_password="")))
     assert "Readable despite encryption." in doc.text
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import fcntl
 import html
-import io
 import itertools
 import json
 import os
@@ -31,7 +30,7 @@ from rag.chunking import BLOCK_CHARS, Chunker, _blocks
 from rag.documents import Document, Section, html_to_text, load, markdown_sections
 from rag.errors import DocumentError
 
-from .conftest import ROOT
+from .conftest import ROOT, encrypted_pdf
 from .test_chunking import check_chunks, make_long_text
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -69,18 +68,6 @@ def make_pdf(path: Path, lines: list[str]) -> Path:
         pdf.drawString(72, 760 - 20 * i, line)
     pdf.save()
     return path
-
-
-def encrypted_pdf(plain: Path) -> bytes:
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for page in PdfReader(plain).pages:
-        writer.add_page(page)
-    writer.encrypt(user_password="s3cret", owner_password="owner")
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
 
 
 FACTS = {
