@@ -136,6 +136,7 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        # Cheap pre-check before counting: more than ~15 texts is a bulk job (chunks run ~100+ pieces).
         if self._model is None and self.plain_bert and len(texts) <= SMALL_JOB_TOKENS // 100:
             small = self.numpy_encoder
             if small is not None and small.tokens(texts) <= SMALL_JOB_TOKENS:

@@ -65,3 +65,22 @@ def encrypted_pdf(plain: Path, user_password: str = "s3cret") -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path``, creating its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+#: Three small documents, one per format (a subfolder for the HTML one), each holding facts to ask about.
+FACTS = {
+    "otters.txt": "Sea otters use rocks as tools to crack open shellfish. A sea otter can hold its breath for five "
+    "minutes while diving for food. Otters have the densest fur of any animal.",
+    "volcano.md": "# Mount Pelmora\n\nMount Pelmora is a volcano that last erupted in 1873. Its crater lake is "
+    "called Lake Vindry.\n\n## Monitoring\n\nThe observatory at Tarsk measures the gas output every week.",
+    "guide/bridges.html": "<html><head><title>Bridges</title><script>var secret = 'zebra';</script></head><body>"
+    "<h1>The Harlow Bridge</h1><p>The Harlow Bridge was designed by engineer Mirela Quist and opened in 1931."
+    "</p><style>p { color: red }</style><p>It spans the river Odde with a main span of 412 metres.</p></body></html>",
+}

@@ -12,7 +12,7 @@ import pytest
 
 from rag import Answer, Assistant, ConfigError, IndexMismatchError, IndexNotFoundError, InputError, Settings
 
-from .conftest import SEED_QUESTION, SEEDS
+from .conftest import FACTS, SEED_QUESTION, SEEDS, write
 
 SEED_FILE = next(SEEDS.glob("*.txt"))
 
@@ -97,28 +97,10 @@ def test_bad_questions_and_k_are_rejected_clearly(seed_assistant: Assistant) -> 
     assert seed_assistant.ask("Who invited\x00 Prime Minister\x07 Takaichi?").answered
 
 
-def _write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-FACTS = {
-    "otters.txt": "Sea otters use rocks as tools to crack open shellfish. A sea otter can hold its breath for five "
-    "minutes while diving for food. Otters have the densest fur of any animal.",
-    "volcano.md": "# Mount Pelmora\n\nMount Pelmora is a volcano that last erupted in 1873. Its crater lake is "
-    "called Lake Vindry.\n\n## Monitoring\n\nThe observatory at Tarsk measures the gas output every week.",
-    "guide/bridges.html": "<html><head><title>Bridges</title><script>var secret = 'zebra';</script></head><body>"
-    "<h1>The Harlow Bridge</h1><p>The Harlow Bridge was designed by engineer Mirela Quist and opened in 1931."
-    "</p><style>p { color: red }</style><p>It spans the river Odde with a main span of 412 metres.</p></body></html>",
-}
-
-
 def test_formats_are_indexed_and_cited(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     for name, text in FACTS.items():
-        _write(corpus, name, text)
+        write(corpus / name, text)
     assistant = assistant_factory()
     report = assistant.index([corpus])
     assert sorted(report.added) == sorted(FACTS)
@@ -161,7 +143,7 @@ def test_pdf_page_is_the_section(assistant_factory, tmp_path: Path) -> None:
 
 def test_bad_file_is_reported_and_others_indexed(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "mixed"
-    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    write(corpus / "otters.txt", FACTS["otters.txt"])
     (corpus / "blob.txt").write_bytes(bytes(range(256)) * 64)
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog")
     (corpus / "empty.md").write_bytes(b"")
@@ -179,7 +161,7 @@ def test_bad_file_is_reported_and_others_indexed(assistant_factory, tmp_path: Pa
 def test_incremental_reindexing(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "notes"
     for name, text in FACTS.items():
-        _write(corpus, name, text)
+        write(corpus / name, text)
     assistant = assistant_factory()
     first = assistant.index([corpus])
     assert first.chunks_embedded == first.chunks_total > 0
@@ -199,7 +181,7 @@ def test_incremental_reindexing(assistant_factory, tmp_path: Path) -> None:
     # One file edited: only its new chunk text is embedded; other documents keep their chunks.
     before = {d.source: d for d in assistant.sources()}
     other_ids = [c.id for c in assistant.store.document_chunks("guide/bridges.html")]
-    _write(corpus, "otters.txt", FACTS["otters.txt"] + "\n\nA group of otters resting in water is called a raft.")
+    write(corpus / "otters.txt", FACTS["otters.txt"] + "\n\nA group of otters resting in water is called a raft.")
     edited = assistant.index([corpus])
     assert edited.updated == ["otters.txt"]
     assert 1 <= edited.chunks_embedded <= before["otters.txt"].chunks + 1
@@ -224,8 +206,8 @@ def test_incremental_reindexing(assistant_factory, tmp_path: Path) -> None:
 
 def test_remove_by_source(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "c"
-    _write(corpus, "otters.txt", FACTS["otters.txt"])
-    _write(corpus, "volcano.md", FACTS["volcano.md"])
+    write(corpus / "otters.txt", FACTS["otters.txt"])
+    write(corpus / "volcano.md", FACTS["volcano.md"])
     assistant = assistant_factory()
     assistant.index([corpus])
     assert assistant.remove("otters.txt") is True
@@ -235,7 +217,7 @@ def test_remove_by_source(assistant_factory, tmp_path: Path) -> None:
 
 
 def test_single_file_source_is_its_name(assistant_factory, tmp_path: Path) -> None:
-    path = _write(tmp_path / "deep" / "er", "otters.txt", FACTS["otters.txt"])
+    path = write(tmp_path / "deep" / "er" / "otters.txt", FACTS["otters.txt"])
     assistant = assistant_factory()
     assert assistant.index([path]).added == ["otters.txt"]
     assert assistant.ask("What do sea otters use rocks for?").citations[0].source == "otters.txt"
@@ -243,7 +225,7 @@ def test_single_file_source_is_its_name(assistant_factory, tmp_path: Path) -> No
 
 def test_index_built_with_other_chunking_is_refused(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "c"
-    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    write(corpus / "otters.txt", FACTS["otters.txt"])
     assistant_factory().index([corpus])
     other = assistant_factory(chunk_tokens=120)
     with pytest.raises(IndexMismatchError, match=r"chunk_tokens.*--rebuild"):
@@ -256,7 +238,7 @@ def test_index_built_with_other_chunking_is_refused(assistant_factory, tmp_path:
 
 def test_index_built_with_other_model_is_refused(assistant_factory, tmp_path: Path) -> None:
     corpus = tmp_path / "c"
-    _write(corpus, "otters.txt", FACTS["otters.txt"])
+    write(corpus / "otters.txt", FACTS["otters.txt"])
     assistant = assistant_factory()
     assistant.index([corpus])
     database = assistant.index_dir / "store.sqlite"
@@ -317,7 +299,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
 
     corpus = tmp_path / "notes"
     for name, text in FACTS.items():
-        _write(corpus, name, text)
+        write(corpus / name, text)
     whole = assistant_factory("whole")
     whole.index([corpus])
 
@@ -350,7 +332,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     # A failure while embedding a later group: nothing of this run is committed.
     before = (layout(streamed), streamed.store.generation())
     for name in ("later-a.txt", "later-b.txt", "later-c.txt"):
-        _write(corpus, name, f"{name} holds a fact about tide pools.\n\n" * 3)
+        write(corpus / name, f"{name} holds a fact about tide pools.\n\n" * 3)
     seen: list[int] = []
 
     def fail_on_second_group(texts, progress=None):

@@ -19,18 +19,10 @@ from rag.documents import (
 )
 from rag.errors import DocumentError
 
-from .conftest import encrypted_pdf
+from .conftest import encrypted_pdf, write
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_22749be4b06f8346.txt"
-
-
-def write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path.write_bytes(data)
-    return path
 
 
 def assert_sections_at_titles(doc: Document) -> None:

@@ -30,7 +30,8 @@ from rag.chunking import BLOCK_CHARS, Chunker, _blocks
 from rag.documents import Document, Section, html_to_text, load, markdown_sections
 from rag.errors import DocumentError
 
-from .conftest import ROOT, encrypted_pdf
+from .conftest import FACTS as SHARED_FACTS
+from .conftest import ROOT, encrypted_pdf, write
 from .test_chunking import check_chunks, make_long_text
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -53,12 +54,6 @@ def assert_user_error(result: subprocess.CompletedProcess[str], code: int, *word
         assert word in lines[0], lines[0]
 
 
-def write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    return path
-
-
 def make_pdf(path: Path, lines: list[str]) -> Path:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
@@ -70,15 +65,8 @@ def make_pdf(path: Path, lines: list[str]) -> Path:
     return path
 
 
-FACTS = {
-    "otters.txt": "Sea otters use rocks as tools to crack open shellfish. A sea otter can hold its breath for five "
-    "minutes while diving for food. Otters have the densest fur of any animal.",
-    "volcano.md": "# Mount Pelmora\n\nMount Pelmora is a volcano that last erupted in 1873. Its crater lake is "
-    "called Lake Vindry.\n\n## Monitoring\n\nThe observatory at Tarsk measures the gas output every week.",
-    "bridges.html": "<html><head><title>Bridges</title><script>var secret = 'zebra';</script></head><body>"
-    "<h1>The Harlow Bridge</h1><p>The Harlow Bridge was designed by engineer Mirela Quist and opened in 1931."
-    "</p><style>p { color: red }</style><p>It spans the river Odde with a main span of 412 metres.</p></body></html>",
-}
+#: The shared fact documents, all in one folder here.
+FACTS = {Path(name).name: text for name, text in SHARED_FACTS.items()}
 #: A question per fact document, the words its answer must contain and the file it must cite.
 QUESTIONS = [
     ("Who designed the Harlow Bridge?", "Mirela Quist", "bridges.html"),
