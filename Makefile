@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-test browser index run chat test lint bench clean
+.PHONY: install install-test browser ocr test-pdfs index run chat test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+# OCR of scanned pages and images: Debian's Tesseract (the web chat and `rag index` read scans with it).
+install: $(VENV)/.installed ocr
 
 install-test: $(VENV)/.installed-test
 
@@ -51,7 +56,19 @@ chat: index
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: install-test browser
+# Tesseract OCR with English, where apt is at hand (as root, or with sudo); without it scans are reported, not read.
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+	    echo "note: install tesseract-ocr and tesseract-ocr-eng to read scanned pages"; exit 0; fi; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y tesseract-ocr tesseract-ocr-eng; }
+
+# Real PDFs the tests read: Debian ships these manuals as PDF documentation.
+test-pdfs:
+	@test -f /usr/share/doc/libtasn1-doc/libtasn1.pdf -a -f /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y libtasn1-doc shared-mime-info)
+
+test: install-test browser ocr test-pdfs
 	REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 lint: install-test
@@ -59,7 +76,8 @@ lint: install-test
 	$(BIN)/mypy
 
 # Speed against the standard recipe on squad-dev, then the vector index at 1M synthetic vectors.
-bench: install-test
+bench: $(VENV)/.installed-bench ocr
+	$(BIN)/python bench/pdf_eval.py
 	$(BIN)/python bench/index_speed.py
 	$(BIN)/python bench/precision.py
 	$(BIN)/python bench/index_memory.py

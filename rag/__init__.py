@@ -28,6 +28,7 @@ _EXPORTS = {
     "Settings": "config",
     "Document": "documents",
     "load": "documents",
+    "describe_extraction": "pdf",
     "escape_html": "documents",
     "DocumentRecord": "store",
     "VectorStore": "store",
@@ -67,6 +68,7 @@ __all__ = [
     "Settings",
     "VectorStore",
     "ask",
+    "describe_extraction",
     "escape_html",
     "load",
 ]
@@ -102,4 +104,5 @@ if TYPE_CHECKING:
         RagError,
     )
     from .generation import GenerationError, Generator, LLMClient
+    from .pdf import describe_extraction
     from .store import DocumentRecord, FaissStore, VectorStore

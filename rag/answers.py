@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from .layout import Run, boxes_for
+
 NOT_FOUND = "The documents do not contain an answer to this question."
 
 
@@ -24,10 +26,25 @@ class Passage:
     score: float
     section: str = ""
     chunk_id: int = -1
+    #: PDFs and images: the 1-based page, and the passage's boxes on it (0-1 of the page, top-left origin,
+    #: one per line: ``(x0, y0, x1, y1)``).
+    page: int | None = None
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    #: Where each piece of the passage is on the page (used to box the quoted sentences); not in JSON.
+    runs: tuple[Run, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""
-        return asdict(self)
+        data = asdict(self)
+        del data["runs"]
+        data["boxes"] = [list(b) for b in self.boxes]
+        return data
+
+    def boxes_of(self, spans: Sequence[tuple[int, int]]) -> tuple[tuple[float, float, float, float], ...]:
+        """Boxes of the given document spans inside this passage (its own boxes when there are none)."""
+        if not self.runs or not spans:
+            return self.boxes
+        return tuple(box for a, b in spans for box in boxes_for(self.runs, a, b))
 
 
 @dataclass(frozen=True)
@@ -48,11 +65,23 @@ class Citation:
     highlights: tuple[tuple[int, int], ...] = ()
     #: False when a generated claim citing this passage is not backed by it (see ``Answer.claims``).
     supported: bool = True
+    #: PDFs and images: the 1-based page, and the boxes of the quoted sentences on it (the passage's
+    #: when none is quoted), 0-1 of the page from the top left, one per line.
+    page: int | None = None
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+
+    @classmethod
+    def of(cls, n: int, passage: Passage, spans: tuple[tuple[int, int], ...], supported: bool = True) -> Citation:
+        """The citation ``[n]`` of ``passage`` quoting ``spans``."""
+        p = passage
+        boxes = p.boxes_of(spans)
+        return cls(n, p.source, p.start, p.end, p.text, p.score, p.section, spans, supported, p.page, boxes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""
         data = asdict(self)
         data["highlights"] = [list(h) for h in self.highlights]
+        data["boxes"] = [list(b) for b in self.boxes]
         return data
 
 
@@ -449,5 +478,5 @@ class ExtractiveAnswerer:
         for index, n in sorted(numbers.items(), key=lambda item: item[1]):
             p = passages[index]
             spans = tuple(sorted((c.start, c.end) for c in chosen if c.passage == index))
-            citations.append(Citation(n, p.source, p.start, p.end, p.text, p.score, p.section, spans))
+            citations.append(Citation.of(n, p, spans))
         return Answer(question, text, True, citations, passages)

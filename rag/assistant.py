@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from .answers import Answer, ExtractiveAnswerer
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import FoundFile, discover, file_digest, load
+from .documents import Document, FoundFile, discover, file_digest, load
 from .embedding import Embedder
 from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
+from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
 
@@ -30,6 +32,9 @@ MAX_QUESTION_CHARS = 4000
 MAX_K = 100
 #: Chunks read and embedded together while indexing (memory holds one such group, not the corpus).
 EMBED_GROUP = 2048
+
+
+_PAGE_COUNTS = ("pages", "text_pages", "ocr_pages", "empty_pages", "tables")
 
 
 @dataclass
@@ -46,6 +51,12 @@ class IndexReport:
     chunks_reused: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    #: PDFs and images read this run: what extraction found in each (pages, OCR, tables, warnings).
+    extraction: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """One line per extraction warning, e.g. "report.pdf: page 12: no text layer, and OCR found none"."""
+        return [f"{source}: {w}" for source, r in sorted(self.extraction.items()) for w in r.get("warnings", [])]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -61,6 +72,15 @@ class IndexReport:
             f"{len(self.removed)} removed, {len(self.failed)} failed, {len(self.skipped)} skipped; "
             f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
             f"{self.chunks_total} in the index ({self.seconds:.1f} s)"
+        ) + self._pages_summary()
+
+    def _pages_summary(self) -> str:
+        if not self.extraction:
+            return ""
+        total = {k: sum(int(r.get(k, 0)) for r in self.extraction.values()) for k in _PAGE_COUNTS}
+        return (
+            f"; {total['pages']} pages read ({total['text_pages']} with a text layer, {total['ocr_pages']} by OCR, "
+            f"{total['empty_pages']} empty), {total['tables']} tables"
         )
 
 
@@ -139,6 +159,7 @@ class Assistant:
             "embedding_input": "title line (file name: section) + chunk text",
             "keyword_index": "SQLite FTS5 BM25 (porter stemmer), title and text",
             "metric": "cosine (normalised inner product)",
+            "extractor": EXTRACTOR,
             "versions": _versions(),
         }
 
@@ -151,7 +172,7 @@ class Assistant:
             return
         stored = self.store.config()
         wanted = self.index_config()
-        for key in ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap"):
+        for key in ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap", "extractor"):
             if stored.get(key) != wanted[key]:
                 raise IndexMismatchError(
                     f"the index at {self.index_dir} was built with {key}={stored.get(key)!r} "
@@ -278,7 +299,9 @@ class Assistant:
                     if bar is not None:
                         bar.update(stat.st_size)
                     continue
-                record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
+                record = _record(item, digest, stat, document, len(chunks))
+                if document.report:
+                    report.extraction[item.source] = document.report
                 inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
                 group.append(
                     (record, [(_chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)], stat.st_size)
@@ -319,7 +342,9 @@ class Assistant:
         if bar is not None:
             bar.update(size - moved[1])
         for record, hashed, _ in group:
-            yield record, [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h]) for h, c, _ in hashed]
+            yield record, [
+                NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed
+            ]
 
     def remove(self, source: str) -> bool:
         """Remove one document by its source name; returns whether it was indexed."""
@@ -425,9 +450,21 @@ def _chunk_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _record(item: FoundFile, digest: str, stat: Any, fmt: str, encoding: str, chunks: int) -> DocumentRecord:
+def _record(item: FoundFile, digest: str, stat: Any, document: Document, chunks: int) -> DocumentRecord:
+    fmt, encoding = document.format, document.encoding
     return DocumentRecord(
-        item.source, str(item.path), item.root, digest, stat.st_size, stat.st_mtime_ns, fmt, encoding, chunks, 0.0, 0.0
+        item.source,
+        str(item.path),
+        item.root,
+        digest,
+        stat.st_size,
+        stat.st_mtime_ns,
+        fmt,
+        encoding,
+        chunks,
+        0.0,
+        0.0,
+        json.dumps(document.report, separators=(",", ":")) if document.report else "{}",
     )
 
 

@@ -9,6 +9,7 @@ from itertools import pairwise
 from typing import Protocol
 
 from .documents import Document
+from .layout import span_layout
 
 #: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
@@ -22,10 +23,12 @@ LONG_RUN_CHARS = 1000
 _LONG_RUN = re.compile(rf"\S{{{LONG_RUN_CHARS},}}")
 
 
-def chunk_title(source: str, section: str) -> str:
-    """A chunk's context: the words of its file name, then its section heading."""
+def chunk_title(source: str, section: str, document_title: str = "") -> str:
+    """A chunk's context: the words of its file name (and the document's own title), then its section heading."""
     stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     words = " ".join(re.sub(r"[_\-]+", " ", stem).split())
+    if document_title and document_title.lower() not in words.lower():
+        words = f"{words} - {document_title}"
     return f"{words}: {section}" if section and section != words else words
 
 
@@ -47,6 +50,10 @@ class Chunk:
     start: int
     end: int
     section: str
+    #: PDFs and images: the page and boxes behind the chunk (see :func:`rag.layout.span_layout`).
+    layout: str = ""
+    #: The context line embedded and keyword-indexed with the chunk (file name, document title, section).
+    title: str = ""
 
 
 class Chunker:
@@ -83,7 +90,7 @@ class Chunker:
         """The text embedded for a chunk: its title line (file name, section) when it fits, then the chunk."""
         if not self.titles:
             return chunk.text
-        title = chunk_title(source, chunk.section)
+        title = chunk.title or chunk_title(source, chunk.section)
         room = self.max_tokens - 2 - self.tokenizer.count(chunk.text) - 1
         if not title or room < 4:
             return chunk.text
@@ -103,7 +110,10 @@ class Chunker:
         for lo, hi in pairwise(bounds):
             for a, b in self._section_spans(text[lo:hi]):
                 for x, y in self._enforce_limit(text, lo + a, lo + b):
-                    chunks.append(Chunk(text[x:y], x, y, document.section_at(x)))
+                    layout = span_layout(document.runs, document.page_at(x), x, y) if document.runs else ""
+                    section = document.section_at(x)
+                    title = chunk_title(document.source, section, document.title)
+                    chunks.append(Chunk(text[x:y], x, y, section, layout, title))
         return chunks
 
     def _section_spans(self, text: str) -> list[tuple[int, int]]:

@@ -153,6 +153,11 @@ def _index(args: argparse.Namespace) -> int:
             print(f"failed: {path}: {reason}", file=sys.stderr)
         for path, reason in report.skipped:
             print(f"skipped: {path}: {reason}", file=sys.stderr)
+        if not args.quiet:
+            for source, found in sorted(report.extraction.items()):
+                print(f"{source}: {rag.describe_extraction(found)}")
+        for line in report.problems():
+            print(f"warning: {line}", file=sys.stderr)
         print(report.summary())
     nothing_done = not (report.added or report.updated or report.unchanged or report.removed)
     return 1 if report.failed and nothing_done else 0
@@ -222,15 +227,19 @@ def _sources(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r.source) for r in records)
     for r in records:
-        print(f"{r.source:<{width}}  {r.chunks:>5} chunks  {r.size:>10,} bytes  {r.format}")
+        found = json.loads(r.report or "{}")
+        extra = f"  {rag.describe_extraction(found)}" if found else ""
+        print(f"{r.source:<{width}}  {r.chunks:>5} chunks  {r.size:>10,} bytes  {r.format}{extra}")
     print(f"{len(records)} file(s), {sum(r.chunks for r in records)} chunks")
     return 0
 
 
 def _record_dict(record: Any) -> dict[str, Any]:
-    return {
+    data = {
         key: getattr(record, key) for key in ("source", "path", "chunks", "size", "format", "added_at", "updated_at")
     }
+    data["extraction"] = json.loads(record.report or "{}")
+    return data
 
 
 def _remove(args: argparse.Namespace) -> int:

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from html import escape as _escape_html
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from .errors import DocumentError
+from .layout import Run, boxes_for
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | IMAGE_SUFFIXES | {".pdf", ".docx"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,23 @@ class Document:
     format: str
     sections: list[Section] = field(default_factory=list)
     encoding: str = "utf-8"
+    #: PDFs and images: where each piece of ``text`` is on its page (sorted by offset).
+    runs: list[Run] = field(default_factory=list)
+    #: What extraction found (pages, OCR, tables, warnings); empty for plain formats.
+    report: dict[str, Any] = field(default_factory=dict)
+    #: The document's own title where it shows one (a PDF's largest lines on its first page), else "".
+    title: str = ""
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page of the text at ``offset`` (PDFs and images), else None."""
+        if self.format not in ("pdf", "image"):
+            return None
+        match = re.match(r"page (\d+)", self.section_at(offset))
+        return int(match.group(1)) if match else None
+
+    def boxes(self, start: int, end: int) -> list[tuple[float, float, float, float]]:
+        """Boxes (0-1 of the page, top-left origin) of ``text[start:end]``, merged per line."""
+        return boxes_for(self.runs, start, end)
 
     def section_at(self, offset: int) -> str:
         """Title of the section in effect at ``offset`` ('' when there is none)."""
@@ -145,6 +165,8 @@ def load(path: Path, source: str | None = None, max_bytes: int | None = None) ->
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         return _load_pdf(data, source, path)
+    if suffix in IMAGE_SUFFIXES:
+        return _load_pdf(data, source, path, image=True)
     if suffix == ".docx":
         return _load_docx(data, source, path)
     if not data:
@@ -479,48 +501,27 @@ def escape_html(text: str) -> str:
 # ---------------------------------------------------------------- PDF and DOCX
 
 
-def _load_pdf(data: bytes, source: str, path: Path) -> Document:
+def _load_pdf(data: bytes, source: str, path: Path, image: bool = False) -> Document:
     if not data:
-        raise DocumentError("empty PDF file (0 bytes)")
-    import logging
+        raise DocumentError(f"empty {'image' if image else 'PDF'} file (0 bytes)")
+    from .pdf import extract_image, extract_pdf
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                opened = bool(reader.decrypt(""))
-            except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
-                opened = False
-            if not opened:
-                raise DocumentError("encrypted PDF: save a decrypted copy and index that")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        extracted = extract_image(data) if image else extract_pdf(data)
     except DocumentError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise DocumentError(f"damaged or truncated PDF ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # noqa: BLE001 - a broken PDF must never sink the batch
-        raise DocumentError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
-    parts: list[str] = []
-    sections: list[Section] = []
-    offset = 0
-    for number, page_text in enumerate(pages, start=1):
-        page_text = page_text.replace("\r\n", "\n").replace("\r", "\n").strip()
-        if not page_text:
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        sections.append(Section(offset, f"page {number}"))
-        parts.append(page_text)
-        offset += len(page_text)
-    text = "".join(parts)
-    if not text.strip():
-        raise DocumentError("PDF has no extractable text (scanned images need OCR first)")
-    return Document(source, path, text, "pdf", sections, "pdf")
+    except Exception as exc:  # noqa: BLE001 - a broken file must never sink the batch
+        raise DocumentError(f"unreadable {'image' if image else 'PDF'} ({type(exc).__name__}: {exc})") from None
+    report = extracted.report
+    if not extracted.text.strip():
+        pages = report["pages"]
+        why = "; ".join(report["warnings"]) or "no text layer and no text found by OCR"
+        raise DocumentError(f"no extractable text in {pages} page(s): {why}")
+    sections = [Section(start, f"page {number}") for start, number in extracted.pages]
+    fmt = "image" if image else "pdf"
+    return Document(
+        source, path, extracted.text, fmt, sections, fmt, runs=extracted.runs, report=report, title=extracted.title
+    )
 
 
 def _load_docx(data: bytes, source: str, path: Path) -> Document:

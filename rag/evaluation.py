@@ -40,6 +40,11 @@ class Question:
     spans: tuple[tuple[int, int], ...] = ()
     answers: tuple[str, ...] = ()
     relevant: dict[str, int] = field(default_factory=dict)
+    #: Document-level sets (sec-10q layout): every file holding the answer, the reference answer's
+    #: figures, and the question's type ("Multi-Doc RAG", "Single-Doc Single-Chunk RAG", ...).
+    sources: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+    type: str = ""
 
 
 @dataclass
@@ -47,7 +52,7 @@ class EvalSet:
     """Documents folder and questions of an evaluation set."""
 
     name: str
-    kind: str  # "squad" or "beir"
+    kind: str  # "squad", "beir" or "docs" (questions answered by whole files, e.g. sec-10q)
     docs: Path
     questions: list[Question]
 
@@ -62,6 +67,9 @@ def load_eval_set(path: Path, cache: Path | None = None) -> EvalSet:
             if not line.strip():
                 continue
             q = json.loads(line)
+            if "sources" in q:
+                questions.append(_docs_question(q))
+                continue
             questions.append(
                 Question(
                     str(q["id"]),
@@ -71,13 +79,35 @@ def load_eval_set(path: Path, cache: Path | None = None) -> EvalSet:
                     tuple(q.get("answers", [])),
                 )
             )
-        return EvalSet(path.name, "squad", path / "docs", questions)
+        kind = "docs" if questions and questions[0].sources else "squad"
+        return EvalSet(path.name, kind, path / "docs", questions)
     if (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file():
         return _load_beir(path, cache)
     raise InputError(
         f"{path} is not an evaluation set: expected docs/ + questions.jsonl (squad-dev layout) "
         "or corpus.jsonl + queries.jsonl + qrels/test.tsv (BEIR layout)"
     )
+
+
+#: Figures in a reference answer: amounts, percentages, numbers with thousands separators or decimals.
+_FIGURE = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?%|\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+\.\d+\b")
+
+
+def _docs_question(q: dict[str, Any]) -> Question:
+    figures = tuple(dict.fromkeys(re.sub(r"[^\d.,]", "", f).strip(".,") for f in _FIGURE.findall(q.get("answer", ""))))
+    return Question(
+        str(q["id"]),
+        q["question"],
+        sources=tuple(q["sources"]),
+        figures=tuple(f for f in figures if f),
+        type=str(q.get("type", "")),
+        answers=(q.get("answer", ""),),
+    )
+
+
+def figure_found(figure: str, text: str) -> bool:
+    """Whether ``figure`` (digits with separators) is in ``text`` as a whole number ("82,959" not in "182,959")."""
+    return re.search(rf"(?<![\d,.]){re.escape(figure)}(?![\d]|[,.]\d)", text) is not None
 
 
 def _safe_name(doc_id: str) -> str:
@@ -130,6 +160,8 @@ def sample(questions: list[Question], n: int | None) -> list[Question]:
 def _passage_hit(passage: Passage, q: Question) -> bool:
     if q.relevant:
         return q.relevant.get(passage.source, 0) > 0
+    if q.sources:
+        return passage.source in q.sources
     return passage.source == q.source and any(passage.start < b and a < passage.end for a, b in q.spans)
 
 
@@ -186,7 +218,8 @@ def evaluate(
     hit1 = hitk = rr = ndcg = contains = cited = quoted = answered = 0.0
     words: list[int] = []
     latencies: list[float] = []
-    depth = max(k, 10) if eval_set.kind == "beir" else k
+    depth = max(k, 10) if eval_set.kind in ("beir", "docs") else k
+    all_sources = multi = figure_hits = figure_questions = 0.0
     for q in questions:
         began = time.perf_counter()
         answer = assistant.ask(q.text, k=depth)
@@ -198,6 +231,13 @@ def evaluate(
         rr += next((1 / (i + 1) for i, h in enumerate(hits[:k]) if h), 0.0)
         if eval_set.kind == "beir":
             ndcg += _ndcg10(passages, q)
+        if eval_set.kind == "docs":
+            if len(q.sources) > 1:
+                multi += 1
+                all_sources += set(q.sources) <= {p.source for p in passages[:10]}
+            if q.figures and q.type.startswith("Single-Doc Single-Chunk"):
+                figure_questions += 1
+                figure_hits += any(figure_found(f, p.text) for f in q.figures for p in passages[:k])
         if answer.answered:
             answered += 1
             words.append(len(_MARKER.sub("", answer.text).split()))
@@ -213,6 +253,10 @@ def evaluate(
     metrics = {"hit@1": hit1 / n, f"hit@{k}": hitk / n, "mrr": rr / n}
     if eval_set.kind == "beir":
         metrics["ndcg@10"] = ndcg / n
+    if eval_set.kind == "docs":
+        metrics["all_sources@10"] = all_sources / max(1.0, multi)
+        metrics[f"figure@{k}"] = figure_hits / max(1.0, figure_questions)
+        metrics["figure_questions"] = figure_questions
     if eval_set.kind == "squad":
         metrics["answer_contains_gold"] = contains / n
         metrics["citation_on_gold"] = cited / n
@@ -229,8 +273,8 @@ def evaluate(
 
 def _cited_on_gold(answer: Answer, q: Question, highlights: bool) -> bool:
     for c in answer.citations:
-        if q.relevant:
-            if q.relevant.get(c.source, 0) > 0:
+        if q.relevant or q.sources:
+            if q.relevant.get(c.source, 0) > 0 or c.source in q.sources:
                 return True
             continue
         if c.source != q.source:
@@ -263,7 +307,7 @@ def refusal_check(
     assistant.index([half])
     inside = outside = answered_in = refused_out = 0
     for q in questions:
-        gold = set(q.relevant) if q.relevant else {q.source}
+        gold = set(q.relevant) if q.relevant else set(q.sources) if q.sources else {q.source}
         answer = assistant.ask(q.text)
         if gold & kept:
             inside += 1

@@ -555,7 +555,7 @@ def verify(text: str, numbers: dict[int, int], passages: Sequence[Passage], ques
     for n, p in sorted(by_n.items()):
         backed = all(c.supported for c in claims if n in c.citations)
         spans = tuple(sorted(highlight[n]))
-        citations.append(Citation(n, p.source, p.start, p.end, p.text, p.score, p.section, spans, backed))
+        citations.append(Citation.of(n, p, spans, backed))
     return Verified(citations, claims)
 
 

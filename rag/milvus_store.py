@@ -542,7 +542,7 @@ def migrate(
                 for record in store.documents():
                     stored = store.document_chunks(record.source)
                     vectors = store.vectors([c.id for c in stored])
-                    new = [NewChunk(c.hash, c.start, c.end, c.section, c.text, vectors[c.id]) for c in stored]
+                    new = [NewChunk(c.hash, c.start, c.end, c.section, c.text, vectors[c.id], c.layout) for c in stored]
                     batch.append((record, new))
                     records.append(record)
                     size += len(new)

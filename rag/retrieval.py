@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 
 from .answers import Passage, content_terms
+from .layout import boxes_for, parse_layout
 from .store import VectorStore
 
 Fusion = Literal["rrf", "blend", "dense", "bm25"]
@@ -54,6 +55,7 @@ class Retriever:
             record = records.get(chunk_id)
             if record is None:  # removed by a concurrent commit; the next search sees the new state
                 continue
+            page, runs = parse_layout(record.layout)
             passage = Passage(
                 record.source,
                 record.start,
@@ -62,6 +64,9 @@ class Retriever:
                 cosine.get(chunk_id, 0.0),
                 record.section,
                 chunk_id,
+                page,
+                tuple(boxes_for(runs, record.start, record.end)),
+                runs,
             )
             if any(_overlaps(passage, kept) for kept in passages):
                 continue

@@ -36,7 +36,7 @@ from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, Ind
 if TYPE_CHECKING:
     from .config import Settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunks carry their page and boxes (layout), documents their extraction report
 MANIFEST = "manifest.json"
 DATABASE = "store.sqlite"
 
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS documents (
     encoding TEXT NOT NULL,
     chunks INTEGER NOT NULL,
     added_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    report TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     "end" INTEGER NOT NULL,
     section TEXT NOT NULL,
     text TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    layout TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
@@ -89,6 +91,8 @@ class DocumentRecord:
     chunks: int
     added_at: float
     updated_at: float
+    #: What extraction found, as JSON (pages, OCR'd pages, tables, warnings); "{}" for plain formats.
+    report: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class ChunkRecord:
     end: int
     section: str
     text: str
+    #: PDFs and images: JSON ``{"page": n, "runs": [[start, end, x0, y0, x1, y1], ...]}``, else "".
+    layout: str = ""
 
 
 @dataclass
@@ -115,6 +121,9 @@ class NewChunk:
     section: str
     text: str
     vector: np.ndarray
+    layout: str = ""
+    #: The chunk's title line for the keyword index (file name, document title, section); derived when empty.
+    title: str = ""
 
 
 @dataclass
@@ -343,7 +352,8 @@ class FaissStore:
         """Every indexed document, by source name."""
         with self._db() as conn:
             rows = conn.execute(
-                "SELECT source, path, root, digest, size, mtime_ns, format, encoding, chunks, added_at, updated_at "
+                "SELECT source, path, root, digest, size, mtime_ns, format, encoding, chunks, added_at, updated_at, "
+                "report "
                 "FROM documents ORDER BY source"
             ).fetchall()
         return [DocumentRecord(*row) for row in rows]
@@ -369,7 +379,7 @@ class FaissStore:
         marks = ",".join("?" * len(ids))
         with self._db() as conn:
             rows = conn.execute(
-                f'SELECT id, source, ord, hash, start, "end", section, text FROM chunks WHERE id IN ({marks})',
+                f'SELECT id, source, ord, hash, start, "end", section, text, layout FROM chunks WHERE id IN ({marks})',
                 [int(i) for i in ids],
             ).fetchall()
         return {row[0]: ChunkRecord(*row) for row in rows}
@@ -387,7 +397,8 @@ class FaissStore:
         """All chunks of one document, in order."""
         with self._db() as conn:
             rows = conn.execute(
-                'SELECT id, source, ord, hash, start, "end", section, text FROM chunks WHERE source=? ORDER BY ord',
+                'SELECT id, source, ord, hash, start, "end", section, text, layout FROM chunks '
+                "WHERE source=? ORDER BY ord",
                 (source,),
             ).fetchall()
         return [ChunkRecord(*row) for row in rows]
@@ -470,15 +481,15 @@ class FaissStore:
                     values = asdict(record) | {"added_at": added_at, "updated_at": now, "chunks": len(new_chunks)}
                     conn.execute(
                         "INSERT OR REPLACE INTO documents VALUES (:source, :path, :root, :digest, :size, :mtime_ns, "
-                        ":format, :encoding, :chunks, :added_at, :updated_at)",
+                        ":format, :encoding, :chunks, :added_at, :updated_at, :report)",
                         values,
                     )
                     for order, chunk in enumerate(new_chunks):
                         vector = np.ascontiguousarray(chunk.vector, dtype=np.float32)
                         chunk_id, next_id = next_id, next_id + 1
                         conn.execute(
-                            'INSERT INTO chunks(id, source, ord, hash, start, "end", section, text, vector) '
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            'INSERT INTO chunks(id, source, ord, hash, start, "end", section, text, vector, layout) '
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (
                                 chunk_id,
                                 record.source,
@@ -489,11 +500,12 @@ class FaissStore:
                                 chunk.section,
                                 chunk.text,
                                 self._vector_blob(vector),
+                                chunk.layout,
                             ),
                         )
                         conn.execute(
                             "INSERT INTO chunks_fts(rowid, title, text) VALUES (?, ?, ?)",
-                            (chunk_id, chunk_title(record.source, chunk.section), chunk.text),
+                            (chunk_id, chunk.title or chunk_title(record.source, chunk.section), chunk.text),
                         )
                         if added is not None:
                             added.append((chunk_id, vector))

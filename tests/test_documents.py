@@ -484,7 +484,7 @@ def test_discover_folder(tmp_path: Path) -> None:
     write(root / "日本語 ファイル.md", "unicode name")
     write(root / ".hidden.txt", "hidden")
     write(root / ".git" / "config.txt", "hidden dir")
-    write(root / "image.png", b"\x89PNG")
+    write(root / "image.bin", b"\x89PNG")
     write(root / "noext", "no suffix")
     write(root / "UPPER.TXT", "upper-case suffix")
     outside = write(tmp_path / "outside" / "secret.txt", "outside the root")
@@ -510,8 +510,8 @@ def test_discover_folder(tmp_path: Path) -> None:
     assert all(f.path.is_file() for f in found)
     assert not any("hidden" in s or s.startswith(".") for s in sources)
     reasons = {Path(s.path).name: s.reason for s in skipped}
-    assert set(reasons) == {"image.png", "noext", "link.txt"}
-    assert "unsupported" in reasons["image.png"] and "'.png'" in reasons["image.png"]
+    assert set(reasons) == {"image.bin", "noext", "link.txt"}
+    assert "unsupported" in reasons["image.bin"] and "'.bin'" in reasons["image.bin"]
     assert "(none)" in reasons["noext"]
     assert "outside" in reasons["link.txt"] and "not followed" in reasons["link.txt"]
     assert all(f.path != outside.resolve() for f in found)

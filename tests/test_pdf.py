@@ -1,0 +1,284 @@
+"""Real PDFs and scans: reading order, wrapped sentences, tables, running lines, OCR, pages and boxes."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.documents import load
+from rag.errors import DocumentError
+
+from .conftest import ROOT, encrypted_pdf
+
+SEC = ROOT.parent / "shared" / "eval" / "sec-10q"
+needs_ocr = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+
+WRAPPED = (
+    "After installing or modifying its configuration file, every application must run the refresh-catalog "
+    "command, which rebuilds the shared lookup tables that the Varnholm desktop reads at start-up."
+)
+LEFT = (
+    "The northern orchard of Kellmar grows eleven kinds of pear. Its oldest tree was planted in 1802 by the "
+    "gardener Ilse Brandt, who also dug the first irrigation channel from the river Aumel. "
+) * 3
+RIGHT = (
+    "The southern vineyard of Kellmar produces a dry white wine called Sollen. The harvest begins in the last "
+    "week of September and ends when the first frost arrives on the terraces. "
+) * 3
+
+
+def _paragraph_pdf(path: Path, paragraphs: list[str], columns: int = 1, header: str = "", pages: int = 1) -> Path:
+    """A born-digital PDF of wrapped paragraphs (reportlab), optionally in two columns and with running lines."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import BaseDocTemplate, Frame, PageBreak, PageTemplate, Paragraph
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = A4
+    margin = 60
+    if columns == 2:
+        half = (width - 2 * margin - 20) / 2
+        frames = [
+            Frame(margin, margin, half, height - 2 * margin, id="left"),
+            Frame(margin + half + 20, margin, half, height - 2 * margin, id="right"),
+        ]
+    else:
+        frames = [Frame(margin, margin, width - 2 * margin, height - 2 * margin, id="body")]
+
+    def running(canvas: object, doc: object) -> None:
+        if header:
+            canvas.setFont("Helvetica", 8)  # type: ignore[attr-defined]
+            canvas.drawString(margin, height - 30, header)  # type: ignore[attr-defined]
+            canvas.drawString(margin, 25, f"{header} | page {doc.page}")  # type: ignore[attr-defined]
+
+    doc = BaseDocTemplate(str(path), pagesize=A4)
+    doc.addPageTemplates([PageTemplate(id="p", frames=frames, onPage=running)])
+    style = getSampleStyleSheet()["BodyText"]
+    story: list[object] = []
+    for page in range(pages):
+        if page:
+            story.append(PageBreak())
+        story += [Paragraph(text, style) for text in paragraphs]
+    doc.build(story)
+    return path
+
+
+def _table_pdf(path: Path) -> Path:
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    rows = [
+        ["", "Three Months Ended", "", "Nine Months Ended", ""],
+        ["", "July 1, 2023", "June 25, 2022", "July 1, 2023", "June 25, 2022"],
+        ["Net sales:", "", "", "", ""],
+        ["Products", "$ 60,584", "$ 63,355", "$ 230,901", "$ 245,241"],
+        ["Services", "21,213", "19,604", "62,886", "58,941"],
+        ["Total net sales", "81,797", "82,959", "293,787", "304,182"],
+        ["Gross margin", "36,413", "35,885", "128,721", "132,687"],
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = Table(rows, colWidths=[150, 90, 90, 90, 90])
+    table.setStyle(
+        TableStyle([("SPAN", (1, 0), (2, 0)), ("SPAN", (3, 0), (4, 0)), ("ALIGN", (1, 0), (-1, -1), "RIGHT")])
+    )
+    style = getSampleStyleSheet()["BodyText"]
+    doc = SimpleDocTemplate(str(path), pagesize=letter)
+    doc.build([Paragraph("Condensed statements of operations of the Orrin Company (in millions).", style), table])
+    return path
+
+
+def _scan(born_digital: Path, path: Path, dpi: int = 200) -> Path:
+    """An image-only copy of a PDF's first page: rendered, then wrapped as a PDF (or saved as PNG)."""
+    import pypdfium2 as pdfium
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = pdfium.PdfDocument(str(born_digital))[0].render(scale=dpi / 72).to_pil().convert("RGB")
+    if path.suffix == ".png":
+        image.save(path, "PNG")
+    else:
+        image.save(path, "PDF", resolution=dpi)
+    return path
+
+
+def _word_box(pdf: Path, word: str) -> tuple[float, float, float, float]:
+    """Where PDFium says ``word`` is on page 1 (0-1 of the page, origin top left)."""
+    import pypdfium2 as pdfium
+
+    page = pdfium.PdfDocument(str(pdf))[0]
+    width, height = page.get_size()
+    textpage = page.get_textpage()
+    found = textpage.search(word, match_case=True, match_whole_word=True).get_next()
+    assert found is not None, word
+    first, count = found
+    boxes = [textpage.get_charbox(i) for i in range(first, first + count)]
+    left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    return left / width, (height - top) / height, right / width, (height - bottom) / height
+
+
+def _inside(inner: tuple[float, float, float, float], outer: tuple[float, ...], slack: float = 0.01) -> bool:
+    return (
+        outer[0] - slack <= inner[0]
+        and outer[1] - slack <= inner[1]
+        and inner[2] <= outer[2] + slack
+        and inner[3] <= outer[3] + slack
+    )
+
+
+def test_wrapped_sentence_is_one_sentence_and_answered_whole(tmp_path: Path, assistant_factory) -> None:
+    pdf = _paragraph_pdf(tmp_path / "docs" / "spec.pdf", [WRAPPED])
+    doc = load(pdf)
+    assert WRAPPED in doc.text  # the line wraps are gone: the sentence is one line of text
+    assistant = assistant_factory()
+    assistant.index([tmp_path / "docs"])
+    answer = assistant.ask("Which command must every application run after modifying its configuration file?")
+    assert answer.answered
+    body = answer.text.replace(" [1]", "")
+    assert WRAPPED in body and answer.text.count("[1]") == 1 and answer.text.rstrip().endswith("[1]")
+    citation = answer.citations[0]
+    assert citation.page == 1 and citation.boxes
+    # The quoted sentence's boxes cover the word "refresh-catalog" where PDFium draws it.
+    word = _word_box(pdf, "Varnholm")
+    assert any(_inside(word, box) for box in citation.boxes)
+
+
+def test_two_columns_read_column_by_column(tmp_path: Path) -> None:
+    pdf = _paragraph_pdf(tmp_path / "cols.pdf", [LEFT, RIGHT], columns=2)
+    text = load(pdf).text
+    first = "Its oldest tree was planted in 1802 by the gardener Ilse Brandt, who also dug the first irrigation"
+    assert first in text
+    assert "The harvest begins in the last week of September" in text
+    assert text.index("irrigation channel") < text.index("southern vineyard")
+
+
+def test_table_rows_keep_their_label_and_headers(tmp_path: Path, assistant_factory) -> None:
+    pdf = _table_pdf(tmp_path / "docs" / "orrin.pdf")
+    doc = load(pdf)
+    assert doc.report["tables"] == 1
+    row = next(line for line in doc.text.splitlines() if line.startswith("Total net sales"))
+    assert "Three Months Ended July 1, 2023: 81,797" in row
+    assert "Nine Months Ended June 25, 2022: 304,182" in row
+    assistant = assistant_factory()
+    assistant.index([tmp_path / "docs"])
+    answer = assistant.ask("What were total net sales in the three months ended July 1, 2023?")
+    assert answer.answered and "81,797" in answer.text
+    # The cited row's boxes lie over the row's label on the page.
+    label = _word_box(pdf, "Total")
+    assert any(_inside(label, box) for c in answer.citations for box in c.boxes)
+
+
+def test_running_header_and_footer_left_out(tmp_path: Path) -> None:
+    paragraphs = [
+        "The ledger of the Tamsin harbour lists every ship that docked there since 1790.",
+        "Its busiest year was 1911, when the herring fleet landed a record catch.",
+    ]
+    pdf = _paragraph_pdf(tmp_path / "report.pdf", paragraphs, header="Tamsin Harbour Board - Annual Review", pages=4)
+    doc = load(pdf)
+    assert "Annual Review" not in doc.text
+    assert doc.text.count("The ledger of the Tamsin harbour") == 4
+    assert doc.text.count("landed a record catch") == 4
+    assert doc.report["running_lines_removed"] >= 8
+    assert [s.title for s in doc.sections] == ["page 1", "page 2", "page 3", "page 4"]
+
+
+def test_encrypted_with_aes_and_owner_password_only_opens(tmp_path: Path) -> None:
+    import pypdf
+
+    plain = _paragraph_pdf(tmp_path / "plain.pdf", [WRAPPED])
+    writer = pypdf.PdfWriter(clone_from=str(plain))
+    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-256")
+    buf = io.BytesIO()
+    writer.write(buf)
+    path = tmp_path / "aes.pdf"
+    path.write_bytes(buf.getvalue())
+    assert WRAPPED in load(path).text
+    locked = tmp_path / "locked.pdf"
+    locked.write_bytes(encrypted_pdf(plain))
+    with pytest.raises(DocumentError, match="password"):
+        load(locked)
+
+
+def test_page_without_any_text_is_reported(tmp_path: Path, assistant_factory) -> None:
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "docs" / "blank.pdf"
+    path.parent.mkdir()
+    c = canvas.Canvas(str(path))
+    c.rect(100, 100, 200, 200, fill=1)  # a drawing, no text
+    c.showPage()
+    c.save()
+    (tmp_path / "docs" / "note.txt").write_text("The blank file sits beside this note.")
+    report = assistant_factory().index([tmp_path / "docs"])
+    failed = dict(report.failed)
+    assert any("blank.pdf" in p for p in failed)
+    assert "no extractable text" in next(r for p, r in report.failed if "blank.pdf" in p)
+    assert report.added == ["note.txt"]
+
+
+@needs_ocr
+def test_scanned_page_is_read_by_ocr_and_cited_with_page_and_boxes(tmp_path: Path, assistant_factory) -> None:
+    born = _paragraph_pdf(tmp_path / "born.pdf", [WRAPPED])
+    scan = _scan(born, tmp_path / "docs" / "scan.pdf")
+    doc = load(scan)
+    assert doc.report["ocr_pages"] == 1 and doc.report["text_pages"] == 0
+    assert "refresh-catalog" in doc.text and "Varnholm" in doc.text
+    assistant = assistant_factory()
+    assistant.index([tmp_path / "docs"])
+    answer = assistant.ask("Which command must every application run after modifying its configuration file?")
+    assert answer.answered and "refresh-catalog" in answer.text
+    citation = answer.citations[0]
+    assert citation.source == "scan.pdf" and citation.page == 1
+    word = _word_box(born, "Varnholm")  # the scan is a picture of the born-digital page: same place
+    assert any(_inside(word, box, slack=0.02) for box in citation.boxes)
+
+
+@needs_ocr
+def test_png_image_is_an_indexable_document(tmp_path: Path) -> None:
+    born = _paragraph_pdf(tmp_path / "born.pdf", [WRAPPED])
+    doc = load(_scan(born, tmp_path / "page.png"))
+    assert doc.format == "image" and doc.report["ocr_pages"] == 1
+    assert "refresh-catalog" in doc.text
+    assert doc.page_at(0) == 1 and doc.boxes(0, 10)
+
+
+def test_debian_specification_sentence_is_not_cut(tmp_path: Path) -> None:
+    spec = Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")
+    if not spec.is_file():
+        pytest.skip("Debian's shared-mime-info documentation is not installed (make test installs it)")
+    text = load(spec).text
+    assert (
+        "After installing, uninstalling or modifying this file, the application MUST run the "
+        "update-mime-database command, which is provided by the freedesktop.org shared database[SharedMIME]."
+    ) in text
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (SEC / "docs").glob("*.pdf")) or ["(sec-10q missing)"])
+def test_every_sec_filing_loads(name: str) -> None:
+    path = SEC / "docs" / name
+    if not path.is_file():
+        pytest.skip("../shared/eval/sec-10q is not beside the checkout")
+    doc = load(path)
+    report = doc.report
+    assert report["pages"] >= 20 and report["text_pages"] >= report["pages"] - 1
+    assert report["tables"] >= 10
+    # Offsets map back: every page section starts inside the text, and runs point inside it.
+    assert all(0 <= s.start < len(doc.text) for s in doc.sections)
+    assert all(0 <= r.start < r.end <= len(doc.text) for r in doc.runs[:: max(1, len(doc.runs) // 200)])
+
+
+def test_debian_manual_list_items_stay_apart() -> None:
+    manual = Path("/usr/share/doc/libtasn1-doc/libtasn1.pdf")
+    if not manual.is_file():
+        pytest.skip("Debian's libtasn1-doc is not installed (make test installs it)")
+    text = load(manual).text
+    start = text.index("The main features of this library are:")
+    block = text[start : start + 400]
+    assert (
+        "\n\n• On-line ASN.1 structure management that doesn’t require any C code file generation.\n\n• Off-line"
+        in block
+    )
+    assert "structures management, and Distinguished Encoding Rules" in text  # "man-agement" joined back
