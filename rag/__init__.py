@@ -25,6 +25,7 @@ _EXPORTS = {
     "Generator": "generation",
     "LLMClient": "generation",
     "GenerationError": "generation",
+    "answer_options": "generation",
     "Settings": "config",
     "Document": "documents",
     "load": "documents",
@@ -66,6 +67,7 @@ __all__ = [
     "RagError",
     "Settings",
     "VectorStore",
+    "answer_options",
     "ask",
     "escape_html",
     "load",
@@ -101,5 +103,5 @@ if TYPE_CHECKING:
         InputError,
         RagError,
     )
-    from .generation import GenerationError, Generator, LLMClient
+    from .generation import GenerationError, Generator, LLMClient, answer_options
     from .store import DocumentRecord, FaissStore, VectorStore
