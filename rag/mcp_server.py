@@ -52,8 +52,8 @@ Find the passages of the user's indexed documents most relevant to a query, best
 
 Use it to read the evidence yourself (e.g. to compare documents or answer something `ask` refused).
 Each passage has `source` (document name), `text`, `start`/`end` (character span in the document's
-extracted text), `page` (PDF page, or null), `section` (heading, may be empty) and `score` (higher is
-more relevant; below about 0.3 is usually unrelated)."""
+extracted text), `page` (PDF page, or null), `section` (heading, may be empty) and `score` (the
+passage's similarity to the query; the order also weighs keyword matches)."""
 
 LIST_SOURCES = """\
 List the documents in the index: `source` (name), `format`, `chunks` (passages), `size` (bytes of the
