@@ -399,3 +399,17 @@ def test_import_rag_loads_neither_fastapi_nor_mcp() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_no_index_yet_is_503(tmp_path: Path, launched: Callable[..., SimpleNamespace]) -> None:
+    from rag import Assistant
+
+    served = launched(Assistant(index_dir=tmp_path / "empty"))
+    client = openai.OpenAI(base_url=served.base, api_key="x", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["rag"]
+    for stream in (False, True):
+        body = {"model": "rag", "stream": stream, "messages": [{"role": "user", "content": SEED_QUESTION}]}
+        response = httpx.post(served.base + "/chat/completions", json=body, timeout=60)
+        assert response.status_code == 503
+        error = error_of(response)
+        assert error["code"] == "no_index" and "rag index" in error["message"]
