@@ -399,6 +399,15 @@ def run_http(
             f"--host {host} makes the MCP server reachable beyond this machine: set RAG_API_KEY so that clients "
             "must send it (Authorization: Bearer ...), or leave --host at 127.0.0.1"
         )
+    import socket
+
+    try:  # a clear error now rather than uvicorn's log line and exit
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise rag.InputError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --http port or --host"
+        ) from None
     app = http_app(assistant, allow_write, api_key, host)
     if announce is not None:
         announce(f"rag: MCP server (streamable HTTP) at http://{host}:{port}/mcp; Ctrl-C to stop")

@@ -193,3 +193,17 @@ def test_http_bearer_guard(seed_index: Path) -> None:
             headers={"Authorization": "Bearer k3y", "Accept": "application/json, text/event-stream"},
         )
         assert allowed.status_code != 401
+
+
+def test_http_port_in_use_is_one_clear_line(seed_index: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            _cli("mcp", "--http", str(port), "--index", str(seed_index)),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
