@@ -21,10 +21,21 @@ from urllib.parse import quote
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import Resource, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 import rag
 from rag import Assistant, DocumentError, IndexNotFoundError, RagError
+
+from .mcp_models import (
+    AskResult,
+    CitationOut,
+    IndexResult,
+    PassageOut,
+    RemoveResult,
+    SearchResult,
+    SourceOut,
+    SourcesResult,
+)
 
 log = logging.getLogger("rag.mcp")
 
@@ -68,83 +79,6 @@ Remove one document from the index by its `source` name (as `list_sources` shows
 it was in the index."""
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-
-
-class CitationOut(BaseModel):
-    """A cited passage: [n] in the answer points at it."""
-
-    n: int
-    source: str
-    start: int
-    end: int
-    text: str
-    page: int | None = None
-    score: float
-    section: str = ""
-
-
-class AskResult(BaseModel):
-    """The answer to one question."""
-
-    question: str
-    answer: str = Field(description="The answer text with [n] citation markers.")
-    answered: bool = Field(description="False when the documents do not contain an answer.")
-    citations: list[CitationOut]
-    note: str | None = None
-    generator: str = Field(description="'extractive' (quoted sentences) or 'llm' (generated, citations checked).")
-
-
-class PassageOut(BaseModel):
-    """A retrieved passage."""
-
-    source: str
-    text: str
-    start: int
-    end: int
-    page: int | None = None
-    section: str = ""
-    score: float
-
-
-class SearchResult(BaseModel):
-    """Passages for a query, best first."""
-
-    query: str
-    passages: list[PassageOut]
-
-
-class SourceOut(BaseModel):
-    """An indexed document."""
-
-    source: str
-    format: str
-    chunks: int
-    size: int
-    uri: str
-
-
-class SourcesResult(BaseModel):
-    """The indexed documents."""
-
-    documents: list[SourceOut]
-
-
-class IndexResult(BaseModel):
-    """What an index run did."""
-
-    summary: str
-    added: list[str]
-    updated: list[str]
-    removed: list[str]
-    failed: list[dict[str, str]]
-    skipped: list[dict[str, str]]
-
-
-class RemoveResult(BaseModel):
-    """Whether the document was removed."""
-
-    source: str
-    removed: bool
 
 
 def document_uri(source: str) -> str:

@@ -413,3 +413,15 @@ def test_no_index_yet_is_503(tmp_path: Path, launched: Callable[..., SimpleNames
         assert response.status_code == 503
         error = error_of(response)
         assert error["code"] == "no_index" and "rag index" in error["message"]
+
+
+def test_answer_options_are_checked_and_scoped() -> None:
+    from rag import InputError, answer_options
+    from rag.generation import _OPTIONS
+
+    for bad in ({"temperature": 3}, {"temperature": True}, {"max_tokens": 0}, {"max_tokens": 2.5}):
+        with pytest.raises(InputError), answer_options(**bad):
+            pass
+    with answer_options(max_tokens=99_999, temperature=0.5):
+        assert _OPTIONS.get() == (1024, 0.5)
+    assert _OPTIONS.get() == (None, None)
