@@ -425,3 +425,29 @@ def test_answer_options_are_checked_and_scoped() -> None:
     with answer_options(max_tokens=99_999, temperature=0.5):
         assert _OPTIONS.get() == (1024, 0.5)
     assert _OPTIONS.get() == (None, None)
+
+
+def test_follow_up_rewritten_by_the_language_model(seed_index: Path, launched: Callable[..., SimpleNamespace]) -> None:
+    from rag import Assistant
+    from rag.generation import REWRITE_PROMPT
+
+    standalone = "When will Prime Minister Takaichi visit the United States?"
+    with FakeOpenAI(models=("m",)) as llm:
+
+        def route(request: Request) -> Reply:
+            if request.messages[0]["content"] == REWRITE_PROMPT:
+                return Reply(standalone)
+            n = request.passage_number(INVITE) or 1
+            return Reply(f"Donald Trump invited her [{n}].")
+
+        llm.responder = route
+        assistant = Assistant(index_dir=seed_index, llm_base_url=llm.url, llm_model="m", llm_timeout=10.0)
+        served = launched(assistant)
+        client = openai.OpenAI(base_url=served.base, api_key="x", max_retries=0, timeout=60)
+        first = ask(client, SEED_QUESTION).choices[0].message.content
+        reply = ask(client, SEED_QUESTION, first, FOLLOW_UP)
+        assert reply.model_extra["rag"]["rewritten_question"] == standalone
+        rewrite = next(r for r in llm.chat_requests() if r.messages[0]["content"] == REWRITE_PROMPT)
+        assert SEED_QUESTION in rewrite.prompt and "Donald Trump invited her." in rewrite.prompt
+        assert f"Latest question: {FOLLOW_UP}" in rewrite.prompt
+        assert f"Question: {standalone}" in llm.chat_requests()[-1].prompt
