@@ -261,7 +261,7 @@ def test_saturated_server_answers_429_then_recovers(seed_index: Path, launched: 
 
         def slow(request: Request) -> Reply:
             n = request.passage_number(INVITE)
-            return Reply(f"Donald Trump invited her [{n}].", delay=1.5)
+            return Reply(f"Donald Trump invited her [{n}].", delay=4.0)  # holds the one slot
 
         llm.responder = slow
         assistant = Assistant(index_dir=seed_index, llm_base_url=llm.url, llm_model="m", llm_timeout=10.0)
