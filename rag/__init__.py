@@ -25,6 +25,7 @@ _EXPORTS = {
     "Generator": "generation",
     "LLMClient": "generation",
     "GenerationError": "generation",
+    "answer_options": "generation",
     "Settings": "config",
     "Document": "documents",
     "load": "documents",
@@ -67,6 +68,7 @@ __all__ = [
     "RagError",
     "Settings",
     "VectorStore",
+    "answer_options",
     "ask",
     "describe_extraction",
     "escape_html",
@@ -103,6 +105,6 @@ if TYPE_CHECKING:
         InputError,
         RagError,
     )
-    from .generation import GenerationError, Generator, LLMClient
+    from .generation import GenerationError, Generator, LLMClient, answer_options
     from .pdf import describe_extraction
     from .store import DocumentRecord, FaissStore, VectorStore

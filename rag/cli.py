@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="start the web chat in the browser")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--no-api", action="store_true", help="do not serve the OpenAI-compatible API under /v1")
+    p.add_argument(
+        "--sources-footer",
+        action="store_true",
+        default=None,
+        help="API answers end with a text list of their sources (RAG_API_SOURCES_FOOTER=1)",
+    )
+
+    p = sub.add_parser("mcp", parents=[common, llm], help="serve the index to MCP clients (stdio, or HTTP with --http)")
+    p.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on PORT (at /mcp), not stdio")
+    p.add_argument("--host", default="127.0.0.1", help="address for --http (default 127.0.0.1: this machine only)")
+    p.add_argument("--allow-write", action="store_true", help="also offer the index and remove tools")
     return parser
 
 
@@ -325,7 +337,27 @@ def _serve(args: argparse.Namespace) -> int:
         from ui.app import serve  # Gradio loads only for this command
     except ImportError as exc:
         raise rag.ConfigError(f"the web chat cannot start ({exc}): run 'make install' or 'pip install -e .'") from exc
-    serve(_assistant(args), host=args.host, port=args.port)
+    serve(_assistant(args), host=args.host, port=args.port, api=not args.no_api, sources_footer=args.sources_footer)
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    import os
+
+    if args.http is not None and not 1 <= args.http <= 65535:
+        raise rag.InputError(f"--http must be a port from 1 to 65535, got {args.http}")
+    try:
+        from . import mcp_server  # the MCP SDK loads only for this command
+    except ImportError as exc:
+        raise rag.ConfigError(f"the MCP server cannot start ({exc}): run 'make install' or 'pip install mcp'") from exc
+    assistant = _assistant(args)
+    assistant.embedder.encode_query("warm-up")  # load the model now, not on the first call
+    if args.http is None:
+        mcp_server.run_stdio(assistant, allow_write=args.allow_write)
+        return 0
+    announce = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    key = os.environ.get("RAG_API_KEY", "").strip()
+    mcp_server.run_http(assistant, args.http, args.host, args.allow_write, key, announce=announce)
     return 0
 
 
@@ -338,6 +370,7 @@ _COMMANDS = {
     "eval": _eval,
     "migrate": _migrate,
     "serve": _serve,
+    "mcp": _mcp,
 }
 
 

@@ -129,6 +129,23 @@ class ChatSession:
         """Forget the conversation."""
         self.turns.clear()
 
+    def remember(self, question: str, answer: str) -> None:
+        """Add an earlier turn known only as text (e.g. the history an API client sends with each request).
+
+        No model is asked: with a language model configured, the turn is kept as asked (the model reads
+        the turns as written when it rewrites the next question); without one, a follow-up gets the
+        previous turn's terms, as :meth:`standalone` would have given it.
+        """
+        from .assistant import _clean_question as clean_question
+
+        question = clean_question(question)
+        standalone = question
+        if self.assistant.generator is None and self.turns and is_follow_up(question):
+            last = self.turns[-1]
+            standalone = carry_terms(question, last.standalone, last.answer.text)
+        self.turns.append(Turn(question, standalone, Answer(question, answer, answered=True)))
+        del self.turns[: -self.memory]
+
     def standalone(self, question: str) -> tuple[str, str | None]:
         """The question to search for, and a note when the language model could not rewrite it."""
         if not self.turns:

@@ -21,6 +21,8 @@ The ``openai`` package is imported only when a request is made, so ``import rag`
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
+import contextvars
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .answers import NOT_FOUND, Answer, Citation, Claim, Passage, content_words, split_sentences
-from .errors import RagError
+from .errors import InputError, RagError
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -90,6 +92,32 @@ _REFUSAL = re.compile(
 
 class GenerationError(RagError):
     """The language model server could not give an answer; the message says why and what to do."""
+
+
+#: ``(max_tokens, temperature)`` for the answers generated in the current context (see :func:`answer_options`).
+_OPTIONS: contextvars.ContextVar[tuple[int | None, float | None]] = contextvars.ContextVar(
+    "rag_answer_options", default=(None, None)
+)
+
+
+@contextlib.contextmanager
+def answer_options(max_tokens: int | None = None, temperature: float | None = None) -> Iterator[None]:
+    """Within the ``with`` block (same thread), generated answers use these instead of the defaults.
+
+    ``max_tokens`` is capped at :data:`MAX_ANSWER_TOKENS`; ``temperature`` must be from 0 to 2 (default 0).
+    Used by the OpenAI-compatible API to pass on its clients' ``max_tokens`` and ``temperature``.
+    """
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise InputError(f"max_tokens must be a whole number >= 1, got {max_tokens!r}")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        raise InputError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+    token = _OPTIONS.set((None if max_tokens is None else min(max_tokens, MAX_ANSWER_TOKENS), temperature))
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
 
 
 # ------------------------------------------------------------------ the prompt
@@ -193,9 +221,11 @@ class LLMClient:
         finish reason (cut off), one that hit the token limit, or one with no text at all.
         """
         model = self.resolve_model()
+        chosen_tokens, temperature = _OPTIONS.get()
+        max_tokens = chosen_tokens or max_tokens
         try:
             stream = self.client.chat.completions.create(
-                model=model, messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens
+                model=model, messages=messages, stream=True, temperature=temperature or 0.0, max_tokens=max_tokens
             )
         except Exception as exc:
             raise self._error(exc) from exc

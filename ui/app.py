@@ -12,6 +12,7 @@ standalone ones before the search. Chat messages are HTML built by :mod:`ui.rend
 (Markdown rendering is off), so document text is always shown as text.
 """
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -487,6 +488,7 @@ def launch(
     auth: tuple[str, str] | None = None,
     block: bool = True,
     quiet: bool = True,
+    api: Any = None,
     **options: Any,
 ) -> tuple[gr.Blocks, str]:
     """Build the app over ``assistant`` and start serving it; returns the app and its URL.
@@ -494,7 +496,8 @@ def launch(
     ``block=False`` returns at once (the server runs in a thread; stop it with ``app.close()``).
     Safe defaults: analytics off, no extra served paths (and the index directory blocked), the upload
     limit of the settings, no server-side rendering, no monitoring or MCP endpoints. ``options`` go to
-    :func:`build_app`.
+    :func:`build_app`. ``api`` (a :class:`ui.openai_api.OpenAIApi`) adds its ``/v1`` routes to the same
+    FastAPI app, ahead of Gradio's own.
     """
     app = build_app(assistant, **options)
     max_mb = float(options.get("upload_max_mb") or assistant.settings.upload_max_mb)
@@ -516,6 +519,7 @@ def launch(
             run_history=False,
             footer_links=["api"],
             css=CSS,
+            app_kwargs={"routes": list(api.router.routes)} if api is not None else None,
         )
     except OSError as exc:
         raise InputError(
@@ -536,9 +540,22 @@ def serve(
     port: int = DEFAULT_PORT,
     *,
     announce: Any = print,
+    api: bool = True,
+    sources_footer: bool | None = None,
 ) -> None:
-    """``rag serve``: load the model and index, print the URL, serve until interrupted."""
+    """``rag serve``: load the model and index, print the URL, serve until interrupted.
+
+    With ``api`` the OpenAI-compatible API (:mod:`ui.openai_api`) is served on the same port under ``/v1``.
+    """
     auth = auth_from_env()
+    openai_api = None
+    if api:
+        from .openai_api import ApiSettings, OpenAIApi
+
+        settings = ApiSettings.from_env(host=host)
+        if sources_footer is not None:
+            settings = dataclasses.replace(settings, sources_footer=sources_footer)
+        openai_api = OpenAIApi(assistant, settings)
     try:
         stats = assistant.stats()
         summary = f"{stats['documents']} file(s), {stats['chunks']} chunks in {assistant.index_dir}"
@@ -546,11 +563,17 @@ def serve(
         summary = f"no index yet at {assistant.index_dir}: upload documents in the Documents tab"
     assistant.embedder.encode_query("warm-up")  # load the model now, not on the first question
 
-    app, url = launch(assistant, host, port, auth=auth, block=False)
+    app, url = launch(assistant, host, port, auth=auth, block=False, api=openai_api)
     announce(f"rag: web chat at {url} ({summary}); Ctrl-C to stop")
+    if openai_api is not None:
+        announce(f"rag: OpenAI-compatible API at {url.rstrip('/')}/v1 (model 'rag')")
+        if openai_api.settings.require_auth and not openai_api.settings.api_key and auth is None:
+            announce("rag: warning: the API refuses every request until RAG_API_KEY is set (not a loopback address)")
     if host not in {"127.0.0.1", "localhost", "::1"} and auth is None:
         announce("rag: warning: reachable beyond this machine without a login; set RAG_UI_USER and RAG_UI_PASSWORD")
     try:
         app.block_thread()
     finally:
         app.close()
+        if openai_api is not None:
+            openai_api.close()
