@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .answers import Answer, ExtractiveAnswerer
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import Document, FoundFile, discover, file_digest, load
+from .documents import FoundFile, discover, file_digest, load
 from .embedding import Embedder
 from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
 from .pdf import EXTRACTOR
@@ -249,7 +249,9 @@ class Assistant:
                 continue
             if old is not None and old.digest == digest:
                 report.unchanged.append(item.source)
-                changes.touches.append(_record(item, digest, stat, old.format, old.encoding, old.chunks))
+                changes.touches.append(
+                    _record(item, digest, stat, old.format, old.encoding, old.chunks, old.report)
+                )
                 continue
             to_load.append((item, digest, stat))
 
@@ -299,7 +301,8 @@ class Assistant:
                     if bar is not None:
                         bar.update(stat.st_size)
                     continue
-                record = _record(item, digest, stat, document, len(chunks))
+                found = json.dumps(document.report, separators=(",", ":")) if document.report else "{}"
+                record = _record(item, digest, stat, document.format, document.encoding, len(chunks), found)
                 if document.report:
                     report.extraction[item.source] = document.report
                 inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
@@ -450,8 +453,9 @@ def _chunk_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _record(item: FoundFile, digest: str, stat: Any, document: Document, chunks: int) -> DocumentRecord:
-    fmt, encoding = document.format, document.encoding
+def _record(
+    item: FoundFile, digest: str, stat: Any, fmt: str, encoding: str, chunks: int, report: str = "{}"
+) -> DocumentRecord:
     return DocumentRecord(
         item.source,
         str(item.path),
@@ -464,7 +468,7 @@ def _record(item: FoundFile, digest: str, stat: Any, document: Document, chunks:
         chunks,
         0.0,
         0.0,
-        json.dumps(document.report, separators=(",", ":")) if document.report else "{}",
+        report,
     )
 
 

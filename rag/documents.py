@@ -535,17 +535,29 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, not a crash
         raise DocumentError(f"damaged DOCX ({type(exc).__name__})") from None
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    from .tables import table_lines
+
     parts: list[str] = []
     sections: list[Section] = []
     offset = 0
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
+    tables = 0
+    for block in document.iter_inner_content():  # paragraphs and tables, in document order
+        if isinstance(block, Table):
+            text = "\n".join(table_lines([[cell.text for cell in row.cells] for row in block.rows]))
+            tables += 1 if text else 0
+        elif isinstance(block, Paragraph):
+            text = block.text.strip()
+        else:  # pragma: no cover - python-docx yields only these two
+            continue
         if not text:
             continue
         if parts:
             parts.append("\n\n")
             offset += 2
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        style = (block.style.name if isinstance(block, Paragraph) and block.style is not None else "") or ""
         if style.lower().startswith(("heading", "title")):
             sections.append(Section(offset, text[:200]))
         parts.append(text)
@@ -553,4 +565,5 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
     text = "".join(parts)
     if not text.strip():
         raise DocumentError("DOCX has no text")
-    return Document(source, path, text, "docx", sections, "docx")
+    report = {"tables": tables} if tables else {}
+    return Document(source, path, text, "docx", sections, "docx", report=report)

@@ -7,6 +7,7 @@ through pytesseract, two pages at a time (one per core).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ from typing import Any
 from .errors import DocumentError
 from .layout import Word
 
-#: Rendering resolution for OCR (dots per inch); see the README's "Real documents" for the measurement.
-OCR_DPI = 300
+#: Rendering resolution for OCR (dots per inch). Measured on three filing pages (a statement, a note, prose):
+#: words matching the text layer 0.95 / 0.89 / 0.96 at 200 dpi, 0.93 / 0.88 / 0.96 at 300, 0.66 / 0.82 / 0.93
+#: at 150; 200 reads as well as 300 with 0.44x the pixels.
+OCR_DPI = 200
 #: Words Tesseract is less sure of than this (0-100) are left out: they are mostly specks and rules.
 MIN_CONFIDENCE = 30
 #: Largest image read, in pixels (a decompression bomb is refused before it is decoded).
@@ -34,6 +37,8 @@ def image_words(image: Any, scale: float = 1.0) -> list[Word]:
     """Words Tesseract reads in a PIL image; boxes divided by ``scale`` (pixels per output unit)."""
     import pytesseract
 
+    # Pages are read two at a time (one per core): one thread each, or Tesseract's OpenMP oversubscribes.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         data = pytesseract.image_to_data(image, lang="eng", output_type=pytesseract.Output.DICT, timeout=PAGE_TIMEOUT)
     except RuntimeError as exc:  # pytesseract's timeout
@@ -73,6 +78,7 @@ def read_image(data: bytes) -> tuple[float, float, list[Word]]:
 
     from PIL import Image, UnidentifiedImageError
 
+    image: Image.Image
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:

@@ -224,6 +224,8 @@ def describe_extraction(report: dict[str, Any]) -> str:
     """One line of an extraction report: "29 pages (29 with text, 0 by OCR, 0 empty), 32 tables"."""
     if not report:
         return ""
+    if "pages" not in report:  # a DOCX or HTML file: tables only
+        return f"{report.get('tables', 0)} tables"
     line = (
         f"{report.get('pages', 0)} pages ({report.get('text_pages', 0)} with text, {report.get('ocr_pages', 0)} "
         f"by OCR, {report.get('empty_pages', 0)} empty), {report.get('tables', 0)} tables"

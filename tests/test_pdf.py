@@ -282,3 +282,48 @@ def test_debian_manual_list_items_stay_apart() -> None:
         in block
     )
     assert "structures management, and Distinguished Encoding Rules" in text  # "man-agement" joined back
+
+
+@needs_ocr
+def test_filing_page_answers_the_same_from_its_scan(tmp_path: Path, assistant_factory) -> None:
+    """A real filing's income statement, born-digital and as an image-only scan: the same figure is answered."""
+    import pypdf
+
+    filing = SEC / "docs" / "2023 Q3 AAPL.pdf"
+    if not filing.is_file():
+        pytest.skip("../shared/eval/sec-10q is not beside the checkout")
+    writer = pypdf.PdfWriter()
+    writer.append(str(filing), pages=[3])  # page 4: condensed consolidated statements of operations
+    born = tmp_path / "born" / "apple-q3-2023-operations.pdf"
+    born.parent.mkdir()
+    writer.write(born)
+    scan = _scan(born, tmp_path / "scan" / "apple-q3-2023-operations.pdf", dpi=300)
+    question = "What were Apple's total net sales for the three months ended July 1, 2023?"
+    answers = []
+    for folder in ("born", "scan"):
+        assistant = assistant_factory(f"index-{folder}")
+        report = assistant.index([tmp_path / folder])
+        assert report.failed == []
+        answers.append(assistant.ask(question))
+    for answer in answers:
+        assert answer.answered and "81,797" in answer.text
+        assert answer.citations[0].page == 1 and answer.citations[0].boxes
+    assert load(scan).report["ocr_pages"] == 1
+
+
+def test_docx_table_rows_keep_label_and_headers(tmp_path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("Quarterly figures of the Orrin Company.")
+    table = d.add_table(rows=3, cols=3)
+    for r, values in enumerate([["", "Q1 2024", "Q2 2024"], ["Revenue", "1,200", "1,350"], ["Headcount", "42", "45"]]):
+        for c, value in enumerate(values):
+            table.cell(r, c).text = value
+    d.add_paragraph("Figures are unaudited.")
+    path = tmp_path / "orrin.docx"
+    d.save(str(path))
+    doc = load(path)
+    assert "Revenue | Q1 2024: 1,200 | Q2 2024: 1,350" in doc.text
+    assert doc.text.index("Quarterly figures") < doc.text.index("Revenue") < doc.text.index("unaudited")
+    assert doc.report == {"tables": 1}
