@@ -87,7 +87,8 @@ def score_recipe(results: list[list[dict[str, str]]], eval_dir: Path, k: int = 5
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", nargs="?", default=str(SEC))
-    parser.add_argument("--fusions", default="blend,rrf,dense,bm25")
+    parser.add_argument("--fusions", default="adaptive,blend,rrf,dense,bm25")
+    parser.add_argument("--skip-rag", action="store_true", help="measure the recipe only")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "pdf_eval.json"))
     parser.add_argument("--skip-recipe", action="store_true")
     args = parser.parse_args()
@@ -112,6 +113,9 @@ def main() -> None:
             **{key: round(v, 3) for key, v in score_recipe(recipe["results"], eval_dir).items()},
         }
         print("recipe", json.dumps(out["recipe"]), flush=True)
+    if args.skip_rag:
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
         seconds, stdout, peak = measured(

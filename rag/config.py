@@ -59,7 +59,7 @@ class Settings:
     #: Passages retrieved per question.
     k: int = 5
     #: How dense (FAISS) and keyword (BM25) results are combined: rrf, blend, dense or bm25.
-    fusion: str = "blend"
+    fusion: str = "adaptive"
     #: Below this confidence (best passage similarity + half the question-word coverage of the best
     #: sentence) the assistant says the documents do not answer. Measured: see README "Quality".
     min_score: float = 0.56
@@ -98,8 +98,10 @@ class Settings:
                 f"({self.chunk_tokens}): lower RAG_CHUNK_OVERLAP"
             )
         _positive_int("k", self.k, minimum=1)
-        if self.fusion not in ("rrf", "blend", "dense", "bm25"):
-            raise ConfigError(f"fusion must be one of rrf, blend, dense, bm25, got {self.fusion!r}: set RAG_FUSION")
+        if self.fusion not in ("adaptive", "rrf", "blend", "dense", "bm25"):
+            raise ConfigError(
+                f"fusion must be one of adaptive, rrf, blend, dense, bm25, got {self.fusion!r}: set RAG_FUSION"
+            )
         _positive_int("max_answer_sentences", self.max_answer_sentences, minimum=1)
         _positive_int("batch_size", self.batch_size, minimum=1)
         if self.precision not in ("auto", "fp32", "bf16"):

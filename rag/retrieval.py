@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 
 from .answers import Passage, content_terms
 from .layout import boxes_for, parse_layout
-from .store import VectorStore
+from .store import ChunkRecord, VectorStore
 
-Fusion = Literal["rrf", "blend", "dense", "bm25"]
-FUSIONS: tuple[str, ...] = ("rrf", "blend", "dense", "bm25")
+Fusion = Literal["adaptive", "rrf", "blend", "dense", "bm25"]
+FUSIONS: tuple[str, ...] = ("adaptive", "rrf", "blend", "dense", "bm25")
 
 #: Two passages of one file that share more than this share of the shorter one count as duplicates.
 DUPLICATE_OVERLAP = 0.5
@@ -19,19 +20,27 @@ DUPLICATE_OVERLAP = 0.5
 RRF_K = 60
 #: Candidates taken from each side before fusing (a deep pool steadies the score scaling).
 CANDIDATES = 100
+#: Adaptive fusion: BM25's weight is ``ADAPTIVE_WEIGHT * sqrt(agreement)``, where agreement is the share of
+#: BM25's top ``AGREEMENT_DEPTH`` chunks that come from a document among dense search's top ``AGREEMENT_DEPTH``.
+#: Chosen on squad-dev (Wikipedia) and sec-10q (filings) at once: see the README's "Quality".
+ADAPTIVE_WEIGHT = 0.6
+AGREEMENT_DEPTH = 10
 
 
 class Retriever:
     """Hybrid retrieval over a :class:`VectorStore`.
 
-    Dense and BM25 candidates are fused by a convex blend (``blend``, the default: each side's score
-    divided by its best score among the candidates, with 0 as the floor for both, weighted equally)
-    or by reciprocal rank (``rrf``); ``dense`` and ``bm25`` use one side only. Every passage's
+    Dense and BM25 candidates are fused by a convex blend: each side's score divided by its best
+    score among the candidates (0 as the floor). ``adaptive`` (the default) weighs BM25 by how much it
+    agrees with dense search on this question (the share of its top chunks from dense search's top
+    documents): keywords count fully when both point at the same documents, little when the
+    question's words are common across the collection. ``blend`` weighs both sides equally, ``rrf``
+    fuses by reciprocal rank; ``dense`` and ``bm25`` use one side only. Every passage's
     ``score`` is its cosine similarity to the question, whatever ranked it, so scores are comparable
     across questions; the list order is the fused rank.
     """
 
-    def __init__(self, store: VectorStore, fusion: str = "blend") -> None:
+    def __init__(self, store: VectorStore, fusion: str = "adaptive") -> None:
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.store = store
@@ -42,9 +51,16 @@ class Retriever:
         depth = max(CANDIDATES, 3 * k)
         dense = self.store.search(query_vector, depth) if self.fusion != "bm25" else []
         sparse = self.store.keyword_search(content_terms(question), depth) if self.fusion != "dense" else []
-        ranked = _fuse(dense, sparse, self.fusion)[: 3 * k + 5]
+        records: dict[int, ChunkRecord] = {}
+        if self.fusion == "adaptive" and dense and sparse:
+            top = [i for i, _ in dense[:AGREEMENT_DEPTH]] + [i for i, _ in sparse[:AGREEMENT_DEPTH]]
+            records = self.store.chunks(list(dict.fromkeys(top)))
+            weight = ADAPTIVE_WEIGHT * math.sqrt(_agreement(dense, sparse, records))
+            ranked = _blend(dense, sparse, 1.0 - weight, weight)[: 3 * k + 5]
+        else:
+            ranked = _fuse(dense, sparse, self.fusion)[: 3 * k + 5]
         ids = [chunk_id for chunk_id, _ in ranked]
-        records = self.store.chunks(ids)
+        records.update(self.store.chunks([i for i in ids if i not in records]))
         cosine = dict(dense)
         missing = [i for i in ids if i not in cosine]
         if missing:
@@ -81,19 +97,36 @@ def _fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], fusio
         return dense
     if fusion == "bm25" or not dense:
         return sparse
+    if fusion != "rrf":
+        return _blend(dense, sparse, 0.5, 0.5)
     scores: dict[int, float] = {}
-    if fusion == "rrf":
-        for hits in (dense, sparse):
-            for rank, (chunk_id, _) in enumerate(hits):
-                scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    else:
-        for hits in (dense, sparse):
-            best = max(score for _, score in hits)
-            if best <= 0:
-                continue
-            for chunk_id, score in hits:
-                scores[chunk_id] = scores.get(chunk_id, 0.0) + 0.5 * max(score, 0.0) / best
+    for hits in (dense, sparse):
+        for rank, (chunk_id, _) in enumerate(hits):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def _blend(
+    dense: list[tuple[int, float]], sparse: list[tuple[int, float]], w_dense: float, w_sparse: float
+) -> list[tuple[int, float]]:
+    """Each side's scores divided by its best candidate's (floor 0), weighted and added."""
+    scores: dict[int, float] = {}
+    for hits, weight in ((dense, w_dense), (sparse, w_sparse)):
+        best = max((score for _, score in hits), default=0.0)
+        if best <= 0 or weight <= 0:
+            continue
+        for chunk_id, score in hits:
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * max(score, 0.0) / best
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def _agreement(
+    dense: list[tuple[int, float]], sparse: list[tuple[int, float]], records: dict[int, ChunkRecord]
+) -> float:
+    """Share of BM25's top chunks whose document is among dense search's top documents (0 to 1)."""
+    documents = {records[i].source for i, _ in dense[:AGREEMENT_DEPTH] if i in records}
+    top = [i for i, _ in sparse[:AGREEMENT_DEPTH]]
+    return sum(1 for i in top if i in records and records[i].source in documents) / max(1, len(top))
 
 
 def _overlaps(a: Passage, b: Passage) -> bool:
