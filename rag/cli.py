@@ -140,11 +140,15 @@ def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assi
     return assistant
 
 
+#: Exit status of ``rag index`` when some files could not be indexed (the others were).
+EXIT_SOME_FAILED = 3
+
+
 def _index(args: argparse.Namespace) -> int:
+    missing = [path for path in args.paths if not Path(path).expanduser().exists()]
+    if len(missing) == len(args.paths):
+        raise rag.InputError(f"no such file or folder: {missing[0]}")
     assistant = _assistant(args, build_default=False)
-    for path in args.paths:
-        if not Path(path).expanduser().exists():
-            raise rag.InputError(f"no such file or folder: {path}")
     report = assistant.index(args.paths, progress=not args.quiet and not args.json, rebuild=args.rebuild)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -153,9 +157,13 @@ def _index(args: argparse.Namespace) -> int:
             print(f"failed: {path}: {reason}", file=sys.stderr)
         for path, reason in report.skipped:
             print(f"skipped: {path}: {reason}", file=sys.stderr)
+        for path, same in report.duplicates:
+            print(f"duplicate: {path}: same content as {same}, not indexed again", file=sys.stderr)
         print(report.summary())
+    if not report.failed:
+        return 0
     nothing_done = not (report.added or report.updated or report.unchanged or report.removed)
-    return 1 if report.failed and nothing_done else 0
+    return 1 if nothing_done else EXIT_SOME_FAILED
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -222,9 +230,14 @@ def _sources(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r.source) for r in records)
     for r in records:
-        print(f"{r.source:<{width}}  {r.chunks:>5} chunks  {r.size:>10,} bytes  {r.format}")
-    print(f"{len(records)} file(s), {sum(r.chunks for r in records)} chunks")
+        print(f"{r.source:<{width}}  {_count(r.chunks, 'chunk'):>12}  {r.size:>10,} bytes  {r.format}")
+    print(f"{_count(len(records), 'file')}, {_count(sum(r.chunks for r in records), 'chunk')}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _record_dict(record: Any) -> dict[str, Any]:

@@ -117,9 +117,50 @@ def test_index_reports_bad_files_and_continues(tmp_path: Path) -> None:
     (corpus / "good.md").write_text("# Tides\n\nSpring tides happen at new and full moon.\n", encoding="utf-8")
     (corpus / "bad.pdf").write_bytes(b"%PDF-1.4 truncated")
     result = run("index", str(corpus), "--index", str(tmp_path / "i"), "--quiet")
-    assert result.returncode == 0
+    # Some files failed, the rest were indexed: a documented non-zero status so that scripts notice.
+    assert result.returncode == 3, result.stderr
     assert "1 added" in result.stdout and "1 failed" in result.stdout
     assert "bad.pdf" in result.stderr and "Traceback" not in result.stderr
+    # Run again with nothing failing: 0. Unsupported files are skipped, not failed: still 0.
+    (corpus / "bad.pdf").unlink()
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")
+    again = run("index", str(corpus), "--index", str(tmp_path / "i"), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert "1 skipped" in again.stdout
+
+
+def test_index_reports_a_missing_path_among_others_and_a_duplicate(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    guide = "# Varnholm\n\nThe Varnholm ferry leaves the harbour at seven every morning.\n"
+    (corpus / "varnholm-guide.md").write_text(guide, encoding="utf-8")
+    index = tmp_path / "i"
+    assert run("index", str(corpus), "--index", str(index), "--quiet").returncode == 0
+    (corpus / "copy of guide.md").write_text(guide, encoding="utf-8")  # byte-identical, another name
+    result = run("index", str(corpus), str(tmp_path / "nowhere"), "--index", str(index), "--quiet")
+    assert result.returncode == 3, result.stderr
+    assert f"failed: {tmp_path / 'nowhere'}: no such file or folder" in result.stderr
+    assert "duplicate:" in result.stderr and "same content as varnholm-guide.md" in result.stderr
+    assert "0 added" in result.stdout and "1 unchanged" in result.stdout and "1 duplicate" in result.stdout
+    report = json.loads(run("index", str(corpus), "--index", str(index), "--json").stdout)
+    assert report["duplicates"] == [{"path": str(corpus / "copy of guide.md"), "same_as": "varnholm-guide.md"}]
+    assert report["added"] == [] and report["unchanged"] == ["varnholm-guide.md"]
+    listed = run("sources", "--index", str(index))
+    assert listed.returncode == 0
+    assert "copy of guide" not in listed.stdout
+    # One file with one chunk: singular nouns ("1 chunk", not "1 chunks").
+    assert "1 file, 1 chunk" in listed.stdout and "1 chunks" not in listed.stdout
+
+
+def test_plain_ask_quotes_the_sentence_of_each_source(cli_index: tuple[Path, Path]) -> None:
+    _, index = cli_index
+    plain = run("ask", SEED_QUESTION, "--index", str(index))
+    assert plain.returncode == 0, plain.stderr
+    sources = plain.stdout.split("Sources:", 1)[1]
+    first = sources.strip().splitlines()
+    assert first[0].startswith("[1] ") and "score " in first[0]
+    assert first[1].strip().startswith('"') and "Donald Trump extended an invitation" in first[1]
+    assert "score: how well a passage matches the question, 0 to 1" in sources
 
 
 @pytest.mark.slow
