@@ -29,6 +29,7 @@ _EXPORTS = {
     "Document": "documents",
     "load": "documents",
     "escape_html": "documents",
+    "SUPPORTED_SUFFIXES": "documents",
     "DocumentRecord": "store",
     "VectorStore": "store",
     "FaissStore": "store",
@@ -43,6 +44,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "SUPPORTED_SUFFIXES",
     "Answer",
     "Assistant",
     "ChatSession",
@@ -90,7 +92,7 @@ if TYPE_CHECKING:
     from .assistant import Assistant, IndexReport, ask
     from .config import Settings
     from .conversation import ChatSession
-    from .documents import Document, escape_html, load
+    from .documents import SUPPORTED_SUFFIXES, Document, escape_html, load
     from .errors import (
         ConfigError,
         DocumentError,

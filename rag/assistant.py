@@ -213,9 +213,7 @@ class Assistant:
         # Same bytes as a document that stays indexed (or as a file earlier in this run): not indexed twice.
         folders = {str(p.resolve()) for p in paths if p.is_dir()}
         present = {item.source for item in found}
-        by_digest = {
-            d.digest: d.source for d in existing.values() if d.root not in folders or d.source in present
-        }
+        by_digest = {d.digest: d.source for d in existing.values() if d.root not in folders or d.source in present}
         for item in found:
             if item.source in seen:
                 report.failed.append((str(item.path), f"another file in this run is also named '{item.source}'"))
