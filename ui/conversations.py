@@ -160,8 +160,8 @@ def choices(store: Any) -> list[tuple[str, str]]:
 
 def first_question(messages: Sequence[Mapping[str, Any]]) -> str:
     """The plain text of the first user message (messages hold escaped HTML)."""
-    for message in messages:
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
+    for message in plain_messages(messages):
+        if message["role"] == "user":
             return html.unescape(re.sub(r"<[^>]*>", "", str(message["content"])))
     return ""
 

@@ -5,7 +5,9 @@ The script (:data:`PAGE_JS`, run once when the page loads) does two things Gradi
 - every ``[n]`` of an answer becomes a link (``role="link"``, reachable with Tab, Enter or a click)
   that opens the answer's Sources block if it is folded and scrolls to source card ``[n]``;
 - each message's ``aria-label`` is the message's text, not its HTML (Gradio labels a message with
-  its raw content, which screen readers would read out tag by tag).
+  its raw content, which screen readers would read out tag by tag);
+- a message's copy button copies its text (and the answer's sources with their quoted sentences),
+  not the HTML that Gradio would copy.
 
 No document text goes through the script: it only reads what the page already shows.
 """
@@ -100,6 +102,33 @@ PAGE_JS = r"""
     card.scrollIntoView({block: 'center'});
     card.focus({preventScroll: true});
   };
+  // Copy buttons: the message as people read it (its text and its sources), not its HTML.
+  const copyText = (button) => {
+    let row = button.closest('.message-buttons');
+    row = row && row.previousElementSibling;
+    while (row && !row.querySelector('.message-content')) row = row.previousElementSibling;
+    if (!row) return null;
+    const shown = '.rag-question, .rag-searched, .rag-answer, .rag-refusal, .rag-error, .rag-note';
+    const parts = [...row.querySelectorAll(shown)].map((e) => e.innerText.trim()).filter(Boolean);
+    const sources = [...row.querySelectorAll('.rag-source')].map((card) => {
+      const n = (card.querySelector('.rag-n') || {}).innerText || '';
+      const file = (card.querySelector('.rag-file') || {}).innerText || '';
+      const section = (card.querySelector('.rag-section') || {}).innerText || '';
+      const quote = [...card.querySelectorAll('mark')].map((m) => m.innerText.trim()).join(' ... ');
+      return `${n} ${file}${section ? ', ' + section : ''}${quote ? ': "' + quote + '"' : ''}`.trim();
+    });
+    if (sources.length) parts.push('Sources:\n' + sources.join('\n'));
+    return parts.length ? parts.join('\n\n') : null;
+  };
+  document.addEventListener('click', (event) => {
+    const copy = '#rag-chat button[aria-label="Copy message"]';
+    const button = event.target && event.target.closest && event.target.closest(copy);
+    const text = button && copyText(button);
+    if (!text || !navigator.clipboard) return;
+    event.preventDefault(); event.stopPropagation(); event.stopImmediatePropagation();
+    navigator.clipboard.writeText(text).then(() => { button.setAttribute('title', 'Copied'); });
+  }, true);
+
   const cite = (event) => event.target && event.target.closest && event.target.closest('#rag-chat .rag-cite');
   document.addEventListener('click', (event) => {
     const c = cite(event);
