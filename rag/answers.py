@@ -13,7 +13,7 @@ from typing import Any
 NOT_FOUND = "The documents do not contain an answer to this question."
 #: One line telling readers what a passage's score means (CLI, web chat, README).
 SCORE_EXPLAINED = (
-    "(score: how well a passage matches the question, 0 to 1; an answer needs one at RAG_MIN_SCORE, 0.56 by default)"
+    "(score: how well a passage matches the question, 0 to 1; an answer needs one at RAG_MIN_SCORE, 0.52 by default)"
 )
 
 
@@ -415,7 +415,7 @@ class ExtractiveAnswerer:
     #: Extra sentences must score within this margin of the best one.
     margin = 0.08
 
-    def __init__(self, max_sentences: int = 3, min_score: float = 0.56) -> None:
+    def __init__(self, max_sentences: int = 3, min_score: float = 0.52) -> None:
         self.max_sentences = max_sentences
         self.min_score = min_score
 

@@ -168,7 +168,7 @@ def build_app(
             messages.append(
                 {
                     "role": "assistant",
-                    "content": render.sources_html(answer),
+                    "content": render.sources_html(answer, assistant.settings.min_score),
                     "metadata": {"title": render.sources_title(answer)},
                 }
             )

@@ -24,11 +24,14 @@ CLOSEST_PASSAGES = 3
 
 UNSUPPORTED_CLAIM = "Not backed by the passage it cites: check it against the sources."
 UNSUPPORTED_SOURCE = "A generated sentence citing this passage is not backed by it."
-#: What a passage's score means, shown under every list of sources.
-SCORE_NOTE = (
-    "score: how well a passage matches the question, from 0 to 1; an answer needs a passage at 0.56 or more "
-    "(RAG_MIN_SCORE)"
-)
+
+
+def score_note(min_score: float) -> str:
+    """What a passage's score means, shown under every list of sources."""
+    return (
+        "score: how well a passage matches the question, from 0 to 1; an answer needs a passage at "
+        f"{float(min_score):.2f} or more (RAG_MIN_SCORE)"
+    )
 
 
 def question_html(question: str) -> str:
@@ -130,8 +133,9 @@ def sources_title(answer: Answer) -> str:
     return f"Closest passages ({count})" if count else "No passages found"
 
 
-def sources_html(answer: Answer) -> str:
-    """The cited passages of an answer, or the closest passages of a refusal."""
+def sources_html(answer: Answer, min_score: float = 0.52) -> str:
+    """The cited passages of an answer, or the closest passages of a refusal (best first), with what
+    their scores mean (``min_score``: the assistant's refusal threshold)."""
     if answer.answered:
         items = [_citation_html(c) for c in answer.citations]
         css = "rag-sources"
@@ -140,7 +144,7 @@ def sources_html(answer: Answer) -> str:
         css = "rag-sources rag-closest"
     if not items:
         return '<div class="rag-sources"><div class="rag-empty">The index returned no passages.</div></div>'
-    note = f'<div class="rag-score-note">{escape_html(SCORE_NOTE)}</div>'
+    note = f'<div class="rag-score-note">{escape_html(score_note(min_score))}</div>'
     return f'<div class="{css}">{"".join(items)}{note}</div>'
 
 
@@ -167,7 +171,8 @@ def _head_html(source: str, section: str, score: float, label: str, badge: str =
     return (
         f'<div class="rag-source-head"><span class="rag-n">{escape_html(label)}</span>'
         f'<span class="rag-file">{escape_html(source)}</span>{where}{badge}'
-        f'<span class="rag-score" title="{escape_html(SCORE_NOTE)}">score {float(score):.2f}</span></div>'
+        '<span class="rag-score" title="how well the passage matches the question, from 0 to 1">'
+        f"score {float(score):.2f}</span></div>"
     )
 
 
