@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("index", parents=[common], help="add or update files and folders in the index")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .docx)")
+    kinds = " ".join(sorted(rag.SUPPORTED_SUFFIXES))
+    p.add_argument("paths", nargs="+", metavar="PATH", help=f"files or folders ({kinds})")
     p.add_argument("--rebuild", action="store_true", help="drop the index first and build it anew")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = f"exit status: 0 done, 1 error, 2 bad usage, {EXIT_SOME_FAILED} some files failed (the rest indexed)"
 
     p = sub.add_parser("ask", parents=[common, llm], help="answer one question")
     p.add_argument("question")

@@ -180,3 +180,22 @@ def test_squad_dev_articles_are_cited(tmp_path: Path) -> None:
         answer = assistant.ask(q["question"])
         right += bool(answer.citations) and answer.citations[0].source == q["source"]
     assert right >= 9, f"only {right} of {len(sample)} questions cited their article first"
+
+
+def test_index_help_lists_every_format_and_the_exit_status() -> None:
+    from rag import SUPPORTED_SUFFIXES
+
+    shown = run("index", "--help").stdout
+    assert all(suffix in shown for suffix in SUPPORTED_SUFFIXES) and "3 some files failed" in shown
+
+
+def test_readme_says_make_run_prints_the_address_and_how_to_change_it() -> None:
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "opens the web chat" not in readme
+    assert "`make run` does not open a browser: it prints the address" in readme
+    assert "make run PORT=8080" in readme and "make run HOST=0.0.0.0 PORT=8080" in readme
+    run_target = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "--host $(HOST)" in run_target and "--port $(PORT)" in run_target
