@@ -208,7 +208,8 @@ def build_app(
         """Delete the chosen past chat from this browser (the open one is emptied when it is that one)."""
         if not chat_id:
             gr.Info("Choose a chat to delete first.")
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+            store = conversations.clean(store)
+            return store, gr.update(choices=conversations.choices(store)), gr.update(), gr.update(), gr.update()
         store = conversations.remove(store, chat_id)
         picker = gr.update(choices=conversations.choices(store), value=None)
         if chat_id == current:
