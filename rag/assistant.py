@@ -242,7 +242,7 @@ class Assistant:
                 report.unchanged.append(item.source)
                 changes.touches.append(_record(item, digest, stat, old.format, old.encoding, old.chunks))
                 continue
-            same = by_digest.get(digest)
+            same = by_digest.get(digest) if stat.st_size else None  # empty files fail on their own
             if old is None and same is not None and same != item.source:
                 report.duplicates.append((str(item.path), same))
                 continue

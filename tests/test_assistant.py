@@ -437,3 +437,13 @@ def test_readme_python_snippet_runs_on_a_fresh_clone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "1 added" in result.stdout and "Donald Trump" in result.stdout and "Sources:" in result.stdout
+
+
+def test_empty_files_fail_as_empty_not_as_duplicates(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    write(corpus / "otters.txt", FACTS["otters.txt"])
+    write(corpus / "empty.md", b"")
+    write(corpus / "zero.txt", b"")
+    report = assistant_factory().index([corpus])
+    assert report.duplicates == []
+    assert sorted(Path(p).name for p, _ in report.failed) == ["empty.md", "zero.txt"]

@@ -663,7 +663,12 @@ def test_scores_are_0_to_1_best_first_and_explained(page: Page, watch: Watch) ->
 
 
 def _audit(page: Page) -> list[str]:
-    """Serious and critical axe-core violations of the page as it is now."""
+    """Serious and critical axe-core violations of the page once no progress display is shown."""
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('[data-testid=status-tracker]')].some("
+        "(e) => !e.classList.contains('hide') && e.querySelector('.progress-text, .eta-bar, .meta-text, .loader'))"
+    )
+    page.wait_for_timeout(300)  # let fades end: colours are measured as drawn (not a timing assertion)
     page.add_script_tag(path=str(AXE[-1]))
     found = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations

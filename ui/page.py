@@ -23,6 +23,12 @@ CSS_EXTRA = """
 .rag-cite[role="link"] { cursor: pointer; text-decoration: underline dotted; text-underline-offset: 2px; }
 .rag-cite[role="link"]:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 1px; }
 #rag-chat .thought-group .title button { pointer-events: none; }
+.rag-status-ok { color: #166534; }
+.rag-status-error { color: #991b1b; }
+.rag-status-warning { color: #92400e; }
+.dark .rag-status-ok { color: #86efac; }
+.dark .rag-status-error { color: #fca5a5; }
+.dark .rag-status-warning { color: #fcd34d; }
 .rag-source.rag-target { outline: 3px solid var(--color-accent); outline-offset: 2px; }
 .rag-upload-hint { font-size: 0.9em; color: var(--body-text-color-subdued); padding: 2px; }
 .rag-score-note { font-size: 0.85em; color: var(--body-text-color-subdued); padding: 0 2px; }
