@@ -51,9 +51,13 @@ run: index
 chat: index
 	$(BIN)/rag chat --index $(INDEX)
 
-# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-# CI machines are fresh Debian and run as root.
-browser:
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`), and audit the
+# page with axe-core (npm registry; only its axe.min.js is kept, under .cache/). CI machines are fresh Debian
+# and run as root.
+AXE_VERSION ?= 4.14.1
+AXE_JS      := .cache/axe-core-$(AXE_VERSION)/axe.min.js
+
+browser: $(AXE_JS)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 # Tesseract OCR with English, where apt is at hand (as root, or with sudo); without it scans are reported, not read.
@@ -67,6 +71,13 @@ ocr:
 test-pdfs:
 	@test -f /usr/share/doc/libtasn1-doc/libtasn1.pdf -a -f /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y libtasn1-doc shared-mime-info)
+
+$(AXE_JS):
+	@command -v npm >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm)
+	rm -rf $(@D).part && mkdir -p $(@D).part
+	cd $(@D).part && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && tar -xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js
+	mv $(@D).part/package/axe.min.js $(@D).part/axe.min.js && rm -rf $(@D).part/package $(@D).part/*.tgz
+	rm -rf $(@D) && mv $(@D).part $(@D)
 
 test: install-test browser ocr test-pdfs
 	REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
@@ -84,4 +95,4 @@ bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/vector_scale.py --n 1000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .cache

@@ -31,6 +31,7 @@ _EXPORTS = {
     "load": "documents",
     "describe_extraction": "pdf",
     "escape_html": "documents",
+    "SUPPORTED_SUFFIXES": "documents",
     "DocumentRecord": "store",
     "VectorStore": "store",
     "FaissStore": "store",
@@ -45,6 +46,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "SUPPORTED_SUFFIXES",
     "Answer",
     "Assistant",
     "ChatSession",
@@ -94,7 +96,7 @@ if TYPE_CHECKING:
     from .assistant import Assistant, IndexReport, ask
     from .config import Settings
     from .conversation import ChatSession
-    from .documents import Document, escape_html, load
+    from .documents import SUPPORTED_SUFFIXES, Document, escape_html, load
     from .errors import (
         ConfigError,
         DocumentError,

@@ -13,6 +13,10 @@ from typing import Any
 from .layout import Run, boxes_for
 
 NOT_FOUND = "The documents do not contain an answer to this question."
+#: One line telling readers what a passage's score means (CLI, web chat, README).
+SCORE_EXPLAINED = (
+    "(score: how well a passage matches the question, 0 to 1; an answer needs one at RAG_MIN_SCORE, 0.52 by default)"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ class Citation:
         data["highlights"] = [list(h) for h in self.highlights]
         data["boxes"] = [list(b) for b in self.boxes]
         return data
+
+    def quoted(self) -> str:
+        """The sentences of the passage that the answer quotes (the whole passage when none are marked)."""
+        parts = [self.text[max(a - self.start, 0) : max(b - self.start, 0)] for a, b in self.highlights]
+        parts = [" ".join(p.split()) for p in parts if p.strip()]
+        return " ... ".join(parts) if parts else self.text
 
 
 @dataclass(frozen=True)
@@ -164,13 +174,19 @@ class Answer:
                 where = f", {c.section}" if c.section else ""
                 flag = "" if c.supported else " - NOT SUPPORTED: a claim citing it is not found in this passage"
                 lines.append(f"[{c.n}] {c.source}{where} (characters {c.start}-{c.end}, score {c.score:.2f}){flag}")
+                lines.append(f'    "{_snippet(c.quoted(), 300)}"')
         elif self.passages:
             lines += ["", "Closest passages:"]
             for p in self.passages[:3]:
-                snippet = " ".join(p.text.split())
-                snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
-                lines.append(f"- {p.source} ({p.score:.2f}): {snippet}")
+                lines.append(f"- {p.source} (score {p.score:.2f}): {_snippet(p.text, 160)}")
+        if self.citations or self.passages:
+            lines.append(SCORE_EXPLAINED)
         return lines
+
+
+def _snippet(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------------ sentences
@@ -357,6 +373,49 @@ def kind_match(kind: str, sentence: str, question: str) -> bool:
     return False
 
 
+# ------------------------------------------------------------------ match scores and headings
+
+#: Kinds of question whose answer must hold something checkable (else the extractive answer refuses).
+_CHECKED_KINDS = {"time": "a date or a year", "number": "a number"}
+_SENTENCE_END = re.compile(r"[.!?;:…\"'”’)\]]\s*$")
+
+
+def match_score(cosine: float, coverage: float) -> float:
+    """A passage's match score, 0 to 1: cosine similarity plus half the question-word coverage, clipped."""
+    return round(min(max(float(cosine) + 0.5 * float(coverage), 0.0), 1.0), 4)
+
+
+def _with_scores(passages: list[Passage], coverage: list[float]) -> list[Passage]:
+    return [replace(p, score=match_score(p.score, c)) for p, c in zip(passages, coverage, strict=True)]
+
+
+def best_first(passages: Sequence[Passage]) -> list[Passage]:
+    """``passages`` sorted by score, best first (ties keep their order)."""
+    return sorted(passages, key=lambda p: -p.score)
+
+
+def is_heading(sentence: str, text: str = "", end: int = -1) -> bool:
+    """Whether ``sentence`` is a heading line rather than a sentence: a markdown ``#`` line, or a short
+    line without closing punctuation whose longer words are mostly capitalised ("Looking Ahead: What
+    to Expect from a Visit"). ``text``/``end`` (the sentence's end in ``text``) check that a line break
+    or the end of the text follows it."""
+    line = sentence.strip()
+    if not line:
+        return False
+    if end >= 0 and text[end:].split("\n", 1)[0].strip():
+        return False
+    if line.startswith("#"):
+        return True
+    words = line.split()
+    if len(words) > 14 or _SENTENCE_END.search(line):
+        return False
+    long_words = [w.strip("\"'“‘(<") for w in words if len(w.strip("\"'“‘(<:,")) > 3]
+    if not long_words:
+        return True
+    capitalised = sum(1 for w in long_words if w[:1].isupper() or w[:1].isdigit())
+    return capitalised >= 0.6 * len(long_words)
+
+
 # ------------------------------------------------------------------ the extractive answerer
 
 
@@ -385,47 +444,63 @@ class ExtractiveAnswerer:
     #: Extra sentences must score within this margin of the best one.
     margin = 0.08
 
-    def __init__(self, max_sentences: int = 3, min_score: float = 0.56) -> None:
+    def __init__(self, max_sentences: int = 3, min_score: float = 0.52) -> None:
         self.max_sentences = max_sentences
         self.min_score = min_score
 
     def answer(self, question: str, passages: Sequence[Passage]) -> Answer:
-        """Build the answer from ``passages`` (best first); refuse when the confidence is below ``min_score``."""
+        """Build the answer from ``passages`` (as retrieved, ``score`` = cosine); refuse when the confidence
+        is below ``min_score``, or when the question asks when / how many and no sentence holds a date or
+        a number. The answer's passages carry their match score (:meth:`rescore`), best first."""
         passages = list(passages)
         candidates, coverage = self._score(question, passages)
-        confidence = self._confidence(passages, coverage)
+        scored = _with_scores(passages, coverage)
+        confidence = max((p.score for p in scored), default=0.0)
+        ranked = best_first(scored)
         if not candidates or confidence < self.min_score:
-            return Answer(question, NOT_FOUND, False, [], passages, confidence=confidence)
+            return Answer(question, NOT_FOUND, False, [], ranked, confidence=confidence)
+        kind = answer_kind(question)
+        if kind in _CHECKED_KINDS and not any(kind_match(kind, c.text, question) for c in candidates):
+            note = f"The closest passages match the question, but none of their sentences gives {_CHECKED_KINDS[kind]}."
+            return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         chosen = self._choose(question, candidates)
-        return replace(self._build(question, passages, chosen), confidence=confidence)
+        built = self._build(question, scored, chosen)
+        return replace(built, passages=ranked, confidence=confidence)
 
     def confidence(self, question: str, passages: Sequence[Passage]) -> float:
-        """How likely the passages answer the question (compare with ``min_score``).
+        """How likely the passages answer the question, 0 to 1 (compare with ``min_score``): the best match
+        score of :meth:`rescore`."""
+        return max((p.score for p in self.rescore(question, passages)), default=0.0)
 
-        The best passage's cosine similarity plus half the share of the question's rare words that
-        the best sentence holds. Measured on squad-dev with half the articles indexed: at 0.56 it
-        answers 98% of questions whose article is indexed and refuses 87% of the others.
+    def rescore(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """``passages`` (as retrieved, ``score`` = cosine) in the same order, each with its match score.
+
+        A passage's score is its cosine similarity to the question plus half the share of the
+        question's rare words that its best sentence holds, clipped to 0..1: the scale of ``min_score``
+        (the answer's confidence is the best passage's score). Measured on squad-dev with half the
+        articles indexed: see README "Quality".
         """
         passages = list(passages)
-        return self._confidence(passages, self._score(question, passages)[1])
+        return _with_scores(passages, self._score(question, passages)[1])
 
-    @staticmethod
-    def _confidence(passages: list[Passage], coverage: float) -> float:
-        if not passages:
-            return 0.0
-        return max(p.score for p in passages) + 0.5 * coverage
-
-    def _score(self, question: str, passages: list[Passage]) -> tuple[list[_Candidate], float]:
-        """Every sentence of the passages with its score, and the best share of question words covered."""
+    def _score(self, question: str, passages: list[Passage]) -> tuple[list[_Candidate], list[float]]:
+        """Every answer sentence of the passages with its score, and per passage the best share of
+        question words one of its lines covers. Instructions are ignored; headings count for the coverage
+        (they say what the passage is about) but are not answer sentences."""
         q_words = set(content_words(question))
         texts: list[tuple[int, int, int, str]] = []
+        headings: set[int] = set()
         for i, passage in enumerate(passages):
             for a, b in split_sentences(passage.text, passage.start):
                 sentence = passage.text[a - passage.start : b - passage.start]
-                if not is_instruction(sentence):
-                    texts.append((i, a, b, sentence))
+                if is_instruction(sentence):
+                    continue
+                if is_heading(sentence, passage.text, b - passage.start):
+                    headings.add(len(texts))
+                texts.append((i, a, b, sentence))
+        coverage = [0.0] * len(passages)
         if not texts:
-            return [], 0.0
+            return [], coverage
         # Rarity of each question word among the candidate sentences (local IDF): a word that no
         # sentence holds weighs most, so its absence lowers the coverage (and the confidence).
         doc_freq: Counter[str] = Counter()
@@ -437,10 +512,11 @@ class ExtractiveAnswerer:
         total = sum(idf.values()) or 1.0
         kind = answer_kind(question)
         out = []
-        coverage = 0.0
         for j, (i, a, b, text) in enumerate(texts):
             lexical = sum(idf[w] for w in words_of[j] & q_words) / total
-            coverage = max(coverage, lexical)
+            coverage[i] = max(coverage[i], lexical)
+            if j in headings:
+                continue
             score = lexical - self.rank_penalty * i
             if len(text.split()) < 4:
                 score -= 0.05

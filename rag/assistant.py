@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answers import Answer, ExtractiveAnswerer
+from .answers import Answer, ExtractiveAnswerer, best_first
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load
@@ -47,6 +47,8 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: (path, source) of files not indexed because an indexed file has the same bytes (``source``).
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
@@ -63,13 +65,15 @@ class IndexReport:
         data = asdict(self)
         data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        data["duplicates"] = [{"path": p, "same_as": s} for p, s in self.duplicates]
         return data
 
     def summary(self) -> str:
         """One line: counts of what happened."""
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.removed)} removed, {len(self.failed)} failed, {len(self.skipped)} skipped; "
+            f"{len(self.removed)} removed, {len(self.failed)} failed, {len(self.skipped)} skipped"
+            f"{f', {len(self.duplicates)} duplicate' if self.duplicates else ''}; "
             f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
             f"{self.chunks_total} in the index ({self.seconds:.1f} s)"
         ) + self._pages_summary()
@@ -188,14 +192,18 @@ class Assistant:
 
         Unchanged files are skipped by size, time and content hash; changed files are re-chunked and
         only chunks whose text is new are embedded; files deleted from an indexed folder are removed.
-        Unreadable files are reported in ``IndexReport.failed`` and never stop the run.
+        Unreadable files, and paths that do not exist, are reported in ``IndexReport.failed`` and never
+        stop the run. A new file with the same bytes as an indexed one (or as another file of this run)
+        is not indexed again: it is listed in ``IndexReport.duplicates`` with the source it repeats.
         """
         began = time.perf_counter()
-        folders = [Path(p).expanduser() for p in paths]
-        if not folders:
+        given = [Path(p).expanduser() for p in paths]
+        if not given:
             raise InputError("give at least one file or folder to index")
+        folders = [p for p in given if p.exists()]
+        missing = [(str(p), "no such file or folder") for p in given if not p.exists()]
         found, skipped = discover(folders)
-        report = IndexReport(skipped=[(s.path, s.reason) for s in skipped])
+        report = IndexReport(failed=missing, skipped=[(s.path, s.reason) for s in skipped])
         with self._write_lock, self.store.writer():
             if rebuild and self.store.exists():
                 self._drop_index()
@@ -223,6 +231,10 @@ class Assistant:
         changes = Changes()
         to_load: list[tuple[FoundFile, str, Any]] = []
         seen: set[str] = set()
+        # Same bytes as a document that stays indexed (or as a file earlier in this run): not indexed twice.
+        folders = {str(p.resolve()) for p in paths if p.is_dir()}
+        present = {item.source for item in found}
+        by_digest = {d.digest: d.source for d in existing.values() if d.root not in folders or d.source in present}
         for item in found:
             if item.source in seen:
                 report.failed.append((str(item.path), f"another file in this run is also named '{item.source}'"))
@@ -253,11 +265,14 @@ class Assistant:
                     _record(item, digest, stat, old.format, old.encoding, old.chunks, old.report)
                 )
                 continue
+            same = by_digest.get(digest) if stat.st_size else None  # empty files fail on their own
+            if old is None and same is not None and same != item.source:
+                report.duplicates.append((str(item.path), same))
+                continue
+            by_digest.setdefault(digest, item.source)
             to_load.append((item, digest, stat))
 
         # Removals: files that were in an indexed folder and are gone from it.
-        folders = {str(p.resolve()) for p in paths if p.is_dir()}
-        present = {item.source for item in found}
         for source, old in existing.items():
             if old.root in folders and source not in present:
                 changes.removals.append(source)
@@ -406,15 +421,20 @@ class Assistant:
         self._check_index()
         query = self.embedder.encode_query(search)
         passages = self.retriever.search(search, query, k)
+        # Each passage's score becomes its match score (0-1, the scale of min_score); same order.
+        scored = self.answerer.rescore(search, passages)
+        confidence = max((p.score for p in scored), default=0.0)
 
         def extractive() -> Answer:
             answer = self.answerer.answer(search, passages)
             return answer if search == question else replace(answer, question=question)
 
         generator = self.generator
-        if generator is not None and passages and self.answerer.confidence(search, passages) >= self.settings.min_score:
-            for item in generator.stream(search, passages, extractive):
-                yield replace(item, question=question) if isinstance(item, Answer) else item
+        if generator is not None and passages and confidence >= self.settings.min_score:
+            for item in generator.stream(search, scored, extractive):
+                if isinstance(item, Answer):
+                    item = replace(item, question=question, passages=best_first(item.passages), confidence=confidence)
+                yield item
             return
         answer = extractive()
         if generator is not None:

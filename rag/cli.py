@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("index", parents=[common], help="add or update files and folders in the index")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .docx)")
+    kinds = " ".join(sorted(rag.SUPPORTED_SUFFIXES))
+    p.add_argument("paths", nargs="+", metavar="PATH", help=f"files or folders ({kinds})")
     p.add_argument("--rebuild", action="store_true", help="drop the index first and build it anew")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = f"exit status: 0 done, 1 error, 2 bad usage, {EXIT_SOME_FAILED} some files failed (the rest indexed)"
 
     p = sub.add_parser("ask", parents=[common, llm], help="answer one question")
     p.add_argument("question")
@@ -152,11 +154,15 @@ def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assi
     return assistant
 
 
+#: Exit status of ``rag index`` when some files could not be indexed (the others were).
+EXIT_SOME_FAILED = 3
+
+
 def _index(args: argparse.Namespace) -> int:
+    missing = [path for path in args.paths if not Path(path).expanduser().exists()]
+    if len(missing) == len(args.paths):
+        raise rag.InputError(f"no such file or folder: {missing[0]}")
     assistant = _assistant(args, build_default=False)
-    for path in args.paths:
-        if not Path(path).expanduser().exists():
-            raise rag.InputError(f"no such file or folder: {path}")
     report = assistant.index(args.paths, progress=not args.quiet and not args.json, rebuild=args.rebuild)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -170,9 +176,13 @@ def _index(args: argparse.Namespace) -> int:
                 print(f"{source}: {rag.describe_extraction(found)}")
         for line in report.problems():
             print(f"warning: {line}", file=sys.stderr)
+        for path, same in report.duplicates:
+            print(f"duplicate: {path}: same content as {same}, not indexed again", file=sys.stderr)
         print(report.summary())
+    if not report.failed:
+        return 0
     nothing_done = not (report.added or report.updated or report.unchanged or report.removed)
-    return 1 if report.failed and nothing_done else 0
+    return 1 if nothing_done else EXIT_SOME_FAILED
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -241,9 +251,14 @@ def _sources(args: argparse.Namespace) -> int:
     for r in records:
         found = json.loads(r.report or "{}")
         extra = f"  {rag.describe_extraction(found)}" if found else ""
-        print(f"{r.source:<{width}}  {r.chunks:>5} chunks  {r.size:>10,} bytes  {r.format}{extra}")
-    print(f"{len(records)} file(s), {sum(r.chunks for r in records)} chunks")
+        print(f"{r.source:<{width}}  {_count(r.chunks, 'chunk'):>12}  {r.size:>10,} bytes  {r.format}{extra}")
+    print(f"{_count(len(records), 'file')}, {_count(sum(r.chunks for r in records), 'chunk')}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _record_dict(record: Any) -> dict[str, Any]:

@@ -13,9 +13,9 @@ such as "she" or "it", or only one or two content words) gets the previous turn'
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .answers import STOPWORDS, Answer, content_words
 
@@ -144,6 +144,24 @@ class ChatSession:
             last = self.turns[-1]
             standalone = carry_terms(question, last.standalone, last.answer.text)
         self.turns.append(Turn(question, standalone, Answer(question, answer, answered=True)))
+    def history(self) -> list[dict[str, Any]]:
+        """The turns kept for rewriting follow-ups, JSON-ready: question, standalone, answer, answered."""
+        return [
+            {"question": t.question, "standalone": t.standalone, "answer": t.answer.text, "answered": t.answer.answered}
+            for t in self.turns[-self.memory :]
+        ]
+
+    def restore(self, history: Iterable[Mapping[str, Any]]) -> None:
+        """Continue a conversation saved with :meth:`history` (e.g. in a browser); bad entries are ignored."""
+        self.turns.clear()
+        for item in history:
+            if not isinstance(item, Mapping):
+                continue
+            question, standalone, text = (item.get(key) for key in ("question", "standalone", "answer"))
+            if not all(isinstance(value, str) and value for value in (question, standalone, text)):
+                continue
+            answer = Answer(str(question), str(text), bool(item.get("answered", True)))
+            self.turns.append(Turn(str(question), str(standalone), answer))
         del self.turns[: -self.memory]
 
     def standalone(self, question: str) -> tuple[str, str | None]:

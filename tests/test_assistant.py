@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -347,3 +349,101 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     reopened = Assistant(index_dir=streamed.index_dir)
     assert (layout(reopened), reopened.store.generation()) == before
     assert not {"later-a.txt", "later-b.txt", "later-c.txt"} & {d.source for d in reopened.sources()}
+
+
+def test_missing_path_is_reported_not_raised_and_duplicates_are_not_indexed(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    write(corpus / "otters.txt", FACTS["otters.txt"])
+    write(corpus / "sub" / "otters copy.txt", FACTS["otters.txt"])  # byte-identical, in the same run
+    assistant = assistant_factory()
+    report = assistant.index([corpus, tmp_path / "no-such-folder"])
+    assert report.added == ["otters.txt"]
+    assert report.failed == [(str(tmp_path / "no-such-folder"), "no such file or folder")]
+    assert report.duplicates == [(str(corpus / "sub" / "otters copy.txt"), "otters.txt")]
+    assert "1 duplicate" in report.summary()
+    assert report.to_dict()["duplicates"] == [
+        {"path": str(corpus / "sub" / "otters copy.txt"), "same_as": "otters.txt"}
+    ]
+    assert [d.source for d in assistant.sources()] == ["otters.txt"]
+    # A later run: a file given directly with the same bytes is not indexed either; answers cite one file.
+    copy = write(tmp_path / "elsewhere" / "copy.txt", FACTS["otters.txt"])
+    again = assistant.index([copy])
+    assert again.duplicates == [(str(copy), "otters.txt")] and again.added == []
+    sources = {p.source for p in assistant.ask("How long can a sea otter hold its breath?").passages}
+    assert sources == {"otters.txt"}
+    # Renaming a file (old name gone, same bytes under a new name) is a rename, not a duplicate.
+    (corpus / "otters.txt").rename(corpus / "sea-otters.txt")
+    renamed = assistant.index([corpus])
+    assert (
+        renamed.added == ["sea-otters.txt"]
+        and renamed.removed == ["otters.txt"]
+        and renamed.duplicates == [(str(corpus / "sub" / "otters copy.txt"), "sea-otters.txt")]
+    )
+
+
+def test_a_heading_is_not_an_answer_and_when_without_a_date_is_refused(seed_assistant: Assistant) -> None:
+    # The seed article has a heading "Looking Ahead: What to Expect from a Visit" and no date at all.
+    fresh = seed_assistant.ask("When will she visit?")
+    assert not fresh.answered, fresh.text
+    assert "Looking Ahead" not in fresh.text
+    assert fresh.note and "date" in fresh.note
+    # Questions the seed article answers stay answered, with sentences (not headings) quoted.
+    from ui.examples import SEED_EXAMPLES
+
+    for question in [*SEED_EXAMPLES[SEED_FILE.name], "What economic cooperation is expected?"]:
+        answer = seed_assistant.ask(question)
+        assert answer.answered, question
+        assert all(c.highlights for c in answer.citations)
+        for citation in answer.citations:
+            for start, end in citation.highlights:
+                quoted = _seed_text()[start:end]
+                assert quoted.rstrip().endswith((".", "?", "!")), (question, quoted)
+
+
+def test_one_score_from_0_to_1_in_best_first_order(seed_assistant: Assistant) -> None:
+    for question, answered in [
+        (SEED_QUESTION, True),
+        ("What economic cooperation is expected?", True),
+        ("What is the boiling point of liquid nitrogen in kelvin?", False),
+    ]:
+        answer = seed_assistant.ask(question)
+        assert answer.answered is answered
+        scores = [p.score for p in answer.passages]
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert scores == sorted(scores, reverse=True), scores
+        assert answer.confidence == max(scores)
+        by_span = {(p.source, p.start): p.score for p in answer.passages}
+        for c in answer.citations:
+            assert c.score == by_span[(c.source, c.start)]
+        if answered:
+            # The answer clears the refusal threshold, and so does the passage it quotes first.
+            assert answer.confidence >= seed_assistant.settings.min_score
+            assert answer.citations[0].score >= seed_assistant.settings.min_score
+        else:
+            assert answer.confidence < seed_assistant.settings.min_score
+
+
+def test_readme_python_snippet_runs_on_a_fresh_clone(tmp_path: Path) -> None:
+    import re
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(SEEDS, tmp_path / "seeds")  # the clone's seeds/, in a scratch working directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "1 added" in result.stdout and "Donald Trump" in result.stdout and "Sources:" in result.stdout
+
+
+def test_empty_files_fail_as_empty_not_as_duplicates(assistant_factory, tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    write(corpus / "otters.txt", FACTS["otters.txt"])
+    write(corpus / "empty.md", b"")
+    write(corpus / "zero.txt", b"")
+    report = assistant_factory().index([corpus])
+    assert report.duplicates == []
+    assert sorted(Path(p).name for p, _ in report.failed) == ["empty.md", "zero.txt"]

@@ -117,9 +117,50 @@ def test_index_reports_bad_files_and_continues(tmp_path: Path) -> None:
     (corpus / "good.md").write_text("# Tides\n\nSpring tides happen at new and full moon.\n", encoding="utf-8")
     (corpus / "bad.pdf").write_bytes(b"%PDF-1.4 truncated")
     result = run("index", str(corpus), "--index", str(tmp_path / "i"), "--quiet")
-    assert result.returncode == 0
+    # Some files failed, the rest were indexed: a documented non-zero status so that scripts notice.
+    assert result.returncode == 3, result.stderr
     assert "1 added" in result.stdout and "1 failed" in result.stdout
     assert "bad.pdf" in result.stderr and "Traceback" not in result.stderr
+    # Run again with nothing failing: 0. Unsupported files are skipped, not failed: still 0.
+    (corpus / "bad.pdf").unlink()
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")
+    again = run("index", str(corpus), "--index", str(tmp_path / "i"), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert "1 skipped" in again.stdout
+
+
+def test_index_reports_a_missing_path_among_others_and_a_duplicate(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    guide = "# Varnholm\n\nThe Varnholm ferry leaves the harbour at seven every morning.\n"
+    (corpus / "varnholm-guide.md").write_text(guide, encoding="utf-8")
+    index = tmp_path / "i"
+    assert run("index", str(corpus), "--index", str(index), "--quiet").returncode == 0
+    (corpus / "copy of guide.md").write_text(guide, encoding="utf-8")  # byte-identical, another name
+    result = run("index", str(corpus), str(tmp_path / "nowhere"), "--index", str(index), "--quiet")
+    assert result.returncode == 3, result.stderr
+    assert f"failed: {tmp_path / 'nowhere'}: no such file or folder" in result.stderr
+    assert "duplicate:" in result.stderr and "same content as varnholm-guide.md" in result.stderr
+    assert "0 added" in result.stdout and "1 unchanged" in result.stdout and "1 duplicate" in result.stdout
+    report = json.loads(run("index", str(corpus), "--index", str(index), "--json").stdout)
+    assert report["duplicates"] == [{"path": str(corpus / "copy of guide.md"), "same_as": "varnholm-guide.md"}]
+    assert report["added"] == [] and report["unchanged"] == ["varnholm-guide.md"]
+    listed = run("sources", "--index", str(index))
+    assert listed.returncode == 0
+    assert "copy of guide" not in listed.stdout
+    # One file with one chunk: singular nouns ("1 chunk", not "1 chunks").
+    assert "1 file, 1 chunk" in listed.stdout and "1 chunks" not in listed.stdout
+
+
+def test_plain_ask_quotes_the_sentence_of_each_source(cli_index: tuple[Path, Path]) -> None:
+    _, index = cli_index
+    plain = run("ask", SEED_QUESTION, "--index", str(index))
+    assert plain.returncode == 0, plain.stderr
+    sources = plain.stdout.split("Sources:", 1)[1]
+    first = sources.strip().splitlines()
+    assert first[0].startswith("[1] ") and "score " in first[0]
+    assert first[1].strip().startswith('"') and "Donald Trump extended an invitation" in first[1]
+    assert "score: how well a passage matches the question, 0 to 1" in sources
 
 
 @pytest.mark.slow
@@ -139,3 +180,22 @@ def test_squad_dev_articles_are_cited(tmp_path: Path) -> None:
         answer = assistant.ask(q["question"])
         right += bool(answer.citations) and answer.citations[0].source == q["source"]
     assert right >= 9, f"only {right} of {len(sample)} questions cited their article first"
+
+
+def test_index_help_lists_every_format_and_the_exit_status() -> None:
+    from rag import SUPPORTED_SUFFIXES
+
+    shown = run("index", "--help").stdout
+    assert all(suffix in shown for suffix in SUPPORTED_SUFFIXES) and "3 some files failed" in shown
+
+
+def test_readme_says_make_run_prints_the_address_and_how_to_change_it() -> None:
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "opens the web chat" not in readme
+    assert "`make run` does not open a browser: it prints the address" in readme
+    assert "make run PORT=8080" in readme and "make run HOST=0.0.0.0 PORT=8080" in readme
+    run_target = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "--host $(HOST)" in run_target and "--port $(PORT)" in run_target

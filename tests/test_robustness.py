@@ -188,7 +188,7 @@ def test_hostile_corpus_is_indexed_or_reported(tmp_path: Path) -> None:
     code, out, err, peak, seconds = run_measured(
         [*RAG, "index", str(corpus), "--index", str(index), "--json"], timeout=600
     )
-    assert code == 0, err
+    assert code == 3, err  # indexed what it could; some files failed (each reported below)
     assert "Traceback" not in err
     assert peak < 3 * GB, f"peak RSS {peak / GB:.2f} GB"
     assert seconds < 300, f"took {seconds:.0f} s"

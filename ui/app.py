@@ -25,13 +25,15 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no usage reports or version 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
+from gradio.utils import NamedString
 
 from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError, InputError, RagError
 
-from . import render
+from . import conversations, render
 from .examples import examples_for
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
-from .llm import LLMSettings
+from .llm import LLMSettings, for_page
+from .page import CSS_EXTRA, I18N_EN, PAGE_JS
 
 log = logging.getLogger("ui")
 
@@ -92,6 +94,7 @@ CSS = """
 .rag-status-error { color: #b91c1c; }
 .rag-status-warning { color: #b45309; }
 """
+CSS += CSS_EXTRA
 
 Message = dict[str, Any]
 
@@ -166,7 +169,7 @@ def build_app(
             messages.append(
                 {
                     "role": "assistant",
-                    "content": render.sources_html(answer),
+                    "content": render.sources_html(answer, assistant.settings.min_score),
                     "metadata": {"title": render.sources_title(answer)},
                 }
             )
@@ -176,6 +179,54 @@ def build_app(
     def use_example(event: gr.SelectData) -> str:
         value = event.value
         return str(value.get("text", "")) if isinstance(value, Mapping) else str(value)
+
+    # ------------------------------------------------------------ past chats (kept in the browser)
+
+    def start_chat(store: Any) -> tuple[list[Message], str, None, str, Any]:
+        """A new, empty conversation (New chat, the chatbot's trash icon); past chats stay listed."""
+        return [], "", None, conversations.new_id(), gr.update(choices=conversations.choices(store), value=None)
+
+    def remember(
+        messages: list[Message] | None, session: ChatSession | None, chat_id: str | None, store: Any
+    ) -> tuple[Any, str, Any]:
+        """Save this conversation in the browser after each answer."""
+        chat_id = chat_id or conversations.new_id()
+        messages = list(messages or [])
+        turns = session.history() if session is not None else []
+        store = conversations.save(store, chat_id, conversations.first_question(messages), messages, turns)
+        return store, chat_id, gr.update(choices=conversations.choices(store), value=chat_id)
+
+    def reopen(chat_id: str | None, store: Any) -> tuple[list[Message], ChatSession | None, str, Any]:
+        """Show a past chat again and continue it (its follow-ups are rewritten as before)."""
+        chat = conversations.find(store, chat_id)
+        if chat is None:
+            return [], None, conversations.new_id(), gr.update(choices=conversations.choices(store), value=None)
+        session = assistant.chat()
+        session.restore(chat["turns"])
+        return chat["messages"], session, chat["id"], gr.update()
+
+    def forget(chat_id: str | None, current: str | None, store: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Delete the chosen past chat from this browser (the open one is emptied when it is that one)."""
+        if not chat_id:
+            gr.Info("Choose a chat to delete first.")
+            store = conversations.clean(store)
+            return store, gr.update(choices=conversations.choices(store)), gr.update(), gr.update(), gr.update()
+        store = conversations.remove(store, chat_id)
+        picker = gr.update(choices=conversations.choices(store), value=None)
+        if chat_id == current:
+            return store, picker, [], None, conversations.new_id()
+        return store, picker, gr.update(), gr.update(), gr.update()
+
+    def restore_last(store: Any) -> tuple[list[Message], ChatSession | None, str, Any, Any]:
+        """On page load: reopen the chat changed last, so that a reload loses nothing."""
+        cleaned = conversations.clean(store)
+        chat = conversations.latest(cleaned)
+        picker = gr.update(choices=conversations.choices(cleaned), value=chat["id"] if chat else None)
+        if chat is None:
+            return [], None, conversations.new_id(), picker, cleaned
+        session = assistant.chat()
+        session.restore(chat["turns"])
+        return chat["messages"], session, chat["id"], picker, cleaned
 
     # ------------------------------------------------------------ API
 
@@ -272,7 +323,7 @@ def build_app(
         try:
             models = llm.models(url, key)
         except RagError as exc:
-            return gr.update(), render.settings_status_html("error", f"Could not list the models: {exc}")
+            return gr.update(), render.settings_status_html("error", f"Could not list the models: {for_page(str(exc))}")
         picked = choice if choice in models else (models[0] if models else choice)
         if models:
             listed = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
@@ -287,7 +338,7 @@ def build_app(
         try:
             kind, message = llm.apply(url, key, choice or "")
         except RagError as exc:
-            status = render.settings_status_html("error", f"Not applied: {exc}")
+            status = render.settings_status_html("error", f"Not applied: {for_page(str(exc))}")
             return (url, gr.update(), gr.update(), render.llm_current_html(llm.summary()), status)
         view_url, key_box, picker, current = llm_view()
         return view_url, key_box, picker, current, render.settings_status_html(kind, message)
@@ -295,9 +346,20 @@ def build_app(
     # ------------------------------------------------------------ layout
 
     with gr.Blocks(title="rag: ask your documents", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
-        gr.Markdown("## Ask your documents\nAnswers quote the documents; every `[n]` points at a passage below it.")
+        gr.Markdown("# Ask your documents\nAnswers quote the documents; every `[n]` points at a passage below it.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
+                with gr.Row(elem_id="rag-history-row"):
+                    history_picker = gr.Dropdown(
+                        label="Past chats (kept in this browser only)",
+                        choices=[],
+                        value=None,
+                        elem_id="rag-history",
+                        scale=4,
+                        min_width=200,
+                    )
+                    with gr.Column(scale=1, min_width=120):
+                        delete_chat = gr.Button("Delete chat", size="sm", elem_id="rag-history-delete")
                 chatbot = gr.Chatbot(
                     label="Chat",
                     elem_id="rag-chat",
@@ -307,7 +369,7 @@ def build_app(
                     allow_tags=False,
                     latex_delimiters=[],
                     feedback_options=None,
-                    buttons=[],
+                    buttons=["copy"],  # a copy button on each message
                     group_consecutive_messages=True,
                     placeholder="Ask a question about your documents.",
                     examples=[{"text": q} for q in examples] or None,
@@ -325,14 +387,18 @@ def build_app(
                     clear_button = gr.Button("New chat", elem_id="rag-clear", scale=1)
             with gr.Tab("Documents", id="documents") as documents_tab:
                 stats_box = gr.HTML(elem_id="rag-stats")
-                # No file_types here: Gradio would refuse the whole batch for one wrong file; the
-                # handler refuses that file alone, with its reason.
-                files = gr.File(
-                    label=f"Add documents ({' '.join(UPLOAD_SUFFIXES)}; several at once; up to {max_mb:g} MB each)",
-                    file_count="multiple",
-                    type="filepath",
-                    elem_id="rag-upload",
-                    height=140,
+                gr.HTML(render.upload_hint_html(UPLOAD_SUFFIXES, max_mb), elem_id="rag-upload-hint")
+                # The formats filter the file picker; a wrong file that still arrives (dropped, or sent
+                # through the API) is refused by the handler alone, with its reason.
+                files = _picker_filter_only(
+                    gr.File(
+                        label="Add documents",
+                        file_count="multiple",
+                        file_types=list(UPLOAD_SUFFIXES),
+                        type="filepath",
+                        elem_id="rag-upload",
+                        height=140,
+                    )
                 )
                 status_box = gr.HTML(elem_id="rag-upload-status")
                 report_json = gr.JSON(visible=False)
@@ -389,6 +455,11 @@ def build_app(
                 llm_status = gr.HTML(elem_id="rag-llm-status")
 
         conversation = gr.State(None)  # this browser session's ChatSession, made on its first question
+        chat_id = gr.State(None)  # the id of the open chat in the browser's store
+        # Past chats live in this browser (localStorage, encrypted by Gradio), never on the server.
+        chats = gr.BrowserState(
+            conversations.empty(), storage_key="rag-chats", secret=os.environ.get("RAG_UI_SECRET") or None
+        )
         chat_events: dict[str, Any] = {
             "fn": respond,
             "inputs": [question, chatbot, conversation],
@@ -397,11 +468,47 @@ def build_app(
             "concurrency_limit": 4,
             "concurrency_id": "chat",
         }
-        question.submit(**chat_events)
-        ask_button.click(**chat_events)
-        chatbot.example_select(use_example, None, question, api_visibility="private", queue=False).then(**chat_events)
-        clear_button.click(
-            lambda: ([], "", None), None, [chatbot, question, conversation], api_visibility="private", queue=False
+        save_chat: dict[str, Any] = {
+            "fn": remember,
+            "inputs": [chatbot, conversation, chat_id, chats],
+            "outputs": [chats, chat_id, history_picker],
+            "api_visibility": "private",
+            "queue": False,
+        }
+        question.submit(**chat_events).then(**save_chat)
+        ask_button.click(**chat_events).then(**save_chat)
+        chatbot.example_select(use_example, None, question, api_visibility="private", queue=False).then(
+            **chat_events
+        ).then(**save_chat)
+        fresh_chat: dict[str, Any] = {
+            "fn": start_chat,
+            "inputs": [chats],
+            "outputs": [chatbot, question, conversation, chat_id, history_picker],
+            "api_visibility": "private",
+            "queue": False,
+        }
+        clear_button.click(**fresh_chat)
+        chatbot.clear(**fresh_chat)  # the chatbot's own trash icon starts a new conversation too
+        history_picker.input(
+            reopen,
+            [history_picker, chats],
+            [chatbot, conversation, chat_id, history_picker],
+            api_visibility="private",
+            queue=False,
+        )
+        delete_chat.click(
+            forget,
+            [history_picker, chat_id, chats],
+            [chats, history_picker, chatbot, conversation, chat_id],
+            api_visibility="private",
+            queue=False,
+        )
+        app.load(
+            restore_last,
+            [chats],
+            [chatbot, conversation, chat_id, history_picker, chats],
+            api_visibility="private",
+            queue=False,
         )
 
         listing_outputs = [table_box, stats_box, remove_choice]
@@ -413,6 +520,7 @@ def build_app(
             api_description="Add files to the index; returns what was stored, refused and indexed.",
             concurrency_limit=1,
             concurrency_id="library",
+            show_progress_on=[status_box],  # one progress display, where the outcome appears
         )
         remove_button.click(
             remove,
@@ -449,6 +557,28 @@ def build_app(
         gr.api(ask, api_name="ask", concurrency_limit=4, concurrency_id="api-ask")
         gr.api(list_sources, api_name="sources", concurrency_limit=None)
     return app
+
+
+def _theme() -> gr.themes.Base:
+    """Gradio's default theme with colours that pass a contrast audit (WCAG AA: 4.5:1 for text)."""
+    return gr.themes.Default(primary_hue="blue").set(
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_text_color="white",
+        button_cancel_background_fill="#b91c1c",
+        button_cancel_background_fill_hover="#991b1b",
+        button_cancel_text_color="white",
+        body_text_color_subdued="*neutral_600",
+        color_accent="*primary_700",
+    )
+
+
+def _picker_filter_only(files: gr.File) -> gr.File:
+    """Let ``files.file_types`` filter the file picker only: Gradio would refuse a whole batch for one file
+    of another type, where the upload handler refuses that file alone, with its reason. (An instance
+    attribute, not a subclass: Gradio writes a ``.pyi`` stub beside the module of a component subclass.)"""
+    files._process_single_file = lambda f: NamedString(f.path)  # type: ignore[method-assign]
+    return files
 
 
 def _upload_folder() -> Path:
@@ -520,6 +650,9 @@ def launch(
             footer_links=["api"],
             css=CSS,
             app_kwargs={"routes": list(api.router.routes)} if api is not None else None,
+            theme=_theme(),
+            js=PAGE_JS,
+            i18n=gr.I18n(en=I18N_EN),
         )
     except OSError as exc:
         raise InputError(

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag import Assistant, DocumentRecord, IndexNotFoundError, IndexReport
+from rag import SUPPORTED_SUFFIXES, Assistant, DocumentRecord, IndexNotFoundError, IndexReport
 
-#: File types the web chat accepts (the ones the assistant can read).
-UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+#: File types the web chat accepts: the ones ``rag index`` reads (one list for both).
+UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 
 FOLDER_NAME = "documents"
 _MAX_STEM = 100
@@ -56,6 +56,7 @@ class UploadResult:
     stored: list[tuple[str, str]] = field(default_factory=list)  # (original name, stored name)
     unchanged: list[tuple[str, str]] = field(default_factory=list)  # already present with the same bytes
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (original name, reason)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (original name, indexed source it repeats)
     report: IndexReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,10 +66,12 @@ class UploadResult:
             report = self.report.to_dict()
             for key, items in (("failed", self.report.failed), ("skipped", self.report.skipped)):
                 report[key] = [{"name": Path(p).name, "reason": r} for p, r in items]
+            report["duplicates"] = [{"name": Path(p).name, "same_as": s} for p, s in self.report.duplicates]
         return {
             "stored": [{"name": o, "stored_as": s} for o, s in self.stored],
             "unchanged": [{"name": o, "stored_as": s} for o, s in self.unchanged],
             "rejected": [{"name": o, "reason": r} for o, r in self.rejected],
+            "duplicates": [{"name": o, "same_as": s} for o, s in self.duplicates],
             "report": report,
         }
 
@@ -80,6 +83,8 @@ class UploadResult:
             out.append(("ok", f"{original}: indexed{renamed}"))
         for original, stored in self.unchanged:
             out.append(("same", f"{original}: already indexed as {stored}, unchanged"))
+        for original, same in self.duplicates:
+            out.append(("same", f"{original}: same content as {same}, not indexed again"))
         for original, reason in self.rejected:
             out.append(("error", f"{original}: not added: {reason}"))
         return out
@@ -162,9 +167,15 @@ class DocumentLibrary:
                         copy.unlink()
                 raise
             failed = {str(Path(p).resolve()): reason for p, reason in result.report.failed}
+            duplicate = {str(Path(p).resolve()): same for p, same in result.report.duplicates}
             for original, copy in copies:
                 reason = failed.get(str(copy.resolve()))
-                if reason is None:
+                same = duplicate.get(str(copy.resolve()))
+                if same is not None:  # the bytes are indexed already: keep no second copy
+                    with contextlib.suppress(OSError):
+                        copy.unlink()
+                    result.duplicates.append((original, same))
+                elif reason is None:
                     result.stored.append((original, copy.name))
                 else:
                     with contextlib.suppress(OSError):

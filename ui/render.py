@@ -26,6 +26,14 @@ UNSUPPORTED_CLAIM = "Not backed by the passage it cites: check it against the so
 UNSUPPORTED_SOURCE = "A generated sentence citing this passage is not backed by it."
 
 
+def score_note(min_score: float) -> str:
+    """What a passage's score means, shown under every list of sources."""
+    return (
+        "score: how well a passage matches the question, from 0 to 1; an answer needs a passage at "
+        f"{float(min_score):.2f} or more (RAG_MIN_SCORE)"
+    )
+
+
 def question_html(question: str) -> str:
     """The user's question as it appears in the chat."""
     return f'<div class="rag-question">{escape_html(question)}</div>'
@@ -125,8 +133,9 @@ def sources_title(answer: Answer) -> str:
     return f"Closest passages ({count})" if count else "No passages found"
 
 
-def sources_html(answer: Answer) -> str:
-    """The cited passages of an answer, or the closest passages of a refusal."""
+def sources_html(answer: Answer, min_score: float = 0.52) -> str:
+    """The cited passages of an answer, or the closest passages of a refusal (best first), with what
+    their scores mean (``min_score``: the assistant's refusal threshold)."""
     if answer.answered:
         items = [_citation_html(c) for c in answer.citations]
         css = "rag-sources"
@@ -135,7 +144,8 @@ def sources_html(answer: Answer) -> str:
         css = "rag-sources rag-closest"
     if not items:
         return '<div class="rag-sources"><div class="rag-empty">The index returned no passages.</div></div>'
-    return f'<div class="{css}">{"".join(items)}</div>'
+    note = f'<div class="rag-score-note">{escape_html(score_note(min_score))}</div>'
+    return f'<div class="{css}">{"".join(items)}{note}</div>'
 
 
 def _citation_html(c: Citation) -> str:
@@ -161,7 +171,8 @@ def _head_html(source: str, section: str, score: float, label: str, badge: str =
     return (
         f'<div class="rag-source-head"><span class="rag-n">{escape_html(label)}</span>'
         f'<span class="rag-file">{escape_html(source)}</span>{where}{badge}'
-        f'<span class="rag-score">score {float(score):.2f}</span></div>'
+        '<span class="rag-score" title="how well the passage matches the question, from 0 to 1">'
+        f"score {float(score):.2f}</span></div>"
     )
 
 
@@ -223,15 +234,25 @@ def documents_table_html(records: Sequence[DocumentRecord], uploaded: Iterable[s
             f"<td>{escape_html(r.format)}</td>"
             f'<td class="rag-num">{int(r.chunks)}</td>'
             f'<td class="rag-num">{escape_html(size_text(r.size))}</td>'
-            f"<td>{escape_html(time_text(r.added_at))}</td>"
-            f"<td>{origin}</td>"
+            f'<td class="rag-col-wide">{escape_html(time_text(r.added_at))}</td>'
+            f'<td class="rag-col-wide">{origin}</td>'
             "</tr>"
         )
     head = (
         '<tr><th>Name</th><th>Type</th><th class="rag-num">Chunks</th><th class="rag-num">Size</th>'
-        "<th>Added</th><th>From</th></tr>"
+        '<th class="rag-col-wide">Added</th><th class="rag-col-wide">From</th></tr>'
     )
-    return f'<table class="rag-docs"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    table = f'<table class="rag-docs"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div class="rag-docs-wrap">{table}</div>'
+
+
+def upload_hint_html(suffixes: Sequence[str], max_mb: float) -> str:
+    """The line above the upload area: the formats it takes (the same as ``rag index``) and the size limit."""
+    kinds = " ".join(suffixes)
+    return (
+        f'<div class="rag-upload-hint">Formats: {escape_html(kinds)}. Several files at once; '
+        f"up to {float(max_mb):g} MB each.</div>"
+    )
 
 
 def stats_html(stats: Mapping[str, Any] | None, index_dir: str) -> str:

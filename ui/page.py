@@ -1,0 +1,151 @@
+"""What the web chat adds to Gradio's page: styles for narrow screens, a small script, and wording.
+
+The script (:data:`PAGE_JS`, run once when the page loads) does two things Gradio's chatbot does not:
+
+- every ``[n]`` of an answer becomes a link (``role="link"``, reachable with Tab, Enter or a click)
+  that opens the answer's Sources block if it is folded and scrolls to source card ``[n]``;
+- each message's ``aria-label`` is the message's text, not its HTML (Gradio labels a message with
+  its raw content, which screen readers would read out tag by tag);
+- a message's copy button copies its text (and the answer's sources with their quoted sentences),
+  not the HTML that Gradio would copy.
+
+No document text goes through the script: it only reads what the page already shows.
+"""
+
+from __future__ import annotations
+
+#: Gradio's own wording that its English bundle lacks (a live region otherwise reads "common.complete").
+I18N_EN = {"common.complete": "Done", "common.error": "Error"}
+
+CSS_EXTRA = """
+#rag-chat .rag-cite, #rag-chat .rag-n { color: #1e40af; }
+.dark #rag-chat .rag-cite, .dark #rag-chat .rag-n { color: #93c5fd; }
+.rag-cite[role="link"] { cursor: pointer; text-decoration: underline dotted; text-underline-offset: 2px; }
+.rag-cite[role="link"]:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 1px; }
+#rag-chat .thought-group .title button { pointer-events: none; }
+.rag-status-ok { color: #166534; }
+.rag-status-error { color: #991b1b; }
+.rag-status-warning { color: #92400e; }
+.dark .rag-status-ok { color: #86efac; }
+.dark .rag-status-error { color: #fca5a5; }
+.dark .rag-status-warning { color: #fcd34d; }
+.rag-source.rag-target { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+.rag-upload-hint { font-size: 0.9em; color: var(--body-text-color-subdued); padding: 2px; }
+.rag-score-note { font-size: 0.85em; color: var(--body-text-color-subdued); padding: 0 2px; }
+.rag-docs-wrap { max-width: 100%; overflow-x: auto; }
+#rag-documents table.rag-docs td.rag-doc-name { min-width: 9em; overflow-wrap: anywhere; word-break: normal; }
+@media (max-width: 640px) {
+  #rag-documents table.rag-docs .rag-col-wide { display: none; }
+  #rag-documents table.rag-docs th, #rag-documents table.rag-docs td { padding: 6px 6px; }
+  #rag-upload-status .rag-status { overflow-wrap: anywhere; }
+}
+"""
+
+PAGE_JS = r"""
+() => {
+  // Text of an HTML string, without running or loading anything (DOMParser documents are inert).
+  const text = (markup) => (new DOMParser().parseFromString(markup, 'text/html').body.textContent || '')
+    .replace(/\s+/g, ' ').trim();
+  const LABEL = /^(.*?'s message: )\s*(<.*)$/s;
+  const tidy = () => {
+    const chat = document.querySelector('#rag-chat');
+    if (!chat) return;
+    chat.querySelectorAll('[aria-label]').forEach((el) => {
+      const label = el.getAttribute('aria-label') || '';
+      const m = label.match(LABEL);
+      if (m) el.setAttribute('aria-label', m[1] + text(m[2]).slice(0, 400));
+    });
+    // Gradio's markup that an accessibility audit (axe-core) flags:
+    // example questions in a role=list without list items,
+    document.querySelectorAll('#rag-chat .examples[role="list"]').forEach((el) => {
+      el.setAttribute('role', 'group');
+      el.setAttribute('aria-label', 'Example questions');
+    });
+    // an unnamed button nested in the (already clickable) title of the Sources block,
+    chat.querySelectorAll('.thought-group .title button:not([disabled])').forEach((el) => {
+      el.setAttribute('disabled', '');
+      el.setAttribute('aria-hidden', 'true');
+      el.setAttribute('tabindex', '-1');
+    });
+    // and an upload area whose name ("Click to upload or drop files") is not its visible text.
+    document.querySelectorAll('#rag-upload .upload-container[aria-label]').forEach((el) => {
+      el.removeAttribute('aria-label');
+    });
+    chat.querySelectorAll('.rag-cite:not([role])').forEach((el) => {
+      el.setAttribute('role', 'link');
+      el.setAttribute('tabindex', '0');
+      el.setAttribute('aria-label', 'source ' + el.textContent.replace(/[\[\]]/g, ''));
+    });
+  };
+  new MutationObserver(tidy).observe(document.body, {
+    subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['aria-label'],
+  });
+  tidy();
+
+  const after = (node, selector) => {
+    const all = document.querySelectorAll('#rag-chat ' + selector);
+    for (const el of all) {
+      if (node.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) return el;
+    }
+    return null;
+  };
+  const show = (cite, tries) => {
+    const n = (cite.textContent.match(/\d+/) || [''])[0];
+    const group = after(cite, '.thought-group');
+    const sources = after(cite, '.rag-sources');
+    const inGroup = sources && (!group || group.contains(sources));
+    if (!inGroup) {
+      const title = group && group.querySelector('.title');
+      if (title && tries > 0) { title.click(); setTimeout(() => show(cite, tries - 1), 120); }
+      return;
+    }
+    const card = [...sources.querySelectorAll('.rag-source')].find(
+      (c) => (c.querySelector('.rag-n') || {}).textContent === '[' + n + ']');
+    if (!card) return;
+    document.querySelectorAll('#rag-chat .rag-target').forEach((c) => c.classList.remove('rag-target'));
+    card.classList.add('rag-target');
+    card.setAttribute('tabindex', '-1');
+    card.scrollIntoView({block: 'center'});
+    card.focus({preventScroll: true});
+  };
+  // Copy buttons: the message as people read it (its text and its sources), not its HTML.
+  const copyText = (button) => {
+    let row = button.closest('.message-buttons');
+    row = row && row.previousElementSibling;
+    while (row && !row.querySelector('.message-content')) row = row.previousElementSibling;
+    if (!row) return null;
+    const shown = '.rag-question, .rag-searched, .rag-answer, .rag-refusal, .rag-error, .rag-note';
+    const parts = [...row.querySelectorAll(shown)].map((e) => e.innerText.trim()).filter(Boolean);
+    const sources = [...row.querySelectorAll('.rag-source')].map((card) => {
+      const n = (card.querySelector('.rag-n') || {}).innerText || '';
+      const file = (card.querySelector('.rag-file') || {}).innerText || '';
+      const section = (card.querySelector('.rag-section') || {}).innerText || '';
+      const quote = [...card.querySelectorAll('mark')].map((m) => m.innerText.trim()).join(' ... ');
+      return `${n} ${file}${section ? ', ' + section : ''}${quote ? ': "' + quote + '"' : ''}`.trim();
+    });
+    if (sources.length) parts.push('Sources:\n' + sources.join('\n'));
+    return parts.length ? parts.join('\n\n') : null;
+  };
+  document.addEventListener('click', (event) => {
+    const copy = '#rag-chat button[aria-label="Copy message"]';
+    const button = event.target && event.target.closest && event.target.closest(copy);
+    const text = button && copyText(button);
+    if (!text || !navigator.clipboard) return;
+    event.preventDefault(); event.stopPropagation(); event.stopImmediatePropagation();
+    navigator.clipboard.writeText(text).then(() => { button.setAttribute('title', 'Copied'); });
+  }, true);
+
+  const cite = (event) => event.target && event.target.closest && event.target.closest('#rag-chat .rag-cite');
+  document.addEventListener('click', (event) => {
+    const c = cite(event);
+    if (c) { event.preventDefault(); event.stopPropagation(); show(c, 3); }
+  }, true);
+  document.addEventListener('keydown', (event) => {
+    const c = cite(event);
+    if (!c || (event.key !== 'Enter' && event.key !== ' ')) return;
+    event.preventDefault(); event.stopPropagation(); show(c, 3);
+  }, true);
+}
+"""
+
+__all__ = ["CSS_EXTRA", "I18N_EN", "PAGE_JS"]
