@@ -18,7 +18,7 @@ from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load
 from .embedding import Embedder
-from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
+from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
 from .retrieval import Retriever
 from .store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
 
@@ -176,14 +176,23 @@ class Assistant:
         found, skipped = discover(folders)
         report = IndexReport(skipped=[(s.path, s.reason) for s in skipped])
         with self._write_lock, self.store.writer():
+            reset = None
             if rebuild and self.store.exists():
-                self._drop_index()
+                # Built beside the old index inside one transaction: a crash leaves the old one, never none.
+                try:
+                    self.store.documents()
+                    reset = self.index_config()
+                except RagError:  # unreadable: nothing to keep
+                    self._drop_index()
             if not self.store.exists():
                 self.store.create(self.index_config())
             self._checked_generation = -2
-            self._check_index()
-            changes = self._plan(found, folders, report, progress)
+            if reset is None:
+                self._check_index()
+            changes = self._plan(found, folders, report, progress, fresh=reset is not None)
+            changes.reset = reset
             self.store.apply(changes)
+            self._checked_generation = -2
         report.chunks_total = int(self.store.stats()["chunks"])
         report.seconds = time.perf_counter() - began
         return report
@@ -197,8 +206,10 @@ class Assistant:
         for item in self.index_dir.glob("vectors-*.faiss"):
             item.unlink()
 
-    def _plan(self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool) -> Changes:
-        existing = {d.source: d for d in self.store.documents()}
+    def _plan(
+        self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool, fresh: bool = False
+    ) -> Changes:
+        existing = {} if fresh else {d.source: d for d in self.store.documents()}
         changes = Changes()
         to_load: list[tuple[FoundFile, str, Any]] = []
         seen: set[str] = set()
@@ -378,6 +389,10 @@ class Assistant:
         self._check_index()
         query = self.embedder.encode_query(search)
         passages = self.retriever.search(search, query, k)
+        if not passages and not self.store.stats()["chunks"]:
+            raise IndexEmptyError(
+                f"the index at {self.index_dir} is empty: add documents with 'rag index PATH --index {self.index_dir}'"
+            )
 
         def extractive() -> Answer:
             answer = self.answerer.answer(search, passages)
