@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .answers import Answer, ExtractiveAnswerer
+from .budgets import Budget
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import FoundFile, discover, file_digest, load
+from .documents import FoundFile, discover, file_digest, load_within
 from .embedding import Embedder
 from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
 from .retrieval import Retriever
@@ -42,6 +43,8 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Files indexed with a remark, e.g. the legacy encoding their text was guessed to be in.
+    notes: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
@@ -52,6 +55,7 @@ class IndexReport:
         data = asdict(self)
         data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        data["notes"] = [{"path": p, "note": n} for p, n in self.notes]
         return data
 
     def summary(self) -> str:
@@ -264,6 +268,7 @@ class Assistant:
         the corpus. Only chunk texts not already stored are embedded.
         """
         max_bytes = int(self.settings.max_file_mb * 1e6)
+        budget = Budget.from_settings(self.settings)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -274,7 +279,7 @@ class Assistant:
             group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
             for item, digest, stat in to_load:
                 try:
-                    document = load(item.path, item.source, max_bytes=max_bytes)
+                    document = load_within(item.path, item.source, max_bytes, budget)
                     chunks = self.chunker.chunk(document)
                     if not chunks:
                         raise DocumentError("no text to index after extraction")
@@ -289,6 +294,13 @@ class Assistant:
                     if bar is not None:
                         bar.update(stat.st_size)
                     continue
+                if document.format in ("text", "markdown", "html") and not document.encoding.startswith("utf"):
+                    report.notes.append(
+                        (
+                            str(item.path),
+                            f"not UTF-8: read as {document.encoding} (a guess; save it as UTF-8 to be sure)",
+                        )
+                    )
                 record = _record(item, digest, stat, document.format, document.encoding, len(chunks))
                 inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
                 group.append(

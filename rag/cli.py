@@ -153,6 +153,8 @@ def _index(args: argparse.Namespace) -> int:
             print(f"failed: {path}: {reason}", file=sys.stderr)
         for path, reason in report.skipped:
             print(f"skipped: {path}: {reason}", file=sys.stderr)
+        for path, note in report.notes:
+            print(f"note: {path}: {note}", file=sys.stderr)
         print(report.summary())
     nothing_done = not (report.added or report.updated or report.unchanged or report.removed)
     return 1 if report.failed and nothing_done else 0
