@@ -207,7 +207,7 @@ class Assistant:
         # a WAL left behind is deleted by the next create() rather than replayed into the new database.
         for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "manifest.json"):
             (self.index_dir / name).unlink(missing_ok=True)
-        for item in self.index_dir.glob("vectors-*.faiss"):
+        for item in self.index_dir.glob("vectors-*.faiss*"):
             item.unlink()
 
     def _plan(

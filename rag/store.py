@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -632,10 +633,11 @@ class FaissStore:
             with self._db() as conn:
                 if not self._matches(conn, index):  # the old file was damaged or foreign
                     index = self._rebuild_faiss()
-        atomic_write(self._faiss_path(new), faiss_writer(index))
+        self._write_faiss(new, index)
         self._index, self._index_generation = index, new
-        for stale in self.directory.glob("vectors-*.faiss"):
-            if stale.name not in {self._faiss_path(new).name, self._faiss_path(old).name}:
+        keep = {self._faiss_path(new).name, self._faiss_path(old).name}
+        for stale in [*self.directory.glob("vectors-*.faiss"), *self.directory.glob("vectors-*.faiss.sha256")]:
+            if stale.name.removesuffix(".sha256") not in keep:
                 with contextlib.suppress(OSError):
                     stale.unlink()
 
@@ -668,13 +670,39 @@ class FaissStore:
     def _faiss_path(self, generation: int) -> Path:
         return self.directory / f"vectors-{generation:08d}.faiss"
 
+    def _write_faiss(self, generation: int, index: Any) -> None:
+        """Write the vector file of ``generation``, then its SHA-256 beside it (``.sha256``)."""
+        digest = hashlib.sha256()
+        write = faiss_writer(index)
+
+        def hashed(f: BinaryIO) -> None:
+            class Tee:
+                def write(self, data: bytes) -> int:
+                    digest.update(data)
+                    return f.write(data)
+
+            write(Tee())  # type: ignore[arg-type]
+
+        path = self._faiss_path(generation)
+        atomic_write(path, hashed)
+        atomic_write(_checksum_path(path), (digest.hexdigest() + "\n").encode())
+
     def _read_faiss(self, generation: int) -> Any:
+        """The vector file of ``generation``, or None when it is missing, unverified or damaged (then
+        it is rebuilt from SQLite: a flipped byte must never give wrong answers)."""
         import faiss
 
         path = self._faiss_path(generation)
         if not path.is_file():
             return None
         try:
+            recorded = _checksum_path(path).read_text().strip()
+        except OSError:
+            return None  # written by an older version or a writer killed before the checksum: rebuild
+        try:
+            if _file_sha256(path) != recorded:
+                _log.debug("the vector file %s is damaged (checksum mismatch): rebuilding it from %s", path, DATABASE)
+                return None
             return faiss.read_index(str(path))
         except (OSError, RuntimeError):
             return None
@@ -711,7 +739,7 @@ class FaissStore:
                     if index is None or not self._matches(conn, index):
                         index = self._rebuild_faiss()
                         with contextlib.suppress(OSError):
-                            atomic_write(self._faiss_path(generation), faiss_writer(index))
+                            self._write_faiss(generation, index)
                     self._index, self._index_generation = index, generation
             finally:
                 conn.execute("COMMIT")
@@ -769,6 +797,18 @@ def _remove_leftovers(directory: Path) -> None:
         if match and not _alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 item.unlink()
+
+
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
