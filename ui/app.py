@@ -29,6 +29,7 @@ from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError,
 
 from . import render
 from .examples import examples_for
+from .guard import LoginLimiter
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
 from .llm import LLMSettings
 
@@ -101,6 +102,7 @@ def build_app(
     examples: Sequence[str] | None = None,
     stream_delay: float = 0.02,
     upload_max_mb: float | None = None,
+    allow_llm_settings: bool | None = None,
 ) -> gr.Blocks:
     """The web chat over ``assistant`` (its settings give the upload limit unless ``upload_max_mb`` is set).
 
@@ -182,10 +184,10 @@ def build_app(
         """Answer a question from the indexed documents: the JSON of `rag ask --json`."""
         try:
             return assistant.ask(question).to_dict()
-        except IndexNotFoundError as exc:
-            raise gr.Error(NO_INDEX) from exc
+        except IndexNotFoundError as exc:  # a refused question is the user's: no traceback in the log
+            raise gr.Error(NO_INDEX, print_exception=False) from exc
         except RagError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
 
     def list_sources() -> list[dict[str, Any]]:
         """The indexed files: source, chunks, size, format, added_at, updated_at, uploaded."""
@@ -253,7 +255,7 @@ def build_app(
 
     # ------------------------------------------------------------ language model settings
 
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=allow_llm_settings)  # default: RAG_UI_ALLOW_LLM_SETTINGS
 
     def llm_view() -> tuple[str, Any, Any, str]:
         view = llm.view()
@@ -503,7 +505,8 @@ def launch(
             server_name=host,
             server_port=int(port),
             prevent_thread_lock=True,
-            auth=auth,
+            auth=LoginLimiter(*auth) if auth else None,
+            app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
             share=False,
