@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", parents=[common], help="add or update files and folders in the index")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .docx)")
-    p.add_argument("--rebuild", action="store_true", help="drop the index first and build it anew")
+    p.add_argument("--rebuild", action="store_true", help="build the index anew (the old one stays until it is done)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

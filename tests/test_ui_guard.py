@@ -105,12 +105,32 @@ def test_login_protects_the_server(seed_index: Path, capfd: pytest.CaptureFixtur
         assert httpx.get(f"{base}/openapi.json").status_code in (401, 404)
         assert httpx.get(f"{base}/docs").status_code in (401, 404)
         wrong = [
-            httpx.post(f"{base}/login", data={"username": "ann", "password": f"x{i}"}).status_code
-            for i in range(30)
+            httpx.post(f"{base}/login", data={"username": "ann", "password": f"x{i}"}).status_code for i in range(30)
         ]
         assert set(wrong) == {400}
         right = httpx.post(f"{base}/login", data={"username": "ann", "password": "s3cret"})
         assert right.status_code == 400, "locked for a while after 30 wrong passwords"
+    finally:
+        app.close()
+
+    app, url = launch(Assistant(index_dir=seed_index), "127.0.0.1", free_port(), block=False, auth=("ann", "s3cret"))
+    try:
+        base = url.rstrip("/")
+        assert httpx.get(f"{base}/").status_code == 200, "the login page itself is open"
+        closed = [
+            httpx.get(f"{base}/gradio_api/heartbeat/abc", timeout=5),
+            httpx.post(f"{base}/gradio_api/reset", json={"event_id": "x"}),
+            httpx.post(f"{base}/gradio_api/cancel", json={"session_hash": "x", "fn_index": 0, "event_id": "x"}),
+            httpx.get(f"{base}/gradio_api/info"),
+            httpx.post(f"{base}/gradio_api/queue/join", json={}),
+            httpx.post(f"{base}/gradio_api/upload"),
+        ]
+        assert [r.status_code for r in closed] == [401] * len(closed)
+        with httpx.Client() as browser:
+            assert browser.post(f"{base}/login", data={"username": "ann", "password": "s3cret"}).status_code == 200
+            assert browser.get(f"{base}/gradio_api/info").status_code == 200
+        client = gradio_client.Client(url, auth=("ann", "s3cret"), verbose=False)
+        assert client.predict(SEED_QUESTION, api_name="/ask")["answered"] is True
     finally:
         app.close()
 

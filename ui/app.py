@@ -29,7 +29,7 @@ from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError,
 
 from . import render
 from .examples import examples_for
-from .guard import LoginLimiter
+from .guard import LoginGate, LoginLimiter
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
 from .llm import LLMSettings
 
@@ -481,6 +481,13 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] |
     return user, password
 
 
+def _app_kwargs() -> dict[str, Any]:
+    """FastAPI options: no /docs or /openapi.json, and every route behind the login when one is set."""
+    from starlette.middleware import Middleware
+
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None, "middleware": [Middleware(LoginGate)]}
+
+
 def launch(
     assistant: Assistant,
     host: str = DEFAULT_HOST,
@@ -506,7 +513,7 @@ def launch(
             server_port=int(port),
             prevent_thread_lock=True,
             auth=LoginLimiter(*auth) if auth else None,
-            app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
+            app_kwargs=_app_kwargs(),
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
             share=False,

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 ALLOW_LLM_SETTINGS = "RAG_UI_ALLOW_LLM_SETTINGS"
 #: Wrong passwords accepted per window before every login is refused until the window has passed.
@@ -105,3 +106,54 @@ def set_aside_orphans(folder: Path, indexed: Iterable[str]) -> list[str]:
             folder / ORPHANS,
         )
     return moved
+
+
+#: Paths that answer without a login (the login page and what it loads); every other route needs it.
+PUBLIC_PATHS = frozenset(
+    {"/", "/login", "/login/", "/logout", "/logout/", "/favicon.ico", "/theme.css", "/manifest.json"}
+    | {"/config", "/config/", "/gradio_api/theme.css", "/gradio_api/login_check", "/gradio_api/login_check/"}
+    | {"/gradio_api/startup-events"}  # called by launch() itself
+)
+PUBLIC_PREFIXES = ("/static/", "/assets/", "/svelte/")
+
+
+class LoginGate:
+    """ASGI middleware: when the app has a login, every route outside :data:`PUBLIC_PATHS` needs a
+    logged-in session (Gradio itself leaves some open: heartbeat, reset, cancel, streams...)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on, or answer 401 when it needs a login it does not carry."""
+        if scope.get("type") in ("http", "websocket"):
+            server = scope.get("app")
+            path = scope.get("path", "")
+            public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+            if getattr(server, "auth", None) is not None and not public and not _logged_in(server, scope):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = b'{"detail": "Not authenticated: log in first"}'
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _logged_in(server: Any, scope: Any) -> bool:
+    from http.cookies import SimpleCookie
+
+    cookies: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            with contextlib.suppress(Exception):
+                cookies.load(value.decode("latin-1"))
+    cookie_id = getattr(server, "cookie_id", "")
+    tokens = getattr(server, "tokens", {})
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        morsel = cookies.get(name)
+        if morsel is not None and tokens.get(morsel.value) is not None:
+            return True
+    return False
