@@ -177,6 +177,12 @@ def test_docx_budgets_are_settings(tmp_path: Path) -> None:
         load_within(path, None, None, Budget(chars=10_000))
     with pytest.raises(Exception, match="RAG_MAX_FILE_SECONDS"):
         load_within(path, None, None, Budget(seconds=1e-9))
+    # An entity without a DTD is an error reported for the file, never text silently cut after it.
+    undefined = rewrite_docx(
+        tmp_path / "undefined.docx", body=(b"<w:p><w:r><w:t>Before &ent; after</w:t></w:r></w:p>", 1)
+    )
+    with pytest.raises(Exception, match="damaged DOCX"):
+        load(undefined)
     settings = Settings.from_env({"RAG_MAX_UNZIPPED_MB": "2", "RAG_MAX_FILE_CHARS": "500", "RAG_MAX_FILE_SECONDS": "9"})
     assert Budget.from_settings(settings) == Budget(2_000_000, 500, 9.0)
 
