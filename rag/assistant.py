@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .answers import Answer, ExtractiveAnswerer, best_first
+from .budgets import Budget
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import FoundFile, discover, file_digest, load
+from .documents import FoundFile, discover, file_digest, load_within
 from .embedding import Embedder
-from .errors import DocumentError, IndexMismatchError, IndexNotFoundError, InputError
+from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
 from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
@@ -49,6 +50,8 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: (path, source) of files not indexed because an indexed file has the same bytes (``source``).
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    #: Files indexed with a remark, e.g. the legacy encoding their text was guessed to be in.
+    notes: list[tuple[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
@@ -66,6 +69,7 @@ class IndexReport:
         data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
         data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
         data["duplicates"] = [{"path": p, "same_as": s} for p, s in self.duplicates]
+        data["notes"] = [{"path": p, "note": n} for p, n in self.notes]
         return data
 
     def summary(self) -> str:
@@ -205,14 +209,23 @@ class Assistant:
         found, skipped = discover(folders)
         report = IndexReport(failed=missing, skipped=[(s.path, s.reason) for s in skipped])
         with self._write_lock, self.store.writer():
+            reset = None
             if rebuild and self.store.exists():
-                self._drop_index()
+                # Built beside the old index inside one transaction: a crash leaves the old one, never none.
+                try:
+                    self.store.documents()
+                    reset = self.index_config()
+                except RagError:  # unreadable: nothing to keep
+                    self._drop_index()
             if not self.store.exists():
                 self.store.create(self.index_config())
             self._checked_generation = -2
-            self._check_index()
-            changes = self._plan(found, folders, report, progress)
+            if reset is None:
+                self._check_index()
+            changes = self._plan(found, folders, report, progress, fresh=reset is not None)
+            changes.reset = reset
             self.store.apply(changes)
+            self._checked_generation = -2
         report.chunks_total = int(self.store.stats()["chunks"])
         report.seconds = time.perf_counter() - began
         return report
@@ -223,11 +236,13 @@ class Assistant:
         # a WAL left behind is deleted by the next create() rather than replayed into the new database.
         for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "manifest.json"):
             (self.index_dir / name).unlink(missing_ok=True)
-        for item in self.index_dir.glob("vectors-*.faiss"):
+        for item in self.index_dir.glob("vectors-*.faiss*"):
             item.unlink()
 
-    def _plan(self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool) -> Changes:
-        existing = {d.source: d for d in self.store.documents()}
+    def _plan(
+        self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool, fresh: bool = False
+    ) -> Changes:
+        existing = {} if fresh else {d.source: d for d in self.store.documents()}
         changes = Changes()
         to_load: list[tuple[FoundFile, str, Any]] = []
         seen: set[str] = set()
@@ -291,6 +306,7 @@ class Assistant:
         the corpus. Only chunk texts not already stored are embedded.
         """
         max_bytes = int(self.settings.max_file_mb * 1e6)
+        budget = Budget.from_settings(self.settings)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -301,7 +317,7 @@ class Assistant:
             group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
             for item, digest, stat in to_load:
                 try:
-                    document = load(item.path, item.source, max_bytes=max_bytes)
+                    document = load_within(item.path, item.source, max_bytes, budget)
                     chunks = self.chunker.chunk(document)
                     if not chunks:
                         raise DocumentError("no text to index after extraction")
@@ -316,6 +332,13 @@ class Assistant:
                     if bar is not None:
                         bar.update(stat.st_size)
                     continue
+                if document.format in ("text", "markdown", "html") and not document.encoding.startswith("utf"):
+                    report.notes.append(
+                        (
+                            str(item.path),
+                            f"not UTF-8: read as {document.encoding} (a guess; save it as UTF-8 to be sure)",
+                        )
+                    )
                 found = json.dumps(document.report, separators=(",", ":")) if document.report else "{}"
                 record = _record(item, digest, stat, document.format, document.encoding, len(chunks), found)
                 if document.report:
@@ -421,10 +444,13 @@ class Assistant:
         self._check_index()
         query = self.embedder.encode_query(search)
         passages = self.retriever.search(search, query, k)
+        if not passages and not self.store.stats()["chunks"]:
+            raise IndexEmptyError(
+                f"the index at {self.index_dir} is empty: add documents with 'rag index PATH --index {self.index_dir}'"
+            )
         # Each passage's score becomes its match score (0-1, the scale of min_score); same order.
         scored = self.answerer.rescore(search, passages)
         confidence = max((p.score for p in scored), default=0.0)
-
         def extractive() -> Answer:
             answer = self.answerer.answer(search, passages)
             return answer if search == question else replace(answer, question=question)

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="add or update files and folders in the index")
     kinds = " ".join(sorted(rag.SUPPORTED_SUFFIXES))
     p.add_argument("paths", nargs="+", metavar="PATH", help=f"files or folders ({kinds})")
-    p.add_argument("--rebuild", action="store_true", help="drop the index first and build it anew")
+    p.add_argument("--rebuild", action="store_true", help="build the index anew (the old one stays until it is done)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = f"exit status: 0 done, 1 error, 2 bad usage, {EXIT_SOME_FAILED} some files failed (the rest indexed)"
@@ -178,6 +178,8 @@ def _index(args: argparse.Namespace) -> int:
             print(f"warning: {line}", file=sys.stderr)
         for path, same in report.duplicates:
             print(f"duplicate: {path}: same content as {same}, not indexed again", file=sys.stderr)
+        for path, note in report.notes:
+            print(f"note: {path}: {note}", file=sys.stderr)
         print(report.summary())
     if not report.failed:
         return 0

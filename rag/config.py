@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ class Settings:
     max_file_mb: float = 50.0
     #: Largest file the web chat accepts for upload, in megabytes.
     upload_max_mb: float = 50.0
+    #: Most XML one DOCX may expand to (decompressed zip members), in megabytes; more is a zip bomb.
+    max_unzipped_mb: float = 64.0
+    #: Most characters of text extracted from one file.
+    max_file_chars: int = 20_000_000
+    #: Most seconds spent extracting the text of one file.
+    max_file_seconds: float = 120.0
     #: OpenAI-compatible server for generated answers, e.g. http://localhost:11434/v1 (Ollama);
     #: empty means extractive answers only.
     llm_base_url: str = ""
@@ -110,10 +117,7 @@ class Settings:
             raise ConfigError(f"min_score must be between -1 and 2, got {self.min_score!r}: set RAG_MIN_SCORE")
         if float(self.lock_timeout) < 0:
             raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}")
-        if float(self.max_file_mb) <= 0:
-            raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb!r}")
-        if float(self.upload_max_mb) <= 0:
-            raise ConfigError(f"upload_max_mb must be > 0, got {self.upload_max_mb!r}: set RAG_UPLOAD_MAX_MB")
+        _finite(self)
         _check_llm(self)
         parse_store_uri(self.vector_store)
         if self.model and not Path(self.model).expanduser().is_dir():
@@ -165,6 +169,20 @@ def _check_llm(settings: Settings) -> None:
     timeout = settings.llm_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < float(timeout) <= 3600:
         raise ConfigError(f"llm_timeout must be between 0 and 3600 seconds, got {timeout!r}: set RAG_LLM_TIMEOUT")
+
+
+#: Number settings that must be finite and above zero ("nan" and "inf" parse as floats).
+_LIMITS = ("max_file_mb", "upload_max_mb", "max_unzipped_mb", "max_file_seconds", "lock_timeout")
+
+
+def _finite(settings: Settings) -> None:
+    for name in _LIMITS:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}: set RAG_{name.upper()}")
+        if value <= 0 and name != "lock_timeout":
+            raise ConfigError(f"{name} must be > 0, got {value!r}: set RAG_{name.upper()}")
+    _positive_int("max_file_chars", settings.max_file_chars, minimum=1)
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> None:

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from .budgets import Budget, check_chars, checkpoint, safe_docx, within
 from .errors import DocumentError
 from .layout import Run, boxes_for
 
@@ -244,6 +245,15 @@ def _decode_legacy(data: bytes) -> tuple[str, str]:
 
     results = from_bytes(data[: 1 << 20])
     best = results.best()
+    western = _western(data)
+    if western is not None:
+        # Western European text (cp1252/Latin-1, the most common legacy case) wins unless a detector
+        # finds clearly better text in another code page; on short texts detectors guess at random.
+        mine = [m for m in results if m.encoding in ("cp1252", "latin_1", "iso8859_15")]
+        cleaner = [m for m in results if mine and m.chaos < min(x.chaos for x in mine)]
+        likelier = [m for m in results if m.coherence > max((x.coherence for x in mine), default=0.0) + 0.2]
+        if not cleaner and not likelier:
+            return western
     candidates = [best.encoding] if best is not None else []
     # On a tie charset-normalizer picks alphabetically (cp1250 before cp1252), turning "naïve" into
     # "naďve"; prefer cp1252, the most common legacy encoding, when it scores exactly as well.
@@ -258,6 +268,34 @@ def _decode_legacy(data: bytes) -> tuple[str, str]:
         except (UnicodeDecodeError, LookupError):
             continue
     raise DocumentError("cannot decode the file's text")  # pragma: no cover - latin-1 always decodes
+
+
+_INSIDE_WORD = "’‘´'·-–"
+
+
+def _western(data: bytes) -> tuple[str, str] | None:
+    """``(text, "cp1252")`` when ``data`` reads as Western European cp1252 text, else None.
+
+    Such text is mostly ASCII letters with some accented ones, and has no symbol (``³``, ``¿``...)
+    inside a word: the marks of another code page read as cp1252 (Polish, Russian, Greek...).
+    """
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    ascii_letters = other_letters = 0
+    previous = ""
+    for i, ch in enumerate(text):
+        if ch.isascii():
+            ascii_letters += ch.isalpha()
+        elif ch.isalpha():
+            other_letters += 1
+        elif previous.isalpha() and text[i + 1 : i + 2].isalpha() and ch not in _INSIDE_WORD:
+            return None
+        previous = ch
+    if other_letters > ascii_letters:
+        return None
+    return text, "cp1252"
 
 
 # ---------------------------------------------------------------- headings of plain text and markdown
@@ -353,8 +391,8 @@ def repair_markup(html: str) -> str:
         glued = _GLUED_PREFIX.match(name)
         if glued:
             tag = glued.group(1)
-            line_end = html.find("\n", m.end())
-            line_end = len(html) if line_end < 0 else line_end
+            line_end = html.find("\n", m.end(), m.end() + 1000)  # bounded: linear on one long line
+            line_end = min(len(html), m.end() + 1000) if line_end < 0 else line_end
             line = html[m.start() + 1 + len(tag) : line_end]
             if "<" not in line and ">" not in line:
                 out.append(f"<{tag}>{line}</{tag}>")
@@ -362,6 +400,38 @@ def repair_markup(html: str) -> str:
                 continue
         out.append("&lt;")
         pos = m.start() + 1
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def escape_unclosed(html: str) -> str:
+    """Turn each ``<`` whose markup is not closed before the next ``<`` into ``&lt;`` (kept as text).
+
+    Python's HTML parser rescans unclosed markup (``<a<a<a...`` without ``>``) from every ``<``, which
+    is quadratic; after this pass every tag it sees is closed. Linear time: each scan starts where the
+    previous one stopped. Comments (``<!-- ... -->``) are skipped whole when they are closed.
+    """
+    out: list[str] = []
+    pos, end = 0, len(html)
+    gt = -1  # the next ">" after the current "<" (end when there is none)
+    comments_close = True  # False once a "<!--" found no "-->" after it (none can follow either)
+    i = html.find("<")
+    while i >= 0:
+        if comments_close and html.startswith("<!--", i):
+            close = html.find("-->", i + 4)
+            if close >= 0:
+                i = html.find("<", close + 3)
+                continue
+            comments_close = False
+        if gt <= i:
+            gt = html.find(">", i + 1)
+            gt = end if gt < 0 else gt
+        nxt = html.find("<", i + 1, gt)
+        if nxt >= 0 or gt == end:
+            out.append(html[pos:i])
+            out.append("&lt;")
+            pos = i + 1
+        i = nxt if nxt >= 0 else html.find("<", gt)
     out.append(html[pos:])
     return "".join(out)
 
@@ -466,7 +536,7 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> tuple[str, list[Section]]:
     """Visible text of an HTML page (no script/style), paragraphs kept, with its headings."""
     parser = _TextExtractor()
-    parser.feed(repair_markup(html))
+    parser.feed(escape_unclosed(repair_markup(html)))
     parser.close()
     raw = parser.text()
     # Trailing spaces before newlines are cosmetic; remove them while keeping section offsets right.
@@ -531,6 +601,7 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
         import docx
     except ImportError:  # pragma: no cover - optional dependency
         raise DocumentError("reading .docx needs python-docx: pip install python-docx") from None
+    data = safe_docx(data)  # zip bombs and DTDs stop here, before python-docx parses anything
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, not a crash
@@ -544,7 +615,10 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
     sections: list[Section] = []
     offset = 0
     tables = 0
-    for block in document.iter_inner_content():  # paragraphs and tables, in document order
+    for number, block in enumerate(document.iter_inner_content()):  # paragraphs and tables, in document order
+        if number % 1024 == 0:
+            checkpoint()
+            check_chars(offset)
         if isinstance(block, Table):
             text = "\n".join(table_lines([[cell.text for cell in row.cells] for row in block.rows]))
             tables += 1 if text else 0
@@ -567,3 +641,11 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
         raise DocumentError("DOCX has no text")
     report = {"tables": tables} if tables else {}
     return Document(source, path, text, "docx", sections, "docx", report=report)
+
+
+def load_within(path: Path, source: str | None, max_bytes: int | None, budget: Budget) -> Document:
+    """:func:`load` under ``budget`` (decompressed bytes, characters, seconds); over it, DocumentError."""
+    with within(budget):
+        document = load(path, source, max_bytes)
+        check_chars(len(document.text))
+    return document

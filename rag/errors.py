@@ -15,6 +15,14 @@ class IndexNotFoundError(RagError):
     """The index directory does not exist or holds no index."""
 
 
+class IndexEmptyError(IndexNotFoundError):
+    """The index exists but holds no documents, so there is nothing to answer from."""
+
+
+class IndexWriteError(RagError):
+    """A change could not be written (full disk, read-only folder); the index keeps its last state."""
+
+
 class IndexMismatchError(RagError):
     """The index was built with another model or chunking than the current settings."""
 

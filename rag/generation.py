@@ -317,7 +317,7 @@ class LLMClient:
             )
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            message = _server_message(exc)
+            message = _server_message(exc, self.api_key)
             if status in (401, 403):
                 return GenerationError(
                     f"the language model server at {url} refused the API key (HTTP {status}: {message}): "
@@ -335,18 +335,38 @@ class LLMClient:
                 )
             return GenerationError(f"the language model server at {url} answered HTTP {status}: {message}")
         if isinstance(exc, openai.APIError):
-            return GenerationError(f"the language model server at {url} reported an error: {exc.message}")
+            return GenerationError(
+                f"the language model server at {url} reported an error: {_summary(exc.message, self.api_key)}"
+            )
         return GenerationError(f"unexpected reply from the language model server at {url}: {type(exc).__name__}: {exc}")
 
 
-def _server_message(exc: Any) -> str:
+def _server_message(exc: Any, api_key: str = "") -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if message:
-            return " ".join(str(message).split())[:300]
-    return " ".join(str(getattr(exc, "message", exc)).split())[:300]
+            return _summary(str(message), api_key)
+    return _summary(str(getattr(exc, "message", exc)), api_key)
+
+
+#: Secrets a server may echo in an error (its request headers, a stack trace with settings): never shown.
+_SECRETS = re.compile(
+    r"(?i)(?:bearer|basic)\s+\S+|\b(?:authorization|api[-_ ]?key|x-api-key|password|passwd|secret|token|cookie)"
+    r"\b\W{0,3}\S+|\bsk-[\w-]{6,}"
+)
+#: Longest server text passed on (a one-line summary, never a response body).
+SUMMARY_CHARS = 120
+
+
+def _summary(text: str, api_key: str = "") -> str:
+    """A server's error text as one short line with keys, tokens and passwords taken out."""
+    line = next((part for part in str(text).splitlines() if part.strip()), "")
+    if api_key:
+        line = line.replace(api_key, "[key]")
+    line = _SECRETS.sub("[redacted]", " ".join(line.split()))
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 
 # ------------------------------------------------------------------ live citation renumbering

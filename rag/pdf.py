@@ -7,11 +7,11 @@ text layer are rendered and read by Tesseract OCR (:mod:`rag.ocr`). The words th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budgets import check_chars, checkpoint
 from .errors import DocumentError
 from .layout import Layout, Run, Word, lay_out, title_of
 
@@ -26,12 +26,11 @@ _SPACES = {" ", "\u00a0", "\t", "\u2002", "\u2003", "\u2009", "\u200b"}
 
 @dataclass
 class Budgets:
-    """Limits on the work one file may cause: over any of them the file is refused with the reason."""
+    """PDF limits beside the per-file ones of :mod:`rag.budgets` (characters, seconds): pages per file, and
+    characters per page (a page over it is skipped and reported, the rest of the file is read)."""
 
     max_pages: int = 2000
     max_page_chars: int = 200_000
-    max_chars: int = 5_000_000
-    max_seconds: float = 300.0
 
 
 @dataclass
@@ -105,7 +104,6 @@ def read_pdf(
     import pypdfium2 as pdfium
 
     budgets = budgets or Budgets()
-    started = time.monotonic()
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -118,13 +116,12 @@ def read_pdf(
     try:
         count = len(pdf)
         if count > budgets.max_pages:
-            raise DocumentError(f"PDF has {count:,} pages, over the limit of {budgets.max_pages:,} (RAG_MAX_PAGES)")
+            raise DocumentError(f"PDF has {count:,} pages, over the limit of {budgets.max_pages:,} pages per file")
         pages: list[PdfPage] = []
         scans: list[tuple[int, object]] = []
         total = 0
         for index in range(count):
-            if time.monotonic() - started > budgets.max_seconds:
-                raise DocumentError(f"reading took over {budgets.max_seconds:g} s (RAG_MAX_FILE_SECONDS)")
+            checkpoint()  # the file's budget of seconds (OCR, run after, has its own limit per page)
             page = pdf[index]
             width, height = page.get_size()
             result = PdfPage(index + 1, float(width), float(height))
@@ -135,12 +132,9 @@ def read_pdf(
             else:
                 result.words, visible = _page_words(textpage, chars, float(height))
                 total += visible
-                if total > budgets.max_chars:
-                    raise DocumentError(f"PDF holds over {budgets.max_chars:,} characters of text (RAG_MAX_FILE_CHARS)")
+                check_chars(total)
                 if visible < MIN_TEXT_CHARS and _has_image(page):
-                    scans.append(
-                        (index + 1, page)
-                    )  # a scan: OCR'd below, its own few characters kept if OCR finds none
+                    scans.append((index + 1, page))  # a scan: OCR'd below (its few characters kept if OCR finds none)
                 if not result.words:
                     result.source = "empty"
             textpage.close()

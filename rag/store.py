@@ -16,6 +16,8 @@ ever pickled. Other vector engines plug in by implementing :class:`VectorStore`.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from .chunking import chunk_title
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexWriteError
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -137,9 +139,12 @@ class Changes:
     upserts: Iterable[tuple[DocumentRecord, list[NewChunk]]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     touches: list[DocumentRecord] = field(default_factory=list)  # unchanged content, new path/mtime
+    #: A rebuild: every table is emptied and the index re-created with this config, inside the same
+    #: transaction as the upserts (a crash leaves the old index or the new one, never none).
+    reset: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.removals or self.touches)
+        return bool(self.upserts or self.removals or self.touches or self.reset is not None)
 
 
 class VectorStore(Protocol):
@@ -253,6 +258,8 @@ class FaissStore:
         self._conn_lock = threading.RLock()
         self._index: Any = None
         self._index_generation = -1
+        self._inode: tuple[int, int] | None = None
+        self.read_only = False
 
     # ------------------------------------------------------------ connection and metadata
 
@@ -270,30 +277,60 @@ class FaissStore:
                 raise IndexNotFoundError(
                     f"no index at {self.directory}: build one with 'rag index PATH --index {self.directory}'"
                 )
+            inode = _inode(self.database)
             try:
                 conn = sqlite3.connect(self.database, check_same_thread=False, timeout=30, isolation_level=None)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("SELECT count(*) FROM meta").fetchone()
+                self.read_only = False
             except sqlite3.DatabaseError as exc:
-                raise IndexCorruptError(
-                    f"the index at {self.directory} is damaged ({exc}): rebuild it with "
-                    f"'rag index PATH --index {self.directory} --rebuild'"
-                ) from None
-            self._conn = conn
+                fallback = self._open_read_only()  # a read-only mount or folder still answers questions
+                if fallback is None:
+                    raise _problem(exc, self.directory) from None
+                conn = fallback
+            self._conn, self._inode = conn, inode
         return self._conn
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """A read-only connection when the index folder cannot be written (None if it is writable or unreadable)."""
+        if _writable(self.directory):
+            return None
+        from urllib.parse import quote
+
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    f"file:{quote(str(self.database.resolve()))}?{mode}",
+                    uri=True,
+                    check_same_thread=False,
+                    timeout=30,
+                    isolation_level=None,
+                )
+                conn.execute("SELECT count(*) FROM meta").fetchone()
+            except sqlite3.DatabaseError:
+                continue
+            self.read_only = True
+            return conn
+        return None
+
+    def _check_replaced(self) -> None:
+        """Reconnect when the database file was replaced or deleted by another process (e.g. a damaged
+        index rebuilt from nothing), so a long-running reader never answers from a deleted file."""
+        if self._conn is not None and _inode(self.database) != self._inode:
+            self._conn.close()
+            self._conn = None
+            self._index, self._index_generation = None, -1
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._conn_lock:
+            self._check_replaced()
             try:
                 yield self._connect()
             except sqlite3.DatabaseError as exc:
-                raise IndexCorruptError(
-                    f"the index at {self.directory} is damaged ({exc}): rebuild it with "
-                    f"'rag index PATH --index {self.directory} --rebuild'"
-                ) from None
+                raise _problem(exc, self.directory) from None
 
     def create(self, config: dict[str, Any]) -> None:
         """Make an empty index in the directory with ``config`` recorded."""
@@ -301,26 +338,46 @@ class FaissStore:
         tmp = self.directory / f".{DATABASE}.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            conn.executescript(_SCHEMA)
-            conn.execute("BEGIN")
-            meta = {"schema": SCHEMA_VERSION, "config": config, "generation": 0, "created_at": time.time()}
-            meta |= self._store_meta()
-            conn.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()]
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.executescript(_SCHEMA)
+                conn.execute("BEGIN")
+                self._insert_meta(conn, config, 0)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except (sqlite3.DatabaseError, OSError) as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _problem(exc, self.directory) from None
         for suffix in ("-wal", "-shm", "-journal"):  # left by a deleted database: SQLite would replay them
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{DATABASE}{suffix}").unlink()
         os.replace(tmp, self.database)
         _fsync_dir(self.directory)
         self._write_manifest()
+
+    def _insert_meta(self, conn: sqlite3.Connection, config: dict[str, Any], generation: int) -> None:
+        meta = {"schema": SCHEMA_VERSION, "config": config, "generation": generation, "created_at": time.time()}
+        meta |= self._store_meta()
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+
+    def _reset(self, conn: sqlite3.Connection, config: dict[str, Any]) -> list[int]:
+        """Inside a transaction: drop every table and create them anew with ``config``; returns the old chunk ids."""
+        old_ids = [r[0] for r in conn.execute("SELECT id FROM chunks")]
+        generation = int(json.loads(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0]))
+        next_id = _next_chunk_id(conn)
+        for table in ("chunks_fts", "chunks", "documents", "meta"):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        self._insert_meta(conn, config, generation)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('next_id', ?)", (json.dumps(next_id),))
+        return old_ids
 
     def _meta(self, conn: sqlite3.Connection) -> dict[str, Any]:
         return {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM meta")}
@@ -425,7 +482,15 @@ class FaissStore:
         """Hold the index's write lock (one writer at a time; others wait up to ``lock_timeout``)."""
         from filelock import FileLock, Timeout
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _problem(exc, self.directory) from None
+        if not _writable(self.directory):
+            raise IndexWriteError(
+                f"the index at {self.directory} is read-only: it can answer questions, but changes need a "
+                "writable folder (copy it elsewhere or remount it read-write)"
+            )
         lock = FileLock(str(self.directory / ".lock"))
         try:
             try:
@@ -461,6 +526,10 @@ class FaissStore:
         with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if changes.reset is not None:
+                    removed_ids.extend(self._reset(conn, changes.reset))
+                    if self.HELD_VECTORS is not None:
+                        added = None  # the vector index is built anew (the dimension may have changed)
                 next_id = _next_chunk_id(conn)  # before deleting: chunk ids are never reused
 
                 def drop_chunks(source: str) -> None:
@@ -529,11 +598,15 @@ class FaissStore:
                 self._stage_vectors(conn, removed_ids, added)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite already rolled back on some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
-        if new_generation != generation:
-            self._update_vectors(generation, new_generation, removed_ids, added)
-        self._write_manifest()
+        try:
+            if new_generation != generation:
+                self._update_vectors(generation, new_generation, removed_ids, added)
+            self._write_manifest()
+        except OSError as exc:  # committed: the derived files are rebuilt by the next reader or writer
+            raise _problem(exc, self.directory, committed=True) from None
 
     def _vector_blob(self, vector: np.ndarray) -> bytes:
         """What the chunks table keeps of a vector (FAISS: all of it; engines holding them elsewhere: b"")."""
@@ -572,10 +645,11 @@ class FaissStore:
             with self._db() as conn:
                 if not self._matches(conn, index):  # the old file was damaged or foreign
                     index = self._rebuild_faiss()
-        atomic_write(self._faiss_path(new), faiss_writer(index))
+        self._write_faiss(new, index)
         self._index, self._index_generation = index, new
-        for stale in self.directory.glob("vectors-*.faiss"):
-            if stale.name not in {self._faiss_path(new).name, self._faiss_path(old).name}:
+        keep = {self._faiss_path(new).name, self._faiss_path(old).name}
+        for stale in [*self.directory.glob("vectors-*.faiss"), *self.directory.glob("vectors-*.faiss.sha256")]:
+            if stale.name.removesuffix(".sha256") not in keep:
                 with contextlib.suppress(OSError):
                     stale.unlink()
 
@@ -608,13 +682,39 @@ class FaissStore:
     def _faiss_path(self, generation: int) -> Path:
         return self.directory / f"vectors-{generation:08d}.faiss"
 
+    def _write_faiss(self, generation: int, index: Any) -> None:
+        """Write the vector file of ``generation``, then its SHA-256 beside it (``.sha256``)."""
+        digest = hashlib.sha256()
+        write = faiss_writer(index)
+
+        def hashed(f: BinaryIO) -> None:
+            class Tee:
+                def write(self, data: bytes) -> int:
+                    digest.update(data)
+                    return f.write(data)
+
+            write(Tee())  # type: ignore[arg-type]
+
+        path = self._faiss_path(generation)
+        atomic_write(path, hashed)
+        atomic_write(_checksum_path(path), (digest.hexdigest() + "\n").encode())
+
     def _read_faiss(self, generation: int) -> Any:
+        """The vector file of ``generation``, or None when it is missing, unverified or damaged (then
+        it is rebuilt from SQLite: a flipped byte must never give wrong answers)."""
         import faiss
 
         path = self._faiss_path(generation)
         if not path.is_file():
             return None
         try:
+            recorded = _checksum_path(path).read_text().strip()
+        except OSError:
+            return None  # written by an older version or a writer killed before the checksum: rebuild
+        try:
+            if _file_sha256(path) != recorded:
+                _log.debug("the vector file %s is damaged (checksum mismatch): rebuilding it from %s", path, DATABASE)
+                return None
             return faiss.read_index(str(path))
         except (OSError, RuntimeError):
             return None
@@ -651,7 +751,7 @@ class FaissStore:
                     if index is None or not self._matches(conn, index):
                         index = self._rebuild_faiss()
                         with contextlib.suppress(OSError):
-                            atomic_write(self._faiss_path(generation), faiss_writer(index))
+                            self._write_faiss(generation, index)
                     self._index, self._index_generation = index, generation
             finally:
                 conn.execute("COMMIT")
@@ -709,6 +809,67 @@ def _remove_leftovers(directory: Path) -> None:
         if match and not _alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 item.unlink()
+
+
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (false on a read-only mount or an immutable folder)."""
+    if not os.access(folder, os.W_OK):
+        return False
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+    return True
+
+
+def _low_space(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (4 << 20)
+
+
+def _problem(exc: BaseException, directory: Path, committed: bool = False) -> Exception:
+    """One clear error for a failed database or file operation: disk full, read-only, or damage."""
+    message = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "database or disk is full" in message
+    if full or ("disk i/o error" in message and _low_space(directory)):
+        after = "the change was saved; derived files are rebuilt later" if committed else "the index was not changed"
+        return IndexWriteError(
+            f"disk full: no space left for the index at {directory} ({after}); free some space and run again"
+        )
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in message or "read-only" in message:
+        why = "permission denied" if code in (errno.EACCES, errno.EPERM) else "read-only"
+        return IndexWriteError(
+            f"the index at {directory} cannot be written ({why}): it can answer questions, "
+            "but changes need a writable folder"
+        )
+    if isinstance(exc, OSError):
+        return IndexWriteError(f"cannot write the index at {directory}: {exc.strerror or exc}")
+    return IndexCorruptError(
+        f"the index at {directory} is damaged ({exc}): rebuild it with 'rag index PATH --index {directory} --rebuild'"
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -499,7 +499,7 @@ def test_model_picker_lists_the_servers_models_and_switches_the_generator(seed_i
     from ui.llm import EXTRACTIVE, FIRST_MODEL, LLMSettings
 
     assistant = Assistant(index_dir=seed_index)
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=True)
     view = llm.view()
     assert view.choice == EXTRACTIVE and view.url == "" and "extractive" in view.summary
     assert assistant.generator is None
@@ -564,7 +564,7 @@ def test_model_picker_errors_are_one_clear_line(seed_index: Path) -> None:
     from ui.llm import LLMSettings
 
     assistant = Assistant(index_dir=seed_index)
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=True)
     with pytest.raises(ConfigError, match=r"must be an http\(s\) address such as http://localhost:11434/v1"):
         llm.models("localhost:11434")
     with pytest.raises(InputError, match="enter the server's URL first"):
@@ -581,7 +581,7 @@ def test_api_key_is_kept_for_its_own_server_only(seed_index: Path, fake: FakeOpe
     from ui.llm import LLMSettings
 
     assistant = Assistant(index_dir=seed_index, llm_base_url=fake.url, llm_model="m", llm_api_key="s3cret")
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=True)
     assert llm.view().key_saved is True
     llm.models(fake.url)  # empty key field: the saved key of this URL
     assert fake.requests[-1].headers.get("authorization") == "Bearer s3cret"

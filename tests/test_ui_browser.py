@@ -378,7 +378,7 @@ def llm_app(seed_index: Path, llm_server: FakeOpenAI) -> Iterator[SimpleNamespac
     from ui.app import launch
 
     assistant = Assistant(index_dir=seed_index, llm_timeout=10.0)
-    app, url = launch(assistant, "127.0.0.1", free_port(), block=False)
+    app, url = launch(assistant, "127.0.0.1", free_port(), block=False, allow_llm_settings=True)
     yield SimpleNamespace(url=url, assistant=assistant, base=assistant.settings)
     app.close()
 

@@ -31,6 +31,7 @@ from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError,
 
 from . import conversations, render
 from .examples import examples_for
+from .guard import LoginGate, LoginLimiter
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
 from .llm import LLMSettings, for_page
 from .page import CSS_EXTRA, I18N_EN, PAGE_JS
@@ -105,6 +106,7 @@ def build_app(
     examples: Sequence[str] | None = None,
     stream_delay: float = 0.02,
     upload_max_mb: float | None = None,
+    allow_llm_settings: bool | None = None,
 ) -> gr.Blocks:
     """The web chat over ``assistant`` (its settings give the upload limit unless ``upload_max_mb`` is set).
 
@@ -234,10 +236,10 @@ def build_app(
         """Answer a question from the indexed documents: the JSON of `rag ask --json`."""
         try:
             return assistant.ask(question).to_dict()
-        except IndexNotFoundError as exc:
-            raise gr.Error(NO_INDEX) from exc
+        except IndexNotFoundError as exc:  # a refused question is the user's: no traceback in the log
+            raise gr.Error(NO_INDEX, print_exception=False) from exc
         except RagError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc
 
     def list_sources() -> list[dict[str, Any]]:
         """The indexed files: source, chunks, size, format, added_at, updated_at, uploaded."""
@@ -305,7 +307,7 @@ def build_app(
 
     # ------------------------------------------------------------ language model settings
 
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=allow_llm_settings)  # default: RAG_UI_ALLOW_LLM_SETTINGS
 
     def llm_view() -> tuple[str, Any, Any, str]:
         view = llm.view()
@@ -610,6 +612,22 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] |
     return user, password
 
 
+def _app_kwargs(api: Any = None) -> dict[str, Any]:
+    """FastAPI options: no /docs or /openapi.json, every route behind the login when one is set (the
+    OpenAI-compatible routes of ``api``, mounted first, check their own key)."""
+    from starlette.middleware import Middleware
+
+    options: dict[str, Any] = {
+        "docs_url": None,
+        "redoc_url": None,
+        "openapi_url": None,
+        "middleware": [Middleware(LoginGate)],
+    }
+    if api is not None:
+        options["routes"] = list(api.router.routes)
+    return options
+
+
 def launch(
     assistant: Assistant,
     host: str = DEFAULT_HOST,
@@ -636,7 +654,8 @@ def launch(
             server_name=host,
             server_port=int(port),
             prevent_thread_lock=True,
-            auth=auth,
+            auth=LoginLimiter(*auth) if auth else None,
+            app_kwargs=_app_kwargs(api),
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
             share=False,
@@ -649,7 +668,6 @@ def launch(
             run_history=False,
             footer_links=["api"],
             css=CSS,
-            app_kwargs={"routes": list(api.router.routes)} if api is not None else None,
             theme=_theme(),
             js=PAGE_JS,
             i18n=gr.I18n(en=I18N_EN),

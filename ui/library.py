@@ -22,6 +22,8 @@ from typing import Any
 
 from rag import SUPPORTED_SUFFIXES, Assistant, DocumentRecord, IndexNotFoundError, IndexReport
 
+from .guard import set_aside_orphans
+
 #: File types the web chat accepts: the ones ``rag index`` reads (one list for both).
 UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 
@@ -101,6 +103,13 @@ class DocumentLibrary:
         self.max_bytes = int(max_bytes)
         self.folder = Path(assistant.index_dir) / FOLDER_NAME
         self._lock = threading.Lock()
+        with self._lock:
+            self.set_aside_orphans()
+
+    def set_aside_orphans(self) -> list[str]:
+        """Move files of the documents folder that the index does not hold (left by a killed upload) to
+        ``documents/.orphans``, so they are never indexed silently; returns their names."""
+        return set_aside_orphans(self.folder, self.uploaded())
 
     # ------------------------------------------------------------ reading
 
@@ -142,6 +151,7 @@ class DocumentLibrary:
         result = UploadResult()
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self.set_aside_orphans()
             taken = {p.name.casefold() for p in self.folder.iterdir()}
             taken |= {r.source.casefold() for r in self.records()}
             copies: list[tuple[str, Path]] = []

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from rag import Assistant, ConfigError, GenerationError, InputError, LLMClient, Settings
 
+from .guard import ALLOW_LLM_SETTINGS, llm_settings_allowed
+
 #: The model-picker choice that turns the language model off.
 EXTRACTIVE = "Extractive (no LLM)"
 #: The model-picker choice for "whatever the server lists first" (``llm_model`` empty).
@@ -55,10 +57,15 @@ class LLMView:
 class LLMSettings:
     """Read and change the language-model settings of one assistant (thread-safe)."""
 
-    def __init__(self, assistant: Assistant, list_timeout: float = LIST_TIMEOUT) -> None:
+    def __init__(
+        self, assistant: Assistant, list_timeout: float = LIST_TIMEOUT, allow_url_changes: bool | None = None
+    ) -> None:
         self.assistant = assistant
         self.list_timeout = list_timeout
         settings = assistant.settings
+        #: Whether the page may point the server at another URL (off unless the operator allows it).
+        self.allow_url_changes = llm_settings_allowed() if allow_url_changes is None else allow_url_changes
+        self._operator_url = settings.llm_base_url
         self._keys: dict[str, str] = {}
         if settings.llm_base_url and settings.llm_api_key:
             self._keys[settings.llm_base_url] = settings.llm_api_key
@@ -180,6 +187,11 @@ class LLMSettings:
         url = (url or "").strip()
         if not url:
             raise InputError("enter the server's URL first, e.g. http://localhost:11434/v1 for Ollama")
+        if not self.allow_url_changes and url != self._operator_url:
+            raise InputError(
+                "changing the language-model server from this page is off: the operator sets it with "
+                f"RAG_LLM_BASE_URL, or allows changes here with {ALLOW_LLM_SETTINGS}=1"
+            )
         self._replace(llm_base_url=url)
         return url
 

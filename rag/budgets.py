@@ -1,0 +1,150 @@
+"""Budgets for reading untrusted files: decompressed bytes, characters and seconds per file.
+
+A loader runs inside :func:`within` (which :func:`rag.documents.load_within` sets up) and calls
+:func:`checkpoint` now and then; a file over a budget raises :class:`DocumentError` with the reason and
+the setting to raise, so it is reported and skipped while the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import DocumentError
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits for one file (the defaults are those of :class:`rag.Settings`)."""
+
+    #: Decompressed bytes of the XML inside one DOCX (zip members).
+    unzipped_bytes: int = 64 * MB
+    #: Characters of extracted text per file.
+    chars: int = 20_000_000
+    #: Seconds to extract one file's text.
+    seconds: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budget:
+        """The budget the settings give (``max_unzipped_mb``, ``max_file_chars``, ``max_file_seconds``)."""
+        return cls(int(settings.max_unzipped_mb * MB), settings.max_file_chars, float(settings.max_file_seconds))
+
+
+@dataclass(frozen=True)
+class _Running:
+    budget: Budget
+    deadline: float
+
+
+_CURRENT: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("rag_budget", default=None)
+
+
+@contextlib.contextmanager
+def within(budget: Budget) -> Iterator[None]:
+    """Run the block under ``budget`` (its clock starts now)."""
+    token = _CURRENT.set(_Running(budget, time.monotonic() + budget.seconds))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Budget:
+    """The budget in effect (the defaults outside :func:`within`)."""
+    running = _CURRENT.get()
+    return running.budget if running is not None else Budget()
+
+
+def checkpoint() -> None:
+    """Raise :class:`DocumentError` when the file has taken longer than its budget of seconds."""
+    running = _CURRENT.get()
+    if running is not None and time.monotonic() > running.deadline:
+        raise DocumentError(
+            f"reading took longer than {running.budget.seconds:g} s, the limit per file (raise RAG_MAX_FILE_SECONDS)"
+        )
+
+
+def check_chars(count: int) -> None:
+    """Raise :class:`DocumentError` when a file's text is longer than the budget of characters."""
+    limit = current().chars
+    if count > limit:
+        raise DocumentError(
+            f"the extracted text has {count:,} characters, over the limit of {limit:,} per file "
+            "(raise RAG_MAX_FILE_CHARS)"
+        )
+
+
+#: Zip members kept for python-docx: the XML parts. Others (images, embedded files) are replaced by
+#: empty members and never decompressed: they carry no text.
+_XML_SUFFIXES = (".xml", ".rels")
+_MAX_MEMBERS = 10_000
+_PIECE = 1 << 20
+
+
+def safe_docx(data: bytes) -> bytes:
+    """A copy of a DOCX (zip) that is safe to parse: XML members decompressed under the budget (streamed,
+    so a zip bomb stops at the limit), other members emptied, XML with a DTD refused.
+
+    Raises :class:`DocumentError` with the reason.
+    """
+    limit = current().unzipped_bytes
+    try:
+        source = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DocumentError(f"damaged DOCX (not a zip file: {exc})") from None
+    with source:
+        members = source.infolist()
+        if len(members) > _MAX_MEMBERS:
+            raise DocumentError(f"DOCX has {len(members):,} parts, over the limit of {_MAX_MEMBERS:,}")
+        xml = [m for m in members if m.filename.lower().endswith(_XML_SUFFIXES) and not m.is_dir()]
+        declared = sum(m.file_size for m in xml)
+        if declared > limit:
+            raise _too_big(declared, limit)
+        wanted = {id(m) for m in xml}
+        out = io.BytesIO()
+        total = 0
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
+            for member in members:
+                if member.is_dir():
+                    continue
+                if id(member) not in wanted:
+                    copy.writestr(member.filename, b"")
+                    continue
+                pieces: list[bytes] = []
+                try:
+                    with source.open(member) as f:
+                        while piece := f.read(_PIECE):
+                            total += len(piece)
+                            if total > limit:  # the sizes in the zip's directory lied: stop here
+                                raise _too_big(total, limit)
+                            pieces.append(piece)
+                            checkpoint()
+                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                    raise DocumentError(f"damaged DOCX (part {member.filename}: {exc})") from None
+                blob = b"".join(pieces)
+                del pieces
+                if b"<!DOCTYPE" in blob or b"<!ENTITY" in blob:
+                    raise DocumentError(
+                        f"DOCX part {member.filename} declares XML entities (Word never writes them): not read"
+                    )
+                copy.writestr(member.filename, blob)
+                del blob
+    return out.getvalue()
+
+
+def _too_big(size: int, limit: int) -> DocumentError:
+    return DocumentError(
+        f"DOCX expands to more than {limit / MB:g} MB of XML ({size / MB:,.0f} MB seen; a zip bomb?): not read "
+        "(raise RAG_MAX_UNZIPPED_MB)"
+    )

@@ -1,0 +1,145 @@
+"""Rebuilds and long-running readers (issue 18, findings 4 and 5).
+
+``rag index --rebuild`` builds the new index inside one transaction beside the old one: killed at any
+moment it leaves the old index or the new one, never an empty one. A reader that stays open (the web
+server) sees a rebuild by another process at its next question, and its own later writes land in the
+rebuilt index. An empty index says so instead of "the documents do not contain an answer".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import Assistant, IndexEmptyError
+
+from .conftest import FACTS, write
+
+RAG = [sys.executable, "-m", "rag.cli"]
+OLD = {Path(name).name for name in FACTS}
+NEW_FILES = {
+    "observatory.txt": "The Quillon Observatory closed in 1987 after its mirror cracked in a storm.",
+    "otters.txt": FACTS["otters.txt"],
+}
+NEW = set(NEW_FILES)
+
+
+def _corpora(tmp_path: Path) -> tuple[Path, Path, Path]:
+    old, new = tmp_path / "old", tmp_path / "new"
+    for name, text in FACTS.items():
+        write(old / Path(name).name, text)
+    for name, text in NEW_FILES.items():
+        write(new / name, text)
+    index = tmp_path / "index"
+    assistant = Assistant(index_dir=index)
+    assistant.index([old])
+    assistant.store.close()
+    return old, new, index
+
+
+def _state(index: Path) -> str:
+    """'old' or 'new' after checking that the index answers; anything else fails the test."""
+    assistant = Assistant(index_dir=index)
+    try:
+        sources = {d.source for d in assistant.sources()}
+        if sources == OLD:
+            assert "Mirela Quist" in assistant.ask("Who designed the Harlow Bridge?").text
+            return "old"
+        assert sources == NEW, f"neither the old nor the new index: {sources}"
+        assert "1987" in assistant.ask("When did the Quillon Observatory close?").text
+        assert assistant.stats()["chunks"] == sum(d.chunks for d in assistant.sources())
+        return "new"
+    finally:
+        assistant.store.close()
+
+
+#: `rag index --rebuild` in a child that kills itself while storing its second chunk (inside the transaction).
+KILLED_IN_TRANSACTION = r"""
+import os, signal, sys
+import rag.store as store
+import rag.cli
+
+real, calls = store.chunk_title, [0]
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+store.chunk_title = dying
+sys.exit(rag.cli.main(["index", sys.argv[1], "--index", sys.argv[2], "--rebuild", "--quiet"]))
+"""
+
+
+def test_rebuild_killed_while_writing_keeps_the_old_index(tmp_path: Path) -> None:
+    _, new, index = _corpora(tmp_path)
+    died = subprocess.run([sys.executable, "-c", KILLED_IN_TRANSACTION, str(new), str(index)], capture_output=True)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert _state(index) == "old"
+    finished = subprocess.run([*RAG, "index", str(new), "--index", str(index), "--rebuild"], capture_output=True)
+    assert finished.returncode == 0, finished.stderr
+    assert _state(index) == "new"
+    assert sorted(p.name for p in index.iterdir() if ".tmp" in p.name) == []
+
+
+@pytest.mark.timeout(600)
+def test_rebuild_killed_at_random_moments_leaves_old_or_new(tmp_path: Path) -> None:
+    _, new, index = _corpora(tmp_path)
+    template = tmp_path / "template"
+    subprocess.run(["cp", "-a", str(index), str(template)], check=True)
+    began = time.perf_counter()
+    clean = subprocess.run([*RAG, "index", str(new), "--index", str(index), "--rebuild"], capture_output=True)
+    duration = time.perf_counter() - began
+    assert clean.returncode == 0, clean.stderr
+    assert _state(index) == "new"
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "18")))
+    kills = int(os.environ.get("REBUILD_KILLS", "5"))
+    for i in range(kills):
+        subprocess.run(["rm", "-rf", str(index)], check=True)
+        subprocess.run(["cp", "-a", str(template), str(index)], check=True)
+        proc = subprocess.Popen([*RAG, "index", str(new), "--index", str(index), "--rebuild", "--quiet"])
+        time.sleep(duration * (i + rng.random()) / kills)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _state(index) in {"old", "new"}
+
+
+def test_open_reader_sees_a_rebuild_by_another_process_and_keeps_its_writes(tmp_path: Path) -> None:
+    old, new, index = _corpora(tmp_path)
+    reader = Assistant(index_dir=index)  # stays open, as the web server does
+    assert "Mirela Quist" in reader.ask("Who designed the Harlow Bridge?").text
+    rebuilt = subprocess.run([*RAG, "index", str(new), "--index", str(index), "--rebuild"], capture_output=True)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "1987" in reader.ask("When did the Quillon Observatory close?").text
+    assert {d.source for d in reader.sources()} == NEW
+    # A later write by the open reader lands in the rebuilt index that other processes read.
+    upload = write(tmp_path / "uploads" / "lighthouse.txt", "The Korsvik lighthouse was painted red in 1911.")
+    assert reader.index([upload]).added == ["lighthouse.txt"]
+    listed = subprocess.run([*RAG, "sources", "--index", str(index)], capture_output=True, text=True)
+    assert "lighthouse.txt" in listed.stdout and "observatory.txt" in listed.stdout
+    # The same when the database file itself is replaced (a damaged index rebuilt from nothing).
+    (index / "store.sqlite").write_bytes(b"damaged" * 100)
+    redone = subprocess.run([*RAG, "index", str(old), "--index", str(index), "--rebuild"], capture_output=True)
+    assert redone.returncode == 0, redone.stderr
+    assert "Mirela Quist" in reader.ask("Who designed the Harlow Bridge?").text
+    reader.store.close()
+
+
+def test_an_empty_index_says_so(tmp_path: Path) -> None:
+    _, _, index = _corpora(tmp_path)
+    for name in OLD:
+        assert subprocess.run([*RAG, "remove", name, "--index", str(index)], capture_output=True).returncode == 0
+    result = subprocess.run(
+        [*RAG, "ask", "Who designed the Harlow Bridge?", "--index", str(index)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "empty" in result.stderr and "rag index" in result.stderr, result.stderr
+    with pytest.raises(IndexEmptyError):
+        Assistant(index_dir=index).ask("Who designed the Harlow Bridge?")
