@@ -327,3 +327,16 @@ def test_docx_table_rows_keep_label_and_headers(tmp_path: Path) -> None:
     assert "Revenue | Q1 2024: 1,200 | Q2 2024: 1,350" in doc.text
     assert doc.text.index("Quarterly figures") < doc.text.index("Revenue") < doc.text.index("unaudited")
     assert doc.report == {"tables": 1}
+
+
+def test_documents_tab_shows_the_extraction_report_escaped() -> None:
+    import json as _json
+
+    from rag import DocumentRecord
+    from ui.render import documents_table_html
+
+    report = {"pages": 3, "text_pages": 2, "ocr_pages": 1, "empty_pages": 0, "tables": 4, "warnings": ["<b>page 3</b>"]}
+    record = DocumentRecord("scan.pdf", "/x/scan.pdf", "/x", "d", 10, 0, "pdf", "pdf", 5, 0.0, 0.0, _json.dumps(report))
+    html = documents_table_html([record])
+    assert "3 pages (2 with text, 1 by OCR, 0 empty), 4 tables, 1 warning(s)" in html
+    assert "&lt;b&gt;page 3&lt;/b&gt;" in html and "<b>page 3" not in html

@@ -86,6 +86,8 @@ CSS = """
 #rag-documents table.rag-docs th.rag-num { text-align: right; }
 #rag-documents table.rag-docs td.rag-num { text-align: right; font-variant-numeric: tabular-nums; }
 .rag-doc-name { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.rag-doc-extract, .rag-doc-warn { font-family: var(--font); font-size: 0.85em; }
+.rag-doc-warn { color: #8a4b00; }
 .rag-docs-empty { color: var(--body-text-color-subdued); padding: 8px; }
 .rag-stats { display: flex; flex-wrap: wrap; gap: 18px; padding: 4px 2px; }
 .rag-stat-path { font-family: var(--font-mono); overflow-wrap: anywhere; }

@@ -7,12 +7,13 @@ The chat renders these strings as HTML (Markdown off), so nothing else in them i
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag import escape_html
+from rag import describe_extraction, escape_html
 
 if TYPE_CHECKING:
     from rag import Answer, Citation, DocumentRecord, Passage
@@ -220,6 +221,19 @@ def time_text(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
+def extraction_html(report_json: str) -> str:
+    """A PDF's or image's extraction report under its name: pages, OCR, tables, then each warning."""
+    try:
+        report = json.loads(report_json or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(report, dict) or not report:
+        return ""
+    lines = [f'<div class="rag-doc-extract">{escape_html(describe_extraction(report))}</div>']
+    lines += [f'<div class="rag-doc-warn">{escape_html(str(w))}</div>' for w in report.get("warnings") or []][:10]
+    return "".join(lines)
+
+
 def documents_table_html(records: Sequence[DocumentRecord], uploaded: Iterable[str] = ()) -> str:
     """The indexed files: name, type, chunks, size, when added; uploaded ones are marked."""
     if not records:
@@ -230,7 +244,7 @@ def documents_table_html(records: Sequence[DocumentRecord], uploaded: Iterable[s
         origin = "uploaded" if r.source in mine else "folder"
         rows.append(
             "<tr>"
-            f'<td class="rag-doc-name">{escape_html(r.source)}</td>'
+            f'<td class="rag-doc-name">{escape_html(r.source)}{extraction_html(r.report)}</td>'
             f"<td>{escape_html(r.format)}</td>"
             f'<td class="rag-num">{int(r.chunks)}</td>'
             f'<td class="rag-num">{escape_html(size_text(r.size))}</td>'
