@@ -144,9 +144,9 @@ class MilvusStore(FaissStore):
         An existing collection is replaced only when it is empty or was made for this very index
         directory on this host (a rebuild); otherwise it belongs to someone else and is refused.
         """
+        client = self._connect_milvus()  # first: without pymilvus it says which extra to install
         from pymilvus import DataType, MilvusClient
 
-        client = self._connect_milvus()
         name = self.target.collection
         directory = str(self.directory.resolve())
         if client.has_collection(name):
@@ -408,6 +408,13 @@ def _open_client(target: StoreURI) -> Any:
                 "RAG_VECTOR_STORE"
             ) from None
     path = target.uri
+    import importlib.util
+
+    if importlib.util.find_spec("milvus_lite") is None:
+        raise ConfigError(
+            f"RAG_VECTOR_STORE={target.display()} needs Milvus Lite: pip install 'rag-assistant[milvus]' "
+            "(or pip install 'pymilvus[milvus-lite]')"
+        )
     with _lite_lock:
         if _lite_users.get(path, 0) == 0:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
