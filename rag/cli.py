@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="drop the index first and build it anew")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="read and embed on Ray (pip install 'rag-assistant[ray]'): a local instance, or the cluster at "
+        "ADDRESS (auto, HOST:6379, ray://HOST:10001; default RAG_RAY_ADDRESS)",
+    )
+    p.add_argument("--ray-workers", type=int, metavar="N", help="embedding workers on Ray (default: its CPUs)")
 
     p = sub.add_parser("ask", parents=[common, llm], help="answer one question")
     p.add_argument("question")
@@ -141,7 +151,11 @@ def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assi
 
 
 def _index(args: argparse.Namespace) -> int:
-    assistant = _assistant(args, build_default=False)
+    if args.ray is not None or os.environ.get("RAG_RAY_ADDRESS") or args.ray_workers is not None:
+        store = {"vector_store": args.store} if args.store is not None else {}
+        assistant: rag.Assistant = rag.RayIndexer(args.index, args.ray or None, args.ray_workers, **store)
+    else:
+        assistant = _assistant(args, build_default=False)
     for path in args.paths:
         if not Path(path).expanduser().exists():
             raise rag.InputError(f"no such file or folder: {path}")
