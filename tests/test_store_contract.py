@@ -516,6 +516,26 @@ def test_milvus_lite_held_by_another_process_is_reported(tmp_path: Path) -> None
         holder.wait()
 
 
+def test_milvus_server_reads_at_the_committed_write_timestamp(milvus_server, tmp_path: Path) -> None:  # noqa: F811
+    """A server read waits for the last committed write, not for its next time tick (Strong: ~200 ms)."""
+    writer = open_store(settings_for("milvus-server", tmp_path))
+    reader = open_store(settings_for("milvus-server", tmp_path))  # another client, as another process would be
+    try:
+        writer.create(dict(CONFIG))
+        assert writer._consistency() == {}  # nothing written yet: the collection's Strong level
+        apply(writer, Changes(upserts=[document("a.txt", corpus("alpha", 3))]))
+        first = reader._consistency()
+        assert first["consistency_level"] == "Customized" and first["guarantee_timestamp"] > 0
+        apply(writer, Changes(upserts=[document("b.txt", ["a brand new passage"])]))
+        assert reader._consistency()["guarantee_timestamp"] > first["guarantee_timestamp"]
+        new_id = reader.document_chunks("b.txt")[0].id
+        assert reader.search(fake_vector("a brand new passage"), 1)[0][0] == new_id
+        check_consistent(reader)
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_migrate_merges_shards_indexed_in_parallel(tmp_path: Path) -> None:
     from rag.milvus_store import migrate
     from rag.store_uri import parse_store_uri
