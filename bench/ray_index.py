@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rag import Assistant
-from rag.distributed import RayIndexer
+from rag.distributed import RayIndexer, _Embed
 from rag.evaluation import load_eval_set, sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,39 @@ SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
 
 def key(passage: Any) -> tuple[str, int, int]:
     return (passage.source, passage.start, passage.end)
+
+
+CPU_LOG = Path(tempfile.gettempdir()) / "rag-ray-bench-cpu"
+
+
+class TimedEmbed(_Embed):
+    """The embedding actor, also writing the CPU seconds it spent embedding (the machine is shared)."""
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import os
+
+        began = time.process_time()
+        out = super().__call__(batch)
+        CPU_LOG.mkdir(exist_ok=True)
+        with open(CPU_LOG / f"{os.getpid()}.txt", "a") as f:
+            f.write(f"{time.process_time() - began}\n")
+        return out
+
+
+class TimedIndexer(RayIndexer):
+    embed_actor = TimedEmbed
+
+
+def cpu_seconds() -> float:
+    total = 0.0
+    for file in CPU_LOG.glob("*.txt"):
+        total += sum(float(line) for line in file.read_text().split())
+        file.unlink()
+    return total
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def same_chunks(a: Assistant, b: Assistant) -> dict[str, Any]:
@@ -55,10 +88,12 @@ def main() -> None:
     out: dict[str, Any] = {"questions": len(questions)}
 
     single = Assistant(index_dir=work / "single")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     report = single.index([eval_set.docs])
     seconds = time.perf_counter() - began
     out["single_process"] = {"seconds": round(seconds, 1), "chunks": report.chunks_total}
+    out["single_process"]["cpu_s"] = round(time.process_time() - cpu, 1)  # reading, chunking and embedding
+    out["single_process"]["load_average"] = load_average()
     out["single_process"]["chunks_per_s"] = round(report.chunks_total / seconds, 1)
     print("single process:", report.summary(), flush=True)
 
@@ -67,12 +102,15 @@ def main() -> None:
     out["ray_start_s"] = round(time.perf_counter() - began, 1)
     try:
         for workers in (1, 2):
-            spread = RayIndexer(index_dir=work / f"ray{workers}", workers=workers)
+            spread = TimedIndexer(index_dir=work / f"ray{workers}", workers=workers)
+            cpu_seconds()
             began = time.perf_counter()
             report = spread.index([eval_set.docs])
             seconds = time.perf_counter() - began
             result = {"seconds": round(seconds, 1), "chunks": report.chunks_total}
             result["chunks_per_s"] = round(report.chunks_total / seconds, 1)
+            result["embedding_cpu_s"] = round(cpu_seconds(), 1)  # in the actors, all of them
+            result["load_average"] = load_average()
             result.update(same_chunks(single, spread))
             print(f"ray, {workers} worker(s):", report.summary(), result, flush=True)
             out[f"ray_{workers}_workers"] = result
