@@ -1,6 +1,7 @@
 """Indexing squad-dev on Ray against the single-process build: same answers? how fast with 1 and 2 workers?
 
     .venv/bin/python bench/ray_index.py [N_QUESTIONS]     # default 200, spread over questions.jsonl
+    .venv/bin/python bench/ray_index.py 0                 # build speed only (bench/results/ray_index_speed.json)
 
 Builds the squad-dev index once in one process (``Assistant.index``) and once per worker count on a
 local Ray instance (``RayIndexer``, 2 CPUs, the same settings), each from scratch. Prints build times
@@ -84,7 +85,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     work = Path(tempfile.mkdtemp(prefix="rag-ray-bench-"))
     eval_set = load_eval_set(SQUAD)
-    questions = sample(eval_set.questions, n)
+    questions = sample(eval_set.questions, n) if n else []
     out: dict[str, Any] = {"questions": len(questions)}
 
     single = Assistant(index_dir=work / "single")
@@ -117,22 +118,22 @@ def main() -> None:
     finally:
         ray.shutdown()
 
-    spread = Assistant(index_dir=work / "ray2")
-    a = [single.ask(q.text, k=5) for q in questions]
-    b = [spread.ask(q.text, k=5) for q in questions]
-    shared = sum(len({key(p) for p in x.passages} & {key(p) for p in y.passages}) for x, y in zip(a, b, strict=True))
-    total = sum(max(len(x.passages), len(y.passages)) for x, y in zip(a, b, strict=True))
-    out["top5_overlap"] = round(shared / total, 4)
-    out["identical_top5_ranking"] = sum(
-        [key(p) for p in x.passages] == [key(p) for p in y.passages] for x, y in zip(a, b, strict=True)
-    )
-    out["identical_answer_text"] = sum(x.text == y.text for x, y in zip(a, b, strict=True))
-    scores = [
-        abs(p.score - q.score) for x, y in zip(a, b, strict=True) for p, q in zip(x.passages, y.passages, strict=False)
-    ]
-    out["max_passage_score_difference"] = round(float(np.max(scores)), 5) if scores else 0.0
+    if questions:  # 0 questions: build speed only
+        spread = Assistant(index_dir=work / "ray2")
+        a = [single.ask(q.text, k=5) for q in questions]
+        b = [spread.ask(q.text, k=5) for q in questions]
+        pairs = list(zip(a, b, strict=True))
+        shared = sum(len({key(p) for p in x.passages} & {key(p) for p in y.passages}) for x, y in pairs)
+        total = sum(max(len(x.passages), len(y.passages)) for x, y in zip(a, b, strict=True))
+        out["top5_overlap"] = round(shared / total, 4)
+        out["identical_top5_ranking"] = sum(
+            [key(p) for p in x.passages] == [key(p) for p in y.passages] for x, y in zip(a, b, strict=True)
+        )
+        out["identical_answer_text"] = sum(x.text == y.text for x, y in zip(a, b, strict=True))
+        scores = [abs(p.score - q.score) for x, y in pairs for p, q in zip(x.passages, y.passages, strict=False)]
+        out["max_passage_score_difference"] = round(float(np.max(scores)), 5) if scores else 0.0
     print(json.dumps(out, indent=2))
-    path = ROOT / "bench" / "results" / "ray_index.json"
+    path = ROOT / "bench" / "results" / ("ray_index.json" if questions else "ray_index_speed.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
