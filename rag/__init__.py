@@ -17,6 +17,7 @@ _EXPORTS = {
     "ask": "assistant",
     "Assistant": "assistant",
     "IndexReport": "assistant",
+    "RayIndexer": "distributed",
     "Answer": "answers",
     "Citation": "answers",
     "Passage": "answers",
@@ -72,6 +73,7 @@ __all__ = [
     "LLMClient",
     "Passage",
     "RagError",
+    "RayIndexer",
     "Settings",
     "VectorStore",
     "answer_options",
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
     from .assistant import Assistant, IndexReport, ask
     from .config import Settings
     from .conversation import ChatSession
+    from .distributed import RayIndexer
     from .documents import SUPPORTED_SUFFIXES, Document, escape_html, load
     from .errors import (
         ConfigError,

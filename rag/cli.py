@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="build the index anew (the old one stays until it is done)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="read and embed on Ray (pip install 'rag-assistant[ray]'): a local instance, or the cluster at "
+        "ADDRESS (auto, HOST:6379, ray://HOST:10001; default RAG_RAY_ADDRESS)",
+    )
+    p.add_argument("--ray-workers", type=int, metavar="N", help="embedding workers on Ray (default: its CPUs)")
     p.epilog = f"exit status: 0 done, 1 error, 2 bad usage, {EXIT_SOME_FAILED} some files failed (the rest indexed)"
 
     p = sub.add_parser("ask", parents=[common, llm], help="answer one question")
@@ -162,7 +172,11 @@ def _index(args: argparse.Namespace) -> int:
     missing = [path for path in args.paths if not Path(path).expanduser().exists()]
     if len(missing) == len(args.paths):
         raise rag.InputError(f"no such file or folder: {missing[0]}")
-    assistant = _assistant(args, build_default=False)
+    if args.ray is not None or os.environ.get("RAG_RAY_ADDRESS") or args.ray_workers is not None:
+        store = {"vector_store": args.store} if args.store is not None else {}
+        assistant: rag.Assistant = rag.RayIndexer(args.index, args.ray or None, args.ray_workers, **store)
+    else:
+        assistant = _assistant(args, build_default=False)
     report = assistant.index(args.paths, progress=not args.quiet and not args.json, rebuild=args.rebuild)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

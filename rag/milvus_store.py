@@ -60,6 +60,8 @@ OWNER_PROPERTY = "rag.index"
 
 _PENDING = "milvus_pending_deletes"
 _STAGING = "milvus_staging"
+#: The Milvus timestamp of the last committed vector write (servers): reads are guaranteed to see it.
+_READ_TS = "milvus_read_ts"
 
 #: The in-process Milvus Lite server refuses pymilvus's default keepalive pings (every 10 s, even when
 #: idle) with GOAWAY "too_many_pings" after a minute of embedding; on a loopback channel they are useless.
@@ -144,9 +146,9 @@ class MilvusStore(FaissStore):
         An existing collection is replaced only when it is empty or was made for this very index
         directory on this host (a rebuild); otherwise it belongs to someone else and is refused.
         """
+        client = self._connect_milvus()  # first: without pymilvus it says which extra to install
         from pymilvus import DataType, MilvusClient
 
-        client = self._connect_milvus()
         name = self.target.collection
         directory = str(self.directory.resolve())
         if client.has_collection(name):
@@ -242,6 +244,9 @@ class MilvusStore(FaissStore):
         for first in range(0, len(added), BATCH):
             rows = [{"id": int(i), "vector": v} for i, v in added[first : first + BATCH]]
             client.upsert(self.target.collection, rows)
+        written = _write_timestamp(client, self.target) if added else 0
+        if written:  # committed with the chunks: readers wait for these vectors, and for nothing newer
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_READ_TS, json.dumps(written)))
         if removed:
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_PENDING, json.dumps(sorted(removed)))
@@ -288,10 +293,29 @@ class MilvusStore(FaissStore):
     def _visible(self) -> tuple[int, set[int]]:
         """Committed chunk ids are below the first number; the set holds removed ids not yet deleted."""
         with self._db() as conn:
-            rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('next_id', ?)", (_PENDING,)))
+            rows = dict(
+                conn.execute("SELECT key, value FROM meta WHERE key IN ('next_id', ?, ?)", (_PENDING, _READ_TS))
+            )
             top = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
         next_id = max(int(json.loads(rows["next_id"])) if "next_id" in rows else 1, int(top))
         return next_id, set(json.loads(rows[_PENDING])) if _PENDING in rows else set()
+
+    def _consistency(self) -> dict[str, Any]:
+        """How a read waits for writes (see :func:`_write_timestamp`).
+
+        A Milvus server answers a Strong read only once its time tick has passed the moment of the
+        request (about 200 ms on Milvus 2.3). Every write this index relies on is committed in SQLite
+        with its Milvus timestamp, so reads ask for exactly that point: they see every committed
+        vector, in any process, without waiting. Milvus Lite, and indexes without a recorded
+        timestamp, read with the collection's Strong level.
+        """
+        if self.target.lite:
+            return {}
+        with self._db() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (_READ_TS,)).fetchone()
+        if row is None:
+            return {}
+        return {"consistency_level": "Customized", "guarantee_timestamp": int(json.loads(row[0]))}
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest chunk ids by inner product (cosine for normalised vectors), best first."""
@@ -308,6 +332,7 @@ class MilvusStore(FaissStore):
             filter=f"id < {next_id}",
             output_fields=["id"],
             search_params=self._search_params(limit),
+            **self._consistency(),
         )
         hits = [(int(hit["id"]), float(hit["distance"])) for hit in result[0]]
         # A writer killed mid-change can leave rows that SQLite (the truth) never committed, or a second
@@ -352,9 +377,11 @@ class MilvusStore(FaissStore):
         if not ids:
             return {}
         client = self._milvus()
+        consistency = self._consistency()
         found: dict[int, np.ndarray] = {}
         for first in range(0, len(ids), BATCH):
-            for row in client.get(self.target.collection, ids=ids[first : first + BATCH], output_fields=["vector"]):
+            part = ids[first : first + BATCH]
+            for row in client.get(self.target.collection, ids=part, output_fields=["vector"], **consistency):
                 found[int(row["id"])] = np.asarray(row["vector"], dtype=np.float32)
         return found
 
@@ -383,6 +410,22 @@ class MilvusStore(FaissStore):
                 _close_client(client, self.target)
 
 
+def _write_timestamp(client: Any, target: StoreURI) -> int:
+    """The Milvus timestamp of this process's last write to the collection (0 if unknown, or Milvus Lite).
+
+    pymilvus keeps it for its Session consistency level; it is read from there.
+    """
+    if target.lite:
+        return 0
+    try:
+        from pymilvus.client import ts_utils
+
+        address = client._get_connection().server_address
+        return int(ts_utils.get_collection_ts(target.collection, address, "") or 0)
+    except Exception:  # noqa: BLE001 - another pymilvus: reads fall back to Strong consistency
+        return 0
+
+
 def _loads(value: Any) -> dict[str, Any]:
     try:
         data = json.loads(value) if value else {}
@@ -408,6 +451,13 @@ def _open_client(target: StoreURI) -> Any:
                 "RAG_VECTOR_STORE"
             ) from None
     path = target.uri
+    import importlib.util
+
+    if importlib.util.find_spec("milvus_lite") is None:
+        raise ConfigError(
+            f"RAG_VECTOR_STORE={target.display()} needs Milvus Lite: pip install 'rag-assistant[milvus]' "
+            "(or pip install 'pymilvus[milvus-lite]')"
+        )
     with _lite_lock:
         if _lite_users.get(path, 0) == 0:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

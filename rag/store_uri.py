@@ -8,6 +8,7 @@ empty (or ``faiss``)                                        FAISS files in the i
 ``milvus+https://[USER:PASSWORD@]HOST[:PORT]/COLLECTION``   the same over TLS, with credentials
 ``milvus-lite:///ABS/PATH/NAME.db``                         Milvus Lite in this process, data in NAME.db
 ``milvus-lite:REL/PATH/NAME.db``                            the same, relative to the working directory
+``/ABS/PATH/NAME.db``, ``./REL/NAME.db``, ``~/NAME.db``        the same, named as pymilvus names a Lite file
 ==========================================================  =========================================
 
 Options go in the query string: ``collection=NAME`` (Milvus Lite; default ``rag_chunks``),
@@ -34,9 +35,11 @@ LITE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _OPTIONS = {"collection", "index", "nlist", "nprobe", "ef", "pq_m"}
 _HELP = (
-    "use milvus://HOST:19530/COLLECTION for a Milvus server, milvus-lite:///ABS/PATH/FILE.db for Milvus Lite, "
-    "or leave it empty for FAISS: set RAG_VECTOR_STORE or --store"
+    "use milvus://HOST:19530/COLLECTION for a Milvus server, milvus-lite:///ABS/PATH/FILE.db (or /ABS/PATH/FILE.db, "
+    "./FILE.db) for Milvus Lite, or leave it empty for FAISS: set RAG_VECTOR_STORE or --store"
 )
+#: How a local path (pymilvus's way to name a Milvus Lite file) starts.
+_LOCAL = ("/", "./", "../", "~/")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ def parse_store_uri(value: str) -> StoreURI | None:
         raise ConfigError(f"vector_store must not contain spaces, got {value!r}: {_HELP}")
     parsed = urlparse(text)
     scheme = parsed.scheme.lower()
+    local = not scheme and text.startswith(_LOCAL)  # /abs/x.db, ./x.db: Milvus Lite, as pymilvus takes them
     try:
         options = dict(parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=bool(parsed.query)))
     except ValueError:
@@ -90,8 +94,11 @@ def parse_store_uri(value: str) -> StoreURI | None:
             f"the options are {', '.join(sorted(_OPTIONS))}"
         )
     numbers: dict[str, int] = {name: _number(value, name, options.get(name), low, high) for name, low, high in _LIMITS}
-    if scheme == "milvus-lite":
-        path = unquote(parsed.netloc + parsed.path) if parsed.netloc else unquote(parsed.path)
+    if scheme == "milvus-lite" or local:
+        if local:
+            path = text.split("?", 1)[0]
+        else:
+            path = unquote(parsed.netloc + parsed.path) if parsed.netloc else unquote(parsed.path)
         if not path.endswith(".db") or path == ".db" or path.endswith("/.db"):
             raise ConfigError(f"a Milvus Lite vector_store must name a file ending in .db, got {value!r}: {_HELP}")
         collection = _collection(value, options.get("collection", DEFAULT_COLLECTION))
@@ -119,6 +126,8 @@ def parse_store_uri(value: str) -> StoreURI | None:
         http = "https" if scheme == "milvus+https" else "http"
         host = f"[{host}]" if ":" in host else host
         return StoreURI("milvus", f"{http}://{host}:{port}", collection, index, token=token, **numbers)
+    if not scheme and text.endswith(".db"):
+        raise ConfigError(f"vector_store {value!r} looks like a Milvus Lite file: write ./{text} (or its full path)")
     raise ConfigError(f"vector_store {value!r} is not a store this version knows: {_HELP}")
 
 

@@ -1,4 +1,4 @@
-"""The store contract: the same tests, unchanged, against FAISS and Milvus Lite.
+"""The store contract: the same tests, unchanged, against FAISS, Milvus Lite and a real Milvus server.
 
 Most tests write to a store directly with a small deterministic fake embedding (16-d vectors derived
 from the text's hash), so they are fast and their expected results are computed exactly. A store is
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -27,8 +28,9 @@ from rag import Assistant, ConfigError, IndexLockedError, IndexMismatchError, In
 from rag.store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
 
 from .conftest import ROOT, SEED_QUESTION, SEEDS
+from .milvus_server import ENV, milvus_server  # noqa: F401 - the session fixture
 
-STORES = ["faiss", "milvus-lite"]
+STORES = ["faiss", "milvus-lite", "milvus-server"]
 DIM = 16
 CONFIG = {
     "embedding_model": "fake-hash-16",
@@ -51,8 +53,17 @@ def fake_vector(text: str) -> np.ndarray:
 
 
 def settings_for(kind: str, base: Path) -> Settings:
-    store = "" if kind == "faiss" else f"milvus-lite://{base}/vectors.db"
-    return Settings(index_dir=base / "index", vector_store=store)
+    return Settings(index_dir=base / "index", vector_store=store_for(kind, base))
+
+
+def store_for(kind: str, base: Path) -> str:
+    """The ``vector_store`` value of a store of this kind for the test folder ``base``."""
+    if kind == "faiss":
+        return ""
+    if kind == "milvus-lite":
+        return f"milvus-lite://{base}/vectors.db"
+    # One collection per test folder on the session's server (its address is in the environment).
+    return f"{os.environ[ENV]}/t_{hashlib.sha256(str(base).encode()).hexdigest()[:16]}"
 
 
 def document(source: str, texts: list[str], digest: str = "") -> tuple[DocumentRecord, list[NewChunk]]:
@@ -129,6 +140,8 @@ def python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedP
 
 @pytest.fixture(params=STORES)
 def kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "milvus-server":
+        request.getfixturevalue("milvus_server")  # started once, on first use
     return str(request.param)
 
 
@@ -288,7 +301,8 @@ def test_opening_with_the_other_store_is_refused(stores, kind: str, tmp_path: Pa
     other = "milvus-lite" if kind == "faiss" else "faiss"
     wrong = open_store(settings_for(other, tmp_path))
     try:
-        with pytest.raises(IndexMismatchError, match="rag migrate" if kind == "faiss" else "vectors.db"):
+        where = {"faiss": "rag migrate", "milvus-lite": "vectors.db", "milvus-server": r"milvus://127\.0\.0\.1:\d+/t_"}
+        with pytest.raises(IndexMismatchError, match=where[kind]):
             wrong.config()
     finally:
         wrong.close()
@@ -388,7 +402,7 @@ def test_a_writer_killed_mid_change_leaves_old_or_new(
     apply(reopened, Changes(upserts=[document("d.txt", corpus("delta", 3))]))
     after = check_consistent(reopened)
     assert after == {**state, "d.txt": corpus("delta", 3)}
-    if kind == "milvus-lite" and point == "before-commit":  # ids the crashed change wrote are never reused
+    if kind != "faiss" and point == "before-commit":  # ids the crashed change wrote are never reused
         crashed = sum(len(t) for t in OLD.values()) + sum(len(t) for t in NEW.values())
         assert min(c.id for c in reopened.document_chunks("d.txt")) > crashed
     assert len(reopened.search(fake_vector("x"), 5000)) == sum(len(t) for t in after.values())
@@ -500,6 +514,26 @@ def test_milvus_lite_held_by_another_process_is_reported(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_milvus_server_reads_at_the_committed_write_timestamp(milvus_server, tmp_path: Path) -> None:  # noqa: F811
+    """A server read waits for the last committed write, not for its next time tick (Strong: ~200 ms)."""
+    writer = open_store(settings_for("milvus-server", tmp_path))
+    reader = open_store(settings_for("milvus-server", tmp_path))  # another client, as another process would be
+    try:
+        writer.create(dict(CONFIG))
+        assert writer._consistency() == {}  # nothing written yet: the collection's Strong level
+        apply(writer, Changes(upserts=[document("a.txt", corpus("alpha", 3))]))
+        first = reader._consistency()
+        assert first["consistency_level"] == "Customized" and first["guarantee_timestamp"] > 0
+        apply(writer, Changes(upserts=[document("b.txt", ["a brand new passage"])]))
+        assert reader._consistency()["guarantee_timestamp"] > first["guarantee_timestamp"]
+        new_id = reader.document_chunks("b.txt")[0].id
+        assert reader.search(fake_vector("a brand new passage"), 1)[0][0] == new_id
+        check_consistent(reader)
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_migrate_merges_shards_indexed_in_parallel(tmp_path: Path) -> None:
