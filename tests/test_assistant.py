@@ -149,15 +149,17 @@ def test_bad_file_is_reported_and_others_indexed(assistant_factory, tmp_path: Pa
     (corpus / "blob.txt").write_bytes(bytes(range(256)) * 64)
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog")
     (corpus / "empty.md").write_bytes(b"")
-    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")  # a truncated image: read by OCR, so reported as damaged
+    (corpus / "data.bin").write_bytes(b"\x00\x01")
     report = assistant_factory().index([corpus])
     assert report.added == ["otters.txt"]
     failed = {Path(path).name: reason for path, reason in report.failed}
-    assert set(failed) == {"blob.txt", "broken.pdf", "empty.md"}
+    assert set(failed) == {"blob.txt", "broken.pdf", "empty.md", "photo.png"}
     assert "binary" in failed["blob.txt"]
     assert "PDF" in failed["broken.pdf"]
     assert "empty" in failed["empty.md"]
-    assert [Path(p).name for p, _ in report.skipped] == ["photo.png"]
+    assert "image" in failed["photo.png"]
+    assert [Path(p).name for p, _ in report.skipped] == ["data.bin"]
 
 
 def test_incremental_reindexing(assistant_factory, tmp_path: Path) -> None:

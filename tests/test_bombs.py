@@ -147,7 +147,7 @@ def test_docx_bombs_are_refused_with_bounded_memory(tmp_path: Path) -> None:
     code, out, err, peak = run_watched(
         [*RAG, "index", str(corpus), "--index", str(tmp_path / "index"), "--json"], limit=3 * GB
     )
-    assert code == 0, err
+    assert code == 3, err  # exit 3: the bombs were refused, the rest indexed
     assert "Traceback" not in err
     report = json.loads(out)
     failed = {Path(f["path"]).name: f["reason"] for f in report["failed"]}
