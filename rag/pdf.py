@@ -112,7 +112,7 @@ def read_pdf(
             raise DocumentError(
                 "encrypted PDF that needs a password to open: save a copy without the password and index that"
             ) from None
-        raise DocumentError(f"damaged or unreadable PDF ({message})") from None
+        raise DocumentError(f"damaged or truncated PDF ({message})") from None
     try:
         count = len(pdf)
         if count > budgets.max_pages:

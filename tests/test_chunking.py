@@ -195,7 +195,7 @@ def test_markdown_sections_propagate(chunker, tok) -> None:
 def test_small_document_is_one_chunk(chunker, tok) -> None:
     text = "\n\n  Just a short note.  \n"
     chunks = chunker.chunk(doc_of(text))
-    assert chunks == [Chunk("Just a short note.", 4, 22, "")]
+    assert chunks == [Chunk("Just a short note.", 4, 22, "", title="mem")]  # the title line: the file name
 
 
 def test_blank_document_gives_no_chunks(chunker) -> None:

@@ -123,7 +123,7 @@ def test_index_reports_bad_files_and_continues(tmp_path: Path) -> None:
     assert "bad.pdf" in result.stderr and "Traceback" not in result.stderr
     # Run again with nothing failing: 0. Unsupported files are skipped, not failed: still 0.
     (corpus / "bad.pdf").unlink()
-    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n")
+    (corpus / "photo.bin").write_bytes(b"\x89PNG\r\n")
     again = run("index", str(corpus), "--index", str(tmp_path / "i"), "--quiet")
     assert again.returncode == 0, again.stderr
     assert "1 skipped" in again.stdout

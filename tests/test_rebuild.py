@@ -66,13 +66,13 @@ import os, signal, sys
 import rag.store as store
 import rag.cli
 
-real, calls = store.chunk_title, [0]
+real, calls = store.FaissStore._vector_blob, [0]
 def dying(*args, **kwargs):
     calls[0] += 1
     if calls[0] == 2:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
-store.chunk_title = dying
+store.FaissStore._vector_blob = dying
 sys.exit(rag.cli.main(["index", sys.argv[1], "--index", sys.argv[2], "--rebuild", "--quiet"]))
 """
 

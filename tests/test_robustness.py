@@ -135,7 +135,7 @@ BAD = {
     "locked.pdf": "encrypted",
     "one line 50MB.txt": "over the 50 MB limit",
 }
-SKIPPED = {"outside link.txt": "outside the indexed folder", "photo.png": "unsupported"}
+SKIPPED = {"outside link.txt": "outside the indexed folder", "photo.bin": "unsupported"}
 SECRET = "The vault under Harlow Bridge opens with the code 7741 Zebra."
 
 
@@ -156,7 +156,7 @@ def build_hostile_corpus(base: Path) -> Path:
         f.write(b"word " * (50 * (1 << 20) // 5))
     write(base / "outside" / "secret.txt", SECRET)
     os.symlink(base / "outside" / "secret.txt", corpus / "outside link.txt")
-    write(corpus / "photo.png", b"\x89PNG\r\n\x1a\n")
+    write(corpus / "photo.bin", b"\x89PNG\r\n\x1a\n")
     return corpus
 
 

@@ -546,7 +546,7 @@ def test_extractive_apply_keeps_a_typed_url_and_says_what_was_applied(seed_index
     from ui.llm import EXTRACTIVE, LLMSettings
 
     assistant = Assistant(index_dir=seed_index)
-    llm = LLMSettings(assistant)
+    llm = LLMSettings(assistant, allow_url_changes=True)  # the operator lets the page change servers
     typed = f"http://127.0.0.1:{closed_port()}/v1"
     kind, message = llm.apply(typed, "", EXTRACTIVE)
     assert kind == "ok" and "extractive" in message and f"The server URL {typed} is kept for later" in message
