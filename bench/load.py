@@ -16,16 +16,13 @@ import threading
 import time
 from pathlib import Path
 
+from proc import SEED_QUESTIONS
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = [
-    "Who invited Prime Minister Takaichi to visit the United States?",
-    "What did Japan's Foreign Ministry confirm?",
-    "What economic cooperation is expected from the visit?",
-    "What are the implications for regional stability?",
-]
+QUESTIONS = SEED_QUESTIONS
 
 
 def main() -> int:

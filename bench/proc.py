@@ -33,3 +33,12 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, 
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     first, _, rest = done.stdout.partition("\n")
     return seconds, rest, int(first) / 1024
+
+
+#: Questions about seeds/ that the load and latency benchmarks ask in turn.
+SEED_QUESTIONS = [
+    "Who invited Prime Minister Takaichi to visit the United States?",
+    "What did Japan's Foreign Ministry confirm?",
+    "What economic cooperation is expected from the visit?",
+    "What are the implications for regional stability?",
+]
