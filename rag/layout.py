@@ -262,6 +262,7 @@ def _tables(rows: list[Row]) -> list[tuple[int, int, int]]:
             j += 1
         while i < j and _is_data_row(rows[i]) and all(_YEARISH.match(f.text) for f in rows[i].fragments):
             i += 1  # a row of years or dates without a label heads the columns
+        data = sum(1 for r in rows[i:j] if _is_data_row(r))
         if data >= 2:
             values_x = min(f.x0 for r in rows[i:j] if _is_data_row(r) for f in r.fragments[1:] if f.numeric)
             floor = tables[-1][2] if tables else 0

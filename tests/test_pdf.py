@@ -340,3 +340,23 @@ def test_documents_tab_shows_the_extraction_report_escaped() -> None:
     html = documents_table_html([record])
     assert "3 pages (2 with text, 1 by OCR, 0 empty), 4 tables, 1 warning(s)" in html
     assert "&lt;b&gt;page 3&lt;/b&gt;" in html and "<b>page 3" not in html
+
+
+def test_layout_never_fails_on_odd_pages() -> None:
+    """Random words, rows of years only, overlapping boxes: lay_out gives text whose runs map back."""
+    import random
+
+    from rag.layout import Word, lay_out
+
+    rng = random.Random(7)
+    vocabulary = ["2023", "2022", "Total", "$", "1,234", "(5)", "—", "Net", "sales:", "the", "7.5%", "-", "•"]
+    for _ in range(150):
+        words = []
+        for _ in range(rng.randint(0, 60)):
+            x, y = rng.uniform(0, 600), rng.choice([rng.uniform(0, 800), 100.0, 112.0, 124.0])
+            words.append(Word(rng.choice(vocabulary), x, y, x + rng.uniform(1, 40), y + rng.uniform(2, 14)))
+        years = [Word(t, 300 + 80 * k, 50, 330 + 80 * k, 60) for k, t in enumerate(["2023", "2022"])]
+        layout = lay_out([(1, 612, 792, words + years), (2, 612, 792, years)])
+        for run in layout.runs:
+            assert 0 <= run.start < run.end <= len(layout.text)
+            assert 0 <= run.x0 <= run.x1 and 0 <= run.y0 <= run.y1
