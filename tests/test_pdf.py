@@ -360,3 +360,55 @@ def test_layout_never_fails_on_odd_pages() -> None:
         for run in layout.runs:
             assert 0 <= run.start < run.end <= len(layout.text)
             assert 0 <= run.x0 <= run.x1 and 0 <= run.y0 <= run.y1
+
+
+def _bomb_pdf(chars: int, pages: int) -> bytes:
+    """A small PDF whose pages all show one Flate stream that inflates to a ``chars``-long string."""
+    import zlib
+
+    stream = zlib.compress(b"BT /F1 1 Tf 10 400 Td (" + b"A" * chars + b") Tj ET", 9)
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+        b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        *[page] * pages,
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_tiny_pdfs_that_expand_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18, finding 2: a 60 MB string behind a small stream, and 300 pages sharing it."""
+    import json
+
+    from .test_bombs import GB, RAG, run_watched
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one page.pdf").write_bytes(_bomb_pdf(60_000_000, 1))
+    (corpus / "300 pages.pdf").write_bytes(_bomb_pdf(60_000_000, 300))
+    (corpus / "good.txt").write_text("Sea otters use rocks as tools to crack open shellfish.")
+    assert sum(p.stat().st_size for p in corpus.iterdir()) < 400_000
+    monkeypatch.setenv("RAG_MAX_FILE_SECONDS", "10")  # the 300-page file would take minutes: the budget stops it
+    code, out, err, peak = run_watched(
+        [*RAG, "index", str(corpus), "--index", str(tmp_path / "index"), "--json"], limit=3 * GB, timeout=300
+    )
+    report = json.loads(out)
+    failed = {Path(f["path"]).name: f["reason"] for f in report["failed"]}
+    assert "300 pages.pdf" in failed and "RAG_MAX_FILE_SECONDS" in failed["300 pages.pdf"], (code, err)
+    assert "good.txt" in report["added"] and "one page.pdf" in report["added"]
+    assert report["chunks_total"] < 1000  # PDFium keeps 32,767 characters of the one huge string
+    assert peak < 1.5 * GB, f"peak RSS {peak / GB:.2f} GB"
