@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from .layout import Run, boxes_for
+from .boxes import Run, boxes_for
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 #: One line telling readers what a passage's score means (CLI, web chat, README).

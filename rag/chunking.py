@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
+from .boxes import span_layout
 from .documents import Document
-from .layout import span_layout
 
 #: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]

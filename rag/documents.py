@@ -19,9 +19,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from .boxes import Run, boxes_for
 from .budgets import Budget, check_chars, checkpoint, safe_docx, within
 from .errors import DocumentError
-from .layout import Run, boxes_for
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}

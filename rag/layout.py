@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
+from .boxes import Run
+
 #: A gap wider than this many times the row's text height splits a row into fragments (cells, columns).
 FRAGMENT_GAP = 1.2
 #: Rows at each end of a page where running headers and footers are looked for.
@@ -87,19 +89,6 @@ class Row:
     @property
     def height(self) -> float:
         return max(1.0, self.y1 - self.y0)
-
-
-@dataclass(frozen=True)
-class Run:
-    """``text[start:end]`` of the output comes from this box on ``page`` (1-based; box in 0-1 of the page)."""
-
-    start: int
-    end: int
-    page: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
 
 
 @dataclass
@@ -419,63 +408,7 @@ def lay_out(pages: Sequence[tuple[int, float, float, list[Word]]]) -> Layout:
     return layout
 
 
-def boxes_for(runs: Sequence[Run], start: int, end: int) -> list[tuple[float, float, float, float]]:
-    """Boxes of the text ``[start, end)`` on the page where it starts, merged per line.
 
-    A run only partly inside the span is cut in proportion to its characters.
-    """
-    import bisect
-
-    i = bisect.bisect_right(runs, start, key=lambda r: r.end)
-    page = None
-    lines: list[list[float]] = []
-    for run in runs[i:]:
-        if run.start >= end:
-            break
-        if run.end <= start:
-            continue
-        if page is None:
-            page = run.page
-        if run.page != page:
-            break
-        width = (run.x1 - run.x0) / max(1, run.end - run.start)
-        x0 = run.x0 + width * max(0, start - run.start)
-        x1 = run.x1 - width * max(0, run.end - end)
-        for line in lines:
-            if abs(line[1] - run.y0) < 0.004 and abs(line[3] - run.y1) < 0.004:
-                line[0], line[2] = min(line[0], x0), max(line[2], x1)
-                break
-        else:
-            lines.append([x0, run.y0, x1, run.y1])
-    return [(round(a, 4), round(b, 4), round(c, 4), round(d, 4)) for a, b, c, d in lines]
-
-
-def span_layout(runs: Sequence[Run], page: int | None, start: int, end: int) -> str:
-    """JSON of the page and the runs inside ``[start, end)``: what a stored chunk keeps of the layout."""
-    import bisect
-    import json
-
-    if page is None or not runs:
-        return ""
-    i = bisect.bisect_right(runs, start, key=lambda r: r.end)
-    inside = []
-    for run in runs[i:]:
-        if run.start >= end:
-            break
-        if run.page == page:
-            inside.append([run.start, run.end, run.x0, run.y0, run.x1, run.y1])
-    return json.dumps({"page": page, "runs": inside}, separators=(",", ":"))
-
-
-def parse_layout(layout: str) -> tuple[int | None, tuple[Run, ...]]:
-    """The page and runs of a stored chunk's layout JSON (``(None, ())`` when it has none)."""
-    import json
-
-    if not layout:
-        return None, ()
-    data = json.loads(layout)
-    page = int(data["page"])
-    return page, tuple(Run(int(a), int(b), page, x0, y0, x1, y1) for a, b, x0, y0, x1, y1 in data["runs"])
 
 
 def title_of(words: Sequence[Word], max_chars: int = 100) -> str:

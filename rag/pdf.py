@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .boxes import Run
 from .budgets import check_chars, checkpoint
 from .errors import DocumentError
-from .layout import Layout, Run, Word, lay_out, title_of
+from .layout import Layout, Word, lay_out, title_of
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
 EXTRACTOR = "pdfium-layout-1"

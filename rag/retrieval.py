@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from .answers import Passage, content_terms
-from .layout import boxes_for, parse_layout
+from .boxes import boxes_for, parse_layout
 from .store import ChunkRecord, VectorStore
 
 Fusion = Literal["adaptive", "rrf", "blend", "dense", "bm25"]
