@@ -249,8 +249,8 @@ def _tables(rows: list[Row]) -> list[tuple[int, int, int]]:
             ):
                 break  # a short label row inside the table ("Net sales:") continues it; anything else ends it
             j += 1
-        while i < j and _is_data_row(rows[i]) and all(_YEARISH.match(f.text) for f in rows[i].fragments):
-            i += 1  # a row of years or dates without a label heads the columns
+        while i < j and _is_data_row(rows[i]) and _is_column_heading(rows[i]):
+            i += 1  # a row of years or dates without a label ("2023  2022  Change") heads the columns
         data = sum(1 for r in rows[i:j] if _is_data_row(r))
         if data >= 2:
             values_x = min(f.x0 for r in rows[i:j] if _is_data_row(r) for f in r.fragments[1:] if f.numeric)
@@ -268,6 +268,12 @@ def _tables(rows: list[Row]) -> list[tuple[int, int, int]]:
             tables.append((head, i, j))
         i = max(j, i + 1)
     return tables
+
+
+def _is_column_heading(row: Row) -> bool:
+    """Years or dates, and words, with no figure among them: a row naming columns, not a row of values."""
+    texts = [f.text for f in row.fragments]
+    return any(_YEARISH.match(t) for t in texts) and all(_YEARISH.match(t) or not _NUMERIC.match(t) for t in texts)
 
 
 def _is_header_row(row: Row, values_x: float) -> bool:

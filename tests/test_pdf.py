@@ -412,3 +412,19 @@ def test_tiny_pdfs_that_expand_are_bounded(tmp_path: Path, monkeypatch: pytest.M
     assert "good.txt" in report["added"] and "one page.pdf" in report["added"]
     assert report["chunks_total"] < 1000  # PDFium keeps 32,767 characters of the one huge string
     assert peak < 1.5 * GB, f"peak RSS {peak / GB:.2f} GB"
+
+
+def test_a_row_of_years_with_a_change_column_heads_the_table(tmp_path: Path) -> None:
+    from reportlab.lib.pagesizes import letter
+    from reportlab.platypus import SimpleDocTemplate, Table
+
+    rows = [
+        ["", "Three Months Ended", "", ""],
+        ["", "2023", "2022", "Change"],
+        ["Americas", "35,383", "37,472", "(6)%"],
+        ["Total net sales", "81,797", "82,959", "(1)%"],
+    ]
+    path = tmp_path / "segments.pdf"
+    SimpleDocTemplate(str(path), pagesize=letter).build([Table(rows, colWidths=[150, 90, 90, 90])])
+    row = next(line for line in load(path).text.splitlines() if line.startswith("Total net sales"))
+    assert "2023: 81,797" in row and "2022: 82,959" in row and "Change: (1)%" in row
