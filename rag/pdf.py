@@ -139,6 +139,8 @@ def read_pdf(
                 if not result.words:
                     result.source = "empty"
             textpage.close()
+            if not scans or scans[-1][0] != index + 1:
+                page.close()  # now, not at garbage collection: a page can hold a large decoded content stream
             pages.append(result)
         if scans and ocr is not None:
             found = ocr(scans)
