@@ -86,11 +86,6 @@ def document_uri(source: str) -> str:
     return URI_PREFIX + quote(source, safe="")
 
 
-def _page(item: Any) -> int | None:
-    page = getattr(item, "page", None)
-    return page if isinstance(page, int) and not isinstance(page, bool) else None
-
-
 def _tool_error(exc: RagError) -> ToolError:
     if isinstance(exc, IndexNotFoundError):
         return ToolError("no documents are indexed yet: the user needs to index some first ('rag index PATH')")
@@ -150,7 +145,7 @@ class RagMCP(MCPServer):
                 start=c.start,
                 end=c.end,
                 text=c.text,
-                page=_page(c),
+                page=c.page,
                 score=round(float(c.score), 4),
                 section=c.section,
             )
@@ -184,7 +179,7 @@ class RagMCP(MCPServer):
                 text=p.text,
                 start=p.start,
                 end=p.end,
-                page=_page(p),
+                page=p.page,
                 section=p.section,
                 score=round(float(p.score), 4),
             )

@@ -189,7 +189,7 @@ def citation_dict(citation: Any) -> dict[str, Any]:
         "start": citation.start,
         "end": citation.end,
         "text": citation.text,
-        "page": getattr(citation, "page", None),
+        "page": citation.page,
         "score": round(float(citation.score), 4),
         "section": citation.section,
         "supported": citation.supported,
@@ -203,7 +203,7 @@ def passage_dict(passage: Any) -> dict[str, Any]:
         "start": passage.start,
         "end": passage.end,
         "text": passage.text,
-        "page": getattr(passage, "page", None),
+        "page": passage.page,
         "score": round(float(passage.score), 4),
         "section": passage.section,
     }
@@ -226,8 +226,7 @@ def footer(answer: Answer) -> str:
     """The text-only sources list (for clients that show only the message text), or '' when none."""
     lines = []
     for c in answer.citations:
-        page = getattr(c, "page", None)
-        where = "".join([f", page {page}" if page else "", f", {c.section}" if c.section else ""])
+        where = "".join([f", page {c.page}" if c.page else "", f", {c.section}" if c.section else ""])
         lines.append(f"[{c.n}] {c.source}{where} (characters {c.start}-{c.end})")
     if not lines:
         return ""
