@@ -6,7 +6,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -39,8 +39,7 @@ class Passage:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""
-        data = asdict(self)
-        del data["runs"]
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runs"}  # runs: not converted
         data["boxes"] = [list(b) for b in self.boxes]
         return data
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -71,21 +72,14 @@ class Retriever:
             record = records.get(chunk_id)
             if record is None:  # removed by a concurrent commit; the next search sees the new state
                 continue
-            page, runs = parse_layout(record.layout)
-            passage = Passage(
-                record.source,
-                record.start,
-                record.end,
-                record.text,
-                cosine.get(chunk_id, 0.0),
-                record.section,
-                chunk_id,
-                page,
-                tuple(boxes_for(runs, record.start, record.end)),
-                runs,
-            )
+            score = cosine.get(chunk_id, 0.0)
+            passage = Passage(record.source, record.start, record.end, record.text, score, record.section, chunk_id)
             if any(_overlaps(passage, kept) for kept in passages):
                 continue
+            if record.layout:  # page and boxes only for the passages kept
+                page, runs = parse_layout(record.layout)
+                boxes = tuple(boxes_for(runs, record.start, record.end))
+                passage = replace(passage, page=page, boxes=boxes, runs=runs)
             passages.append(passage)
             if len(passages) == k:
                 break
