@@ -62,7 +62,7 @@ def main() -> None:
 
     import faiss
 
-    from rag.store import build_vector_index, set_search_depth
+    from rag.stores.faiss_build import build_vector_index, set_search_depth
 
     print(
         f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, n={args.n:,}, dim={args.dim}, "

@@ -33,9 +33,9 @@ _EXPORTS = {
     "describe_extraction": "pdf",
     "escape_html": "documents",
     "SUPPORTED_SUFFIXES": "documents",
-    "DocumentRecord": "store",
-    "VectorStore": "store",
-    "FaissStore": "store",
+    "DocumentRecord": "stores",
+    "VectorStore": "stores",
+    "FaissStore": "stores",
     "RagError": "errors",
     "ConfigError": "errors",
     "DocumentError": "errors",
@@ -118,4 +118,4 @@ if TYPE_CHECKING:
     )
     from .generation import GenerationError, Generator, LLMClient, answer_options
     from .pdf import describe_extraction
-    from .store import DocumentRecord, FaissStore, VectorStore
+    from .stores import DocumentRecord, FaissStore, VectorStore

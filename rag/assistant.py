@@ -23,7 +23,8 @@ from .embedding import Embedder
 from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
 from .pdf import EXTRACTOR
 from .retrieval import Retriever
-from .store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
+from .stores.index_store import open_store
+from .stores.records import Changes, DocumentRecord, NewChunk, VectorStore, incompatible_key
 
 if TYPE_CHECKING:
     from .conversation import ChatSession
@@ -180,13 +181,13 @@ class Assistant:
             return
         stored = self.store.config()
         wanted = self.index_config()
-        for key in ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap", "extractor"):
-            if stored.get(key) != wanted[key]:
-                raise IndexMismatchError(
-                    f"the index at {self.index_dir} was built with {key}={stored.get(key)!r} "
-                    f"(model {stored.get('embedding_model')}), but the current settings give {wanted[key]!r}: "
-                    f"rebuild it with 'rag index PATH --index {self.index_dir} --rebuild' or use matching settings"
-                )
+        key = incompatible_key(stored, wanted)
+        if key is not None:
+            raise IndexMismatchError(
+                f"the index at {self.index_dir} was built with {key}={stored.get(key)!r} "
+                f"(model {stored.get('embedding_model')}), but the current settings give {wanted[key]!r}: "
+                f"rebuild it with 'rag index PATH --index {self.index_dir} --rebuild' or use matching settings"
+            )
         self._checked_generation = -1
 
     # ------------------------------------------------------------ indexing
@@ -216,7 +217,7 @@ class Assistant:
                     self.store.documents()
                     reset = self.index_config()
                 except RagError:  # unreadable: nothing to keep
-                    self._drop_index()
+                    self.store.drop()
             if not self.store.exists():
                 self.store.create(self.index_config())
             self._checked_generation = -2
@@ -229,15 +230,6 @@ class Assistant:
         report.chunks_total = int(self.store.stats()["chunks"])
         report.seconds = time.perf_counter() - began
         return report
-
-    def _drop_index(self) -> None:
-        self.store.close()
-        # The database goes first: a crash after that leaves no index (never one missing its WAL), and
-        # a WAL left behind is deleted by the next create() rather than replayed into the new database.
-        for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm", "manifest.json"):
-            (self.index_dir / name).unlink(missing_ok=True)
-        for item in self.index_dir.glob("vectors-*.faiss*"):
-            item.unlink()
 
     def _plan(
         self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool, fresh: bool = False

@@ -336,8 +336,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .milvus_store import migrate
-    from .store_uri import parse_store_uri
+    from .stores.migration import migrate
+    from .stores.uri import parse_store_uri
 
     target = parse_store_uri(args.target)
     if target is None:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import ConfigError
-from .store_uri import parse_store_uri
+from .stores.uri import parse_store_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ class Settings:
     #: Seconds to wait for the language model: to connect, for the first token and between tokens.
     llm_timeout: float = 60.0
     #: Where the vectors live: empty for FAISS files in the index directory, ``milvus://HOST:19530/COLLECTION``
-    #: for a Milvus server, ``milvus-lite:///ABS/PATH/FILE.db`` for Milvus Lite (see :mod:`rag.store_uri`).
+    #: for a Milvus server, ``milvus-lite:///ABS/PATH/FILE.db`` for Milvus Lite (see :mod:`rag.stores.uri`).
     vector_store: str = ""
 
     def __post_init__(self) -> None:

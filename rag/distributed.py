@@ -36,7 +36,7 @@ from .chunking import Chunker
 from .documents import FoundFile, load
 from .embedding import Embedder
 from .errors import ConfigError, DocumentError, InputError, RagError
-from .store import DocumentRecord, NewChunk
+from .stores.records import DocumentRecord, NewChunk
 
 #: The environment variable naming the Ray cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``).
 ADDRESS_ENV = "RAG_RAY_ADDRESS"

@@ -10,7 +10,7 @@ import numpy as np
 
 from .answers import Passage, content_terms
 from .boxes import boxes_for, parse_layout
-from .store import ChunkRecord, VectorStore
+from .stores.records import ChunkRecord, VectorStore
 
 Fusion = Literal["adaptive", "rrf", "blend", "dense", "bm25"]
 FUSIONS: tuple[str, ...] = ("adaptive", "rrf", "blend", "dense", "bm25")

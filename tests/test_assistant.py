@@ -299,7 +299,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     import numpy as np
 
     import rag.assistant as assistant_module
-    from rag.store import FaissStore
+    from rag.stores.faiss_index import FaissIndex
 
     corpus = tmp_path / "notes"
     for name, text in FACTS.items():
@@ -308,7 +308,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     whole.index([corpus])
 
     monkeypatch.setattr(assistant_module, "EMBED_GROUP", 2)
-    monkeypatch.setattr(FaissStore, "HELD_VECTORS", 1)
+    monkeypatch.setattr(FaissIndex, "held", 1)
     calls: list[int] = []
     streamed = assistant_factory("streamed")
     encode = streamed.embedder.encode

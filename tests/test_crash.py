@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from rag import Assistant
-from rag.store import DATABASE, Changes, DocumentRecord, FaissStore, NewChunk
+from rag.stores import DATABASE, Changes, DocumentRecord, FaissStore, NewChunk
 
 from .conftest import SQUAD
 
@@ -182,7 +182,8 @@ DRIVER = r"""
 import json, os, signal, sys
 from pathlib import Path
 import numpy as np
-import rag.store as store
+import rag.stores as store
+from rag.stores import fs, fulltext
 
 directory, step = Path(sys.argv[1]), sys.argv[2]
 DIM = json.loads(sys.argv[3])["dimension"]
@@ -212,13 +213,13 @@ def record(source, n):
     return store.DocumentRecord(source, "/x/" + source, "/x", "d-" + source, 1, 1, "text", "utf-8", n, 0.0, 0.0)
 
 if step == "in-transaction":
-    store.chunk_title = on_call(3, store.chunk_title)  # called for each chunk inserted in the transaction
+    fulltext.chunk_title = on_call(3, fulltext.chunk_title)  # called for each chunk inserted in the transaction
 elif step == "before-faiss":
     store.FaissStore._update_vectors = die
 elif step == "faiss-temp-written":
     os.replace = on_call(1, os.replace)
 elif step == "before-manifest":
-    store.atomic_write = on_call(2, store.atomic_write)
+    fs.atomic_write = on_call(2, fs.atomic_write)
 elif step == "manifest-temp-written":
     os.replace = on_call(2, os.replace)
 elif step == "creating":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.retrieval import Retriever
-from rag.store import ChunkRecord
+from rag.stores import ChunkRecord
 
 
 class Lists:

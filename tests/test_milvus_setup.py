@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag import ConfigError, Settings
-from rag.milvus_store import MilvusStore
-from rag.store import Changes, open_store
-from rag.store_uri import parse_store_uri
+from rag.stores import Changes, MilvusStore, open_store, parse_store_uri
 
 from .conftest import ROOT, SEEDS
 from .test_store_contract import CONFIG, check_consistent, corpus, document

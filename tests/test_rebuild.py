@@ -63,16 +63,16 @@ def _state(index: Path) -> str:
 #: `rag index --rebuild` in a child that kills itself while storing its second chunk (inside the transaction).
 KILLED_IN_TRANSACTION = r"""
 import os, signal, sys
-import rag.store as store
+import rag.stores.catalog as catalog
 import rag.cli
 
-real, calls = store.FaissStore._vector_blob, [0]
+real, calls = catalog.Catalog._vector_blob, [0]
 def dying(*args, **kwargs):
     calls[0] += 1
     if calls[0] == 2:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
-store.FaissStore._vector_blob = dying
+catalog.Catalog._vector_blob = dying
 sys.exit(rag.cli.main(["index", sys.argv[1], "--index", sys.argv[2], "--rebuild", "--quiet"]))
 """
 

@@ -14,7 +14,7 @@ import pytest
 from rag import Assistant
 from rag.config import packaged_model_path
 from rag.embedding import Embedder, cpu_supports_bf16, resolve_precision
-from rag.store import Changes, DocumentRecord, FaissStore, NewChunk
+from rag.stores import Changes, DocumentRecord, FaissStore, NewChunk
 
 from .conftest import SEED_QUESTION, SEEDS, SQUAD
 
@@ -158,9 +158,9 @@ def _clustered(n: int, seed: int) -> np.ndarray:
 
 
 def test_index_structure_follows_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.store as store_module
+    import rag.stores.faiss_build as faiss_build
 
-    monkeypatch.setattr(store_module, "EXACT_LIMIT", 600)
+    monkeypatch.setattr(faiss_build, "EXACT_LIMIT", 600)
     store = FaissStore(tmp_path / "idx")
     store.create({"dimension": 384})
     vectors = _clustered(1200, 1)

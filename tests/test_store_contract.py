@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from rag import Assistant, ConfigError, IndexLockedError, IndexMismatchError, InputError, Settings
-from rag.store import Changes, DocumentRecord, NewChunk, VectorStore, open_store
+from rag.stores import Changes, DocumentRecord, NewChunk, VectorStore, open_store
 
 from .conftest import ROOT, SEED_QUESTION, SEEDS
 from .milvus_server import ENV, milvus_server  # noqa: F401 - the session fixture
@@ -107,7 +107,7 @@ def check_consistent(store: VectorStore) -> dict[str, list[str]]:
 SNAPSHOT = """
 import json, sys
 from pathlib import Path
-from rag.store import open_store
+from rag.stores import open_store
 from tests.test_store_contract import settings_for, snapshot
 store = open_store(settings_for(sys.argv[1], Path(sys.argv[2])))
 print(json.dumps(snapshot(store)))
@@ -284,7 +284,7 @@ def test_persistence_across_processes(stores, kind: str, tmp_path: Path) -> None
     assert json.loads(result.stdout) == json.loads(json.dumps(here))
     # A change made by another process is seen here.
     change = (
-        "import sys; from pathlib import Path; from rag.store import open_store, Changes\n"
+        "import sys; from pathlib import Path; from rag.stores import open_store, Changes\n"
         "from tests.test_store_contract import settings_for\n"
         "s = open_store(settings_for(sys.argv[1], Path(sys.argv[2])))\n"
         "with s.writer(): s.apply(Changes(removals=['b.txt']))\n"
@@ -324,7 +324,7 @@ def test_config_is_recorded_for_the_assistant_to_check(stores, kind: str, tmp_pa
 CRASH = """
 import os, signal, sys
 from pathlib import Path
-from rag.store import Changes, open_store
+from rag.stores import Changes, open_store
 from tests.test_store_contract import corpus, document, settings_for
 
 kind, base, point = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -342,7 +342,7 @@ class KillAtCommit:
         return getattr(self.conn, name)
 
 if point == "before-commit":
-    store._conn = KillAtCommit(store._connect())
+    store.catalog._conn = KillAtCommit(store.catalog._connect())
 elif point == "after-commit":
     store._update_vectors = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 changes = Changes(
@@ -431,8 +431,7 @@ def test_vector_store_setting_is_validated() -> None:
 
 
 def test_factory_and_light_import(tmp_path: Path) -> None:
-    from rag.milvus_store import MilvusStore
-    from rag.store import FaissStore
+    from rag.stores import FaissStore, MilvusStore
 
     assert type(open_store(Settings(index_dir=tmp_path))) is FaissStore
     store = open_store(Settings(index_dir=tmp_path, vector_store=f"milvus-lite://{tmp_path}/v.db?collection=c1"))
@@ -497,7 +496,7 @@ def test_milvus_lite_held_by_another_process_is_reported(tmp_path: Path) -> None
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from tests.test_store_contract import settings_for; "
-            "from rag.store import open_store; s = open_store(settings_for('milvus-lite', Path(sys.argv[1]))); "
+            "from rag.stores import open_store; s = open_store(settings_for('milvus-lite', Path(sys.argv[1]))); "
             "s.config(); print('open', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
@@ -522,12 +521,12 @@ def test_milvus_server_reads_at_the_committed_write_timestamp(milvus_server, tmp
     reader = open_store(settings_for("milvus-server", tmp_path))  # another client, as another process would be
     try:
         writer.create(dict(CONFIG))
-        assert writer._consistency() == {}  # nothing written yet: the collection's Strong level
+        assert writer.milvus._consistency() == {}  # nothing written yet: the collection's Strong level
         apply(writer, Changes(upserts=[document("a.txt", corpus("alpha", 3))]))
-        first = reader._consistency()
+        first = reader.milvus._consistency()
         assert first["consistency_level"] == "Customized" and first["guarantee_timestamp"] > 0
         apply(writer, Changes(upserts=[document("b.txt", ["a brand new passage"])]))
-        assert reader._consistency()["guarantee_timestamp"] > first["guarantee_timestamp"]
+        assert reader.milvus._consistency()["guarantee_timestamp"] > first["guarantee_timestamp"]
         new_id = reader.document_chunks("b.txt")[0].id
         assert reader.search(fake_vector("a brand new passage"), 1)[0][0] == new_id
         check_consistent(reader)
@@ -537,8 +536,7 @@ def test_milvus_server_reads_at_the_committed_write_timestamp(milvus_server, tmp
 
 
 def test_migrate_merges_shards_indexed_in_parallel(tmp_path: Path) -> None:
-    from rag.milvus_store import migrate
-    from rag.store_uri import parse_store_uri
+    from rag.stores import migrate, parse_store_uri
 
     shards = {"one": {"a.txt": corpus("alpha", 4)}, "two": {"b.txt": corpus("beta", 3), "c.txt": corpus("gamma", 2)}}
     for name, documents in shards.items():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_PORT = 19530
 DEFAULT_COLLECTION = "rag_chunks"
