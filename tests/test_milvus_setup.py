@@ -114,3 +114,33 @@ def test_a_relative_lite_path_holds_the_same_index(tmp_path: Path, monkeypatch: 
         assert check_consistent(same) == here == {"a.txt": corpus("alpha", 3)}
     finally:
         same.close()
+
+
+def test_milvus_vectors_live_in_milvus_only_and_survive_a_rebuild(tmp_path: Path) -> None:
+    """The catalog keeps no vectors (Milvus has them: reuse reads them back), and a rebuild (reset) keeps
+    the record of which collection the index owns and records its settings in the collection, so the
+    rebuilt index opens again in a new process."""
+    import sqlite3
+
+    settings = Settings(index_dir=tmp_path / "index", vector_store=f"milvus-lite://{tmp_path}/vectors.db")
+    store = open_store(settings)
+    a = document("a.txt", corpus("alpha", 3))
+    try:
+        store.create(dict(CONFIG))
+        with store.writer():
+            store.apply(Changes(upserts=[a]))
+        cached = store.cached_vectors([c.hash for c in a[1]])
+        assert set(cached) == {c.hash for c in a[1]}
+        assert all(abs(float(cached[c.hash] @ c.vector) - 1.0) < 1e-5 for c in a[1])
+        with store.writer():
+            store.apply(Changes(upserts=[document("b.txt", corpus("beta", 2))], reset={**CONFIG, "chunk_tokens": 120}))
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "index" / "store.sqlite") as conn:
+        assert conn.execute("SELECT count(*), max(length(vector)) FROM chunks").fetchone() == (2, 0)
+    reopened = open_store(settings)
+    try:
+        assert reopened.config()["chunk_tokens"] == 120
+        assert check_consistent(reopened) == {"b.txt": corpus("beta", 2)}
+    finally:
+        reopened.close()

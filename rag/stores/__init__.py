@@ -9,10 +9,11 @@ Layout of a FAISS index directory::
     .lock                       held by the one process that writes
 
 Modules, bottom up: :mod:`.records` (what is stored and changed), :mod:`.fs` (atomic writes, lock,
-errors), :mod:`.fulltext` (the keyword index), :mod:`.catalog` (SQLite), :mod:`.vector_index` (the
-protocol) with :mod:`.faiss_index` (+ :mod:`.faiss_build`) and :mod:`.milvus_index` (+
-:mod:`.milvus_client`), :mod:`.index_store` (the two composed; ``open_store``), :mod:`.migration`,
-:mod:`.uri` (the ``RAG_VECTOR_STORE`` setting). Nothing is ever pickled. Importing this package is
+errors), :mod:`.fulltext` (the keyword index), :mod:`.sqlite_file`, :mod:`.manifest` and
+:mod:`.catalog` (the SQLite half), :mod:`.vector_index` (the protocol) with :mod:`.faiss_index`
+(+ :mod:`.faiss_build`) and :mod:`.milvus_index` (+ :mod:`.milvus_client`), :mod:`.index_store`
+(the two composed; ``open_store``), :mod:`.migration`, :mod:`.uri` (the ``RAG_VECTOR_STORE`` setting).
+Nothing is ever pickled. Importing this package is
 light: the modules load on first use.
 """
 
@@ -22,8 +23,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .catalog import MANIFEST, read_manifest
     from .index_store import FaissStore, IndexStore, MilvusStore, open_store
+    from .manifest import MANIFEST, read_manifest
     from .migration import migrate
     from .records import Changes, ChunkRecord, DocumentRecord, NewChunk, VectorStore
     from .sqlite_file import DATABASE
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "DATABASE": "sqlite_file",
-    "MANIFEST": "catalog",
-    "read_manifest": "catalog",
+    "MANIFEST": "manifest",
+    "read_manifest": "manifest",
     "FaissStore": "index_store",
     "IndexStore": "index_store",
     "MilvusStore": "index_store",

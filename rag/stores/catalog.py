@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexMismatchError
-from . import fs, fulltext
+from . import fs, fulltext, manifest
+from .manifest import MANIFEST
 from .records import Changes, ChunkRecord, DocumentRecord
 from .sqlite_file import SQLiteFile
 
 SCHEMA_VERSION = 2  # 2: chunks carry their page and boxes (layout), documents their extraction report
-MANIFEST = "manifest.json"
 
 _SCHEMA = (
     """
@@ -78,6 +78,8 @@ class Applied:
     removed: list[int]
     #: (id, vector) of the added chunks; None when more than the vector index holds were added.
     added: list[tuple[int, np.ndarray]] | None
+    #: The configuration a rebuild recorded (``Changes.reset``), else None.
+    reset: dict[str, Any] | None = None
 
 
 class Catalog(SQLiteFile):
@@ -164,24 +166,17 @@ class Catalog(SQLiteFile):
         """The first chunk id never used."""
         return _next_chunk_id(conn)
 
-    def write_manifest(self, fields: dict[str, Any]) -> None:
-        """Write ``manifest.json`` (derived from the catalog, plus the vector engine's ``fields``)."""
+    def _summary(self) -> tuple[dict[str, Any], int, int]:
+        """The metadata, and the numbers of documents and chunks, read in one go."""
         with self.db() as conn:
             meta = self.meta(conn)
             documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        manifest = {
-            "format": "rag-index",
-            "schema": meta.get("schema"),
-            **meta.get("config", {}),
-            **fields,
-            "generation": meta.get("generation", 0),
-            "documents": documents,
-            "chunks": chunks,
-            "created_at": meta.get("created_at"),
-            "updated_at": meta.get("updated_at"),
-        }
-        fs.atomic_write(self.directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        return meta, int(documents), int(chunks)
+
+    def write_manifest(self, fields: dict[str, Any]) -> None:
+        """Write ``manifest.json`` (derived from the catalog, plus the vector engine's ``fields``)."""
+        manifest.write_manifest(self.directory, *self._summary(), fields)
 
     def writer(self) -> contextlib.AbstractContextManager[None]:
         """Hold the index's write lock (one writer at a time; others wait up to ``lock_timeout``)."""
@@ -189,10 +184,7 @@ class Catalog(SQLiteFile):
 
     def stats(self) -> dict[str, Any]:
         """Counts, settings and generation of the index."""
-        with self.db() as conn:
-            meta = self.meta(conn)
-            documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-            chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        meta, documents, chunks = self._summary()
         return {
             "documents": documents,
             "chunks": chunks,
@@ -373,7 +365,7 @@ class Catalog(SQLiteFile):
                 if conn.in_transaction:  # SQLite already rolled back on some errors (a full disk)
                     conn.execute("ROLLBACK")
                 raise
-        return Applied(generation, new_generation, removed, added)
+        return Applied(generation, new_generation, removed, added, changes.reset)
 
     def keep_timestamps(self, records: Iterable[DocumentRecord]) -> None:
         """Set documents' ``added_at``/``updated_at`` from ``records`` (a migration keeps the originals)."""
@@ -407,15 +399,3 @@ def _other_store(directory: Path, meta: dict[str, Any]) -> str:
         )
     location = (meta.get(kind) or {}).get("location", kind)
     return f"the index at {directory} keeps its vectors in {location}: set RAG_VECTOR_STORE (or --store) to it"
-
-
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """The manifest of an index directory, or ``None`` when there is none."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -23,7 +23,7 @@ from .catalog import Applied, Catalog
 from .records import Changes
 from .sqlite_file import DATABASE
 
-_log = logging.getLogger("rag.store")
+_log = logging.getLogger(__name__)
 
 
 class FaissIndex:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from ..errors import IndexCorruptError, IndexLockedError, IndexWriteError
 
-_log = logging.getLogger("rag.store")
+_log = logging.getLogger(__name__)
 #: Temporary files of atomic_write and create: ".<name>.<pid>[.<thread>].tmp" (plus SQLite's journal).
 _LEFTOVER = re.compile(r"\..+?\.(\d+)(?:\.\d+)?\.tmp(?:-journal|-wal|-shm)?")
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import fs
-from .catalog import Applied, Catalog, read_manifest
+from .catalog import Applied, Catalog
 from .faiss_index import FaissIndex
+from .manifest import read_manifest
 from .milvus_index import MilvusIndex
 from .records import Changes, ChunkRecord, DocumentRecord
 from .vector_index import VectorIndex

@@ -235,7 +235,11 @@ class MilvusIndex:
         conn.execute("DELETE FROM meta WHERE key=?", (_STAGING,))
 
     def commit(self, applied: Applied) -> None:
-        """Delete the removed chunks' vectors, then clear the record of them."""
+        """Delete the removed chunks' vectors, then clear the record of them; a rebuild also records
+        its configuration in the collection (checked against the catalog's when the index is opened)."""
+        if applied.reset is not None:
+            properties = {CONFIG_PROPERTY: json.dumps(applied.reset)}
+            self._milvus().alter_collection_properties(self.target.collection, properties=properties)
         if applied.removed:
             self._delete(applied.removed)
             self.catalog.set_meta(_PENDING, None)
