@@ -46,6 +46,8 @@ _EXPORTS = {
     "IndexCorruptError": "errors",
     "IndexLockedError": "errors",
     "InputError": "errors",
+    "IndexJobError": "errors",
+    "IndexWorker": "index_worker",
 }
 
 __all__ = [
@@ -64,10 +66,12 @@ __all__ = [
     "Generator",
     "IndexCorruptError",
     "IndexEmptyError",
+    "IndexJobError",
     "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexReport",
+    "IndexWorker",
     "IndexWriteError",
     "InputError",
     "LLMClient",
@@ -109,6 +113,7 @@ if TYPE_CHECKING:
         DocumentError,
         IndexCorruptError,
         IndexEmptyError,
+        IndexJobError,
         IndexLockedError,
         IndexMismatchError,
         IndexNotFoundError,
@@ -117,5 +122,6 @@ if TYPE_CHECKING:
         RagError,
     )
     from .generation import GenerationError, Generator, LLMClient, answer_options
+    from .index_worker import IndexWorker
     from .pdf import describe_extraction
     from .stores import DocumentRecord, FaissStore, VectorStore

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -72,6 +72,16 @@ class IndexReport:
         data["duplicates"] = [{"path": p, "same_as": s} for p, s in self.duplicates]
         data["notes"] = [{"path": p, "note": n} for p, n in self.notes]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexReport:
+        """The report :meth:`to_dict` gave (e.g. sent as JSON by an indexing worker process)."""
+        pairs = {"failed": "reason", "skipped": "reason", "duplicates": "same_as", "notes": "note"}
+        names = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in names and key not in pairs}
+        for key, second in pairs.items():
+            values[key] = [(str(item["path"]), str(item[second])) for item in data.get(key, [])]
+        return cls(**values)
 
     def summary(self) -> str:
         """One line: counts of what happened."""

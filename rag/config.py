@@ -82,6 +82,11 @@ class Settings:
     max_file_chars: int = 20_000_000
     #: Most seconds spent extracting the text of one file.
     max_file_seconds: float = 120.0
+    #: Uploads in the web chat are indexed in a child process (:mod:`rag.index_worker`); it is stopped when
+    #: its resident memory passes this many megabytes (the model alone takes about 500).
+    index_memory_mb: float = 1200.0
+    #: ... or when one indexing job there runs longer than this many seconds.
+    index_job_seconds: float = 3600.0
     #: OpenAI-compatible server for generated answers, e.g. http://localhost:11434/v1 (Ollama);
     #: empty means extractive answers only.
     llm_base_url: str = ""
@@ -172,7 +177,15 @@ def _check_llm(settings: Settings) -> None:
 
 
 #: Number settings that must be finite and above zero ("nan" and "inf" parse as floats).
-_LIMITS = ("max_file_mb", "upload_max_mb", "max_unzipped_mb", "max_file_seconds", "lock_timeout")
+_LIMITS = (
+    "max_file_mb",
+    "upload_max_mb",
+    "max_unzipped_mb",
+    "max_file_seconds",
+    "lock_timeout",
+    "index_memory_mb",
+    "index_job_seconds",
+)
 
 
 def _finite(settings: Settings) -> None:

@@ -41,3 +41,7 @@ class DocumentError(RagError):
 
 class InputError(RagError, ValueError):
     """A question or argument given by the user is not usable."""
+
+
+class IndexJobError(RagError):
+    """An indexing job in a worker process was stopped (memory or time limit) or died."""

@@ -99,7 +99,10 @@ def test_login_protects_the_server(seed_index: Path, capfd: pytest.CaptureFixtur
     from rag import Assistant
     from ui.app import launch
 
-    app, url = launch(Assistant(index_dir=seed_index), "127.0.0.1", free_port(), block=False, auth=("ann", "s3cret"))
+    ample = (6000.0, 1000.0)  # the request limit is tested on its own below; this is about the login's
+    app, url = launch(
+        Assistant(index_dir=seed_index), "127.0.0.1", free_port(), block=False, auth=("ann", "s3cret"), requests=ample
+    )
     try:
         base = url.rstrip("/")
         assert httpx.get(f"{base}/openapi.json").status_code in (401, 404)
@@ -189,3 +192,47 @@ def test_killed_upload_leaves_no_orphan(tmp_path: Path) -> None:
     assert result.report is not None and result.report.added == ["volcano.md"]
     assert sorted(restarted.uploaded()) == ["otters.txt", "volcano.md"]
     assert os.listdir(index / "documents" / ORPHANS) == ["secret_plans.txt"]
+
+
+def test_requests_per_client_have_a_rate_limit() -> None:
+    from ui.guard import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(None, per_minute=60, burst=3, clock=lambda: now[0])
+    assert [limit._wait("10.0.0.1") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limit._wait("10.0.0.1") == pytest.approx(1.0), "the 4th request of a burst waits for a token"
+    assert limit._wait("10.0.0.2") == 0.0, "another address has its own bucket"
+    now[0] += 1.0
+    assert limit._wait("10.0.0.1") == 0.0 and limit._wait("10.0.0.1") > 0
+
+
+@pytest.mark.parametrize(("name", "value"), [("RAG_UI_REQUESTS_PER_MINUTE", "0"), ("RAG_UI_REQUEST_BURST", "lots")])
+def test_request_limits_are_checked_settings(name: str, value: str) -> None:
+    from rag import ConfigError
+    from ui.guard import request_limits
+
+    assert request_limits({}) == (120.0, 40.0)
+    with pytest.raises(ConfigError, match=name):
+        request_limits({name: value})
+
+
+def test_a_client_over_the_request_limit_gets_429_with_retry_after(seed_index: Path) -> None:
+    from rag import Assistant
+    from ui.app import launch
+    from ui.openai_api import ApiSettings, OpenAIApi
+
+    assistant = Assistant(index_dir=seed_index)
+    api = OpenAIApi(assistant, ApiSettings.from_env(host="127.0.0.1"))
+    app, url = launch(assistant, "127.0.0.1", free_port(), block=False, api=api, requests=(30, 4))
+    try:
+        base = url.rstrip("/")
+        first = [httpx.post(f"{base}/gradio_api/queue/join", json={}).status_code for _ in range(4)]
+        assert 429 not in first
+        over = httpx.post(f"{base}/v1/chat/completions", json={"model": "rag", "messages": []})
+        assert over.status_code == 429
+        assert int(over.headers["retry-after"]) >= 1 and "Too many requests" in over.json()["detail"]
+        assert httpx.post(f"{base}/gradio_api/queue/join", json={}).status_code == 429
+        assert httpx.get(f"{base}/").status_code == 200, "reading the page is not limited"
+    finally:
+        app.close()
+        api.close()

@@ -27,11 +27,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 from gradio.utils import NamedString
 
-from rag import Answer, Assistant, ChatSession, ConfigError, IndexNotFoundError, InputError, RagError
+from rag import (
+    Answer,
+    Assistant,
+    ChatSession,
+    ConfigError,
+    IndexNotFoundError,
+    IndexWorker,
+    InputError,
+    RagError,
+)
 
 from . import conversations, render
 from .examples import examples_for
-from .guard import LoginGate, LoginLimiter
+from .guard import LoginGate, LoginLimiter, RateLimit, request_limits
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
 from .llm import LLMSettings, for_page
 from .page import CSS_EXTRA, I18N_EN, PAGE_JS
@@ -116,7 +125,8 @@ def build_app(
     indexed. ``stream_delay`` (seconds) paces the streamed words so that people see them arrive.
     """
     max_mb = float(upload_max_mb if upload_max_mb is not None else assistant.settings.upload_max_mb)
-    library = DocumentLibrary(assistant, max_bytes=int(max_mb * 1e6))
+    # Uploads are read and embedded in a child process with memory and time limits (rag.index_worker).
+    library = DocumentLibrary(assistant, max_bytes=int(max_mb * 1e6), worker=IndexWorker(assistant.settings))
     if examples is None:
         examples = examples_for(library.records())
 
@@ -280,7 +290,8 @@ def build_app(
         else:
             progress(0.0, desc=f"Indexing {len(paths)} file(s)")
             try:
-                result = library.add(paths, progress=True, on_copied=_drop_upload)
+                desc = f"Indexing {len(paths)} file(s)"
+                result = library.add(paths, progress=lambda done: progress(done, desc=desc), on_copied=_drop_upload)
                 lines = result.lines()
                 if result.report is not None:
                     lines.append(("info", f"Index: {result.report.summary()}"))
@@ -614,16 +625,18 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] |
     return user, password
 
 
-def _app_kwargs(api: Any = None) -> dict[str, Any]:
+def _app_kwargs(api: Any = None, requests: tuple[float, float] | None = None) -> dict[str, Any]:
     """FastAPI options: no /docs or /openapi.json, every route behind the login when one is set (the
-    OpenAI-compatible routes of ``api``, mounted first, check their own key)."""
+    OpenAI-compatible routes of ``api``, mounted first, check their own key), POST requests per client
+    address limited to ``requests`` (per minute, burst; default from the environment)."""
     from starlette.middleware import Middleware
 
+    per_minute, burst = requests if requests is not None else request_limits()
     options: dict[str, Any] = {
         "docs_url": None,
         "redoc_url": None,
         "openapi_url": None,
-        "middleware": [Middleware(LoginGate)],
+        "middleware": [Middleware(RateLimit, per_minute=per_minute, burst=burst), Middleware(LoginGate)],
     }
     if api is not None:
         options["routes"] = list(api.router.routes)
@@ -639,6 +652,7 @@ def launch(
     block: bool = True,
     quiet: bool = True,
     api: Any = None,
+    requests: tuple[float, float] | None = None,
     **options: Any,
 ) -> tuple[gr.Blocks, str]:
     """Build the app over ``assistant`` and start serving it; returns the app and its URL.
@@ -647,7 +661,8 @@ def launch(
     Safe defaults: analytics off, no extra served paths (and the index directory blocked), the upload
     limit of the settings, no server-side rendering, no monitoring or MCP endpoints. ``options`` go to
     :func:`build_app`. ``api`` (a :class:`ui.openai_api.OpenAIApi`) adds its ``/v1`` routes to the same
-    FastAPI app, ahead of Gradio's own.
+    FastAPI app, ahead of Gradio's own. ``requests``: POST requests per minute and burst per client
+    address (default: ``RAG_UI_REQUESTS_PER_MINUTE`` / ``RAG_UI_REQUEST_BURST``, 120 and 40).
     """
     app = build_app(assistant, **options)
     max_mb = float(options.get("upload_max_mb") or assistant.settings.upload_max_mb)
@@ -657,7 +672,7 @@ def launch(
             server_port=int(port),
             prevent_thread_lock=True,
             auth=LoginLimiter(*auth) if auth else None,
-            app_kwargs=_app_kwargs(api),
+            app_kwargs=_app_kwargs(api, requests),
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
             share=False,

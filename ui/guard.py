@@ -6,6 +6,9 @@ attempts, and documents left behind by killed uploads.
   turn the model off, but never make the server fetch another URL (no server-side request forgery).
 - :class:`LoginLimiter` checks the login and refuses every attempt for a while after too many
   wrong passwords.
+- :class:`RateLimit` answers 429 (with ``Retry-After``) to a client address that sends requests faster
+  than the page or a program needs to (``RAG_UI_REQUESTS_PER_MINUTE``, bursts of
+  ``RAG_UI_REQUEST_BURST``).
 - :func:`set_aside_orphans` moves files of the documents folder that are not in the index (an
   upload killed between its copy and its indexing) out of the way, so the next upload never indexes
   them silently.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import math
 import os
 import threading
 import time
@@ -28,6 +32,10 @@ ALLOW_LLM_SETTINGS = "RAG_UI_ALLOW_LLM_SETTINGS"
 #: Wrong passwords accepted per window before every login is refused until the window has passed.
 LOGIN_FAILURES = 10
 LOGIN_WINDOW = 60.0
+#: Requests (POST: questions, uploads, page events, API calls) one client address may send per minute,
+#: and in one burst; a page load sends about 8, a question 1 to 2.
+REQUESTS_PER_MINUTE = 120.0
+REQUEST_BURST = 40.0
 #: Hidden folder (never indexed) inside the documents folder for files no index entry claims.
 ORPHANS = ".orphans"
 
@@ -73,6 +81,74 @@ class LoginLimiter:
                 if len(self._recent) == self.failures:
                     log.warning("%d wrong logins within %.0f s: logins refused for a while", self.failures, self.window)
             return ok
+
+
+def request_limits(environ: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """``(per_minute, burst)`` from ``RAG_UI_REQUESTS_PER_MINUTE`` / ``RAG_UI_REQUEST_BURST`` (checked)."""
+    from rag import ConfigError
+
+    environ = os.environ if environ is None else environ
+    values = []
+    for name, default in (("RAG_UI_REQUESTS_PER_MINUTE", REQUESTS_PER_MINUTE), ("RAG_UI_REQUEST_BURST", REQUEST_BURST)):
+        raw = environ.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(f"{name} must be a finite number > 0, got {raw!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
+class RateLimit:
+    """ASGI middleware: a token bucket per client address for POST requests (questions, uploads, page
+    events, API calls); over it the answer is 429 with ``Retry-After``. Reading pages is not counted."""
+
+    def __init__(
+        self,
+        app: Any,
+        per_minute: float = REQUESTS_PER_MINUTE,
+        burst: float = REQUEST_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app, self.rate, self.burst, self._clock = app, per_minute / 60.0, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, time)
+        self._lock = threading.Lock()
+
+    def _wait(self, client: str) -> float:
+        """Take a token for ``client``: 0 when it may go on, else the seconds until it may."""
+        with self._lock:
+            now = self._clock()
+            tokens, last = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[client] = (tokens, now)
+                return (1 - tokens) / self.rate
+            self._buckets[client] = (tokens - 1, now)
+            if len(self._buckets) > 10_000:  # forget the addresses whose buckets are full again
+                full = [c for c, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst]
+                for c in full:
+                    del self._buckets[c]
+            return 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on, or answer 429 when its address is over the limit."""
+        if scope.get("type") == "http" and scope.get("method") == "POST":
+            client = (scope.get("client") or ("?", 0))[0]
+            wait = self._wait(str(client))
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                body = f'{{"detail": "Too many requests from this address: wait {seconds} s"}}'.encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(seconds).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 429, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def set_aside_orphans(folder: Path, indexed: Iterable[str]) -> list[str]:

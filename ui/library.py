@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag import SUPPORTED_SUFFIXES, Assistant, DocumentRecord, IndexNotFoundError, IndexReport
+from rag import (
+    SUPPORTED_SUFFIXES,
+    Assistant,
+    DocumentRecord,
+    IndexJobError,
+    IndexNotFoundError,
+    IndexReport,
+    IndexWorker,
+)
 
 from .guard import set_aside_orphans
 
@@ -28,6 +36,8 @@ from .guard import set_aside_orphans
 UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 
 FOLDER_NAME = "documents"
+#: Hidden folder (never indexed) where a batch waits while its files are indexed one by one.
+PARKED = ".parked"
 _MAX_STEM = 100
 _UNSAFE = re.compile(r"[^\w.-]+")
 _RUNS = re.compile(r"_{2,}")
@@ -95,12 +105,15 @@ class UploadResult:
 class DocumentLibrary:
     """Add uploaded files to an assistant's index and remove them again.
 
-    ``max_bytes`` limits each upload. One change at a time (a lock); questions are never blocked.
+    ``max_bytes`` limits each upload. One change at a time (a lock); questions are never blocked. With a
+    ``worker`` the files are read and embedded in its child process (memory and time limits): a file
+    that makes it stop is refused with the reason, and the rest of the batch is indexed without it.
     """
 
-    def __init__(self, assistant: Assistant, max_bytes: int) -> None:
+    def __init__(self, assistant: Assistant, max_bytes: int, worker: IndexWorker | None = None) -> None:
         self.assistant = assistant
         self.max_bytes = int(max_bytes)
+        self.worker = worker
         self.folder = Path(assistant.index_dir) / FOLDER_NAME
         self._lock = threading.Lock()
         with self._lock:
@@ -138,10 +151,12 @@ class DocumentLibrary:
         self,
         paths: Sequence[str | Path],
         names: Sequence[str] | None = None,
-        progress: bool = False,
+        progress: bool | Callable[[float], None] = False,
         on_copied: Callable[[Path], None] | None = None,
     ) -> UploadResult:
         """Copy ``paths`` into the documents folder (as ``names``, sanitised) and index them.
+
+        ``progress``: show a progress bar (True), or a function given the fraction done (with a worker).
 
         ``on_copied(path)`` is called for each source file once it has been copied (or refused), e.g.
         to delete an upload's temporary copy. Raises :class:`rag.RagError` only when the index itself
@@ -151,6 +166,7 @@ class DocumentLibrary:
         result = UploadResult()
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.folder / PARKED, ignore_errors=True)  # left by a killed server: never indexed
             self.set_aside_orphans()
             taken = {p.name.casefold() for p in self.folder.iterdir()}
             taken |= {r.source.casefold() for r in self.records()}
@@ -170,7 +186,7 @@ class DocumentLibrary:
                         result.rejected.append((original, outcome[1]))
                 if not copies:
                     return result
-                result.report = self.assistant.index([self.folder], progress=progress)
+                result.report = self._index(copies, result, progress)
             except BaseException:
                 for _, copy in copies:
                     with contextlib.suppress(OSError):
@@ -192,6 +208,38 @@ class DocumentLibrary:
                         copy.unlink()
                     result.rejected.append((original, reason))
         return result
+
+    def _index(
+        self, copies: list[tuple[str, Path]], result: UploadResult, progress: bool | Callable[[float], None]
+    ) -> IndexReport:
+        """Index the folder (in the worker when there is one).
+
+        When the worker is stopped (memory or time), each new copy is indexed alone: those it stops on
+        are refused with the reason and removed (from ``copies`` too), the others are indexed.
+        """
+        if self.worker is None:
+            return self.assistant.index([self.folder], progress=bool(progress))
+        try:
+            return self.worker.index([self.folder], progress=progress if callable(progress) else None)
+        except IndexJobError:
+            pass
+        parked = self.folder / PARKED
+        parked.mkdir(exist_ok=True)
+        for _, copy in copies:
+            os.replace(copy, parked / copy.name)
+        reports: list[IndexReport] = []
+        try:
+            for original, copy in list(copies):
+                os.replace(parked / copy.name, copy)
+                try:
+                    reports.append(self.worker.index([self.folder]))
+                except IndexJobError as exc:
+                    copy.unlink(missing_ok=True)
+                    copies.remove((original, copy))
+                    result.rejected.append((original, str(exc)))
+        finally:
+            shutil.rmtree(parked, ignore_errors=True)
+        return _merged(reports)
 
     def _store(self, path: Path, original: str, taken: set[str]) -> Path | tuple[str, str]:
         """Copy one file in; returns its new path, ("same", name) or ("error", reason)."""
@@ -240,6 +288,21 @@ class DocumentLibrary:
                     with contextlib.suppress(FileNotFoundError):
                         target.unlink()
             return True
+
+
+def _merged(reports: list[IndexReport]) -> IndexReport:
+    """One report for several index runs of the same folder, one after the other."""
+    merged = IndexReport()
+    for report in reports:
+        for name in ("added", "updated", "removed", "failed", "skipped", "duplicates", "notes"):
+            getattr(merged, name).extend(getattr(report, name))
+        merged.chunks_embedded += report.chunks_embedded
+        merged.chunks_reused += report.chunks_reused
+        merged.chunks_total = report.chunks_total
+        merged.seconds += report.seconds
+        merged.extraction.update(report.extraction)
+    merged.unchanged = [s for s in reports[-1].unchanged if s not in merged.added] if reports else []
+    return merged
 
 
 def _unique(name: str, taken: set[str]) -> str:
