@@ -21,6 +21,7 @@ from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load_within
 from .embedding import Embedder
 from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
+from .originals import PAGE_WIDTH, Originals
 from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .stores.index_store import open_store
@@ -408,6 +409,26 @@ class Assistant:
         """Counts and settings of the index."""
         self._check_index()
         return self.store.stats()
+
+    @cached_property
+    def originals(self) -> Originals:
+        """The indexed files: their text and rendered pages (see :mod:`rag.originals`)."""
+        return Originals(self.store, self.settings)
+
+    def document_text(self, source: str) -> str:
+        """The text of indexed document ``source``, into which citations' ``start``/``end`` point."""
+        self._check_index()
+        return self.originals.document(source).text
+
+    def locate(self, source: str, start: int, end: int) -> tuple[int | None, list[tuple[float, float, float, float]]]:
+        """Where characters ``[start, end)`` of ``source`` are: page (None without pages) and boxes (0-1, per line)."""
+        self._check_index()
+        return self.originals.locate(source, start, end)
+
+    def render_page(self, source: str, page: int, width: int = PAGE_WIDTH) -> bytes:
+        """Page ``page`` (1-based) of indexed PDF or image ``source`` as PNG bytes, ``width`` pixels wide."""
+        self._check_index()
+        return self.originals.render_page(source, page, width)
 
     # ------------------------------------------------------------ asking
 

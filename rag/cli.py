@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sources", parents=[common], help="list indexed files with their chunk counts")
     p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("show", parents=[common], help="print an indexed document's text, a cited span marked")
+    p.add_argument("spec", metavar="SOURCE[:START-END]", help="a source name as 'rag sources' lists it, and a span")
+    p.add_argument("--context", type=int, default=400, metavar="N", help="characters shown around the span")
 
     p = sub.add_parser("remove", parents=[common], help="remove a file from the index by its source name")
     p.add_argument("source")
@@ -392,8 +397,40 @@ def _mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+_SPAN = re.compile(r"^(?P<source>.+):(?P<start>\d+)-(?P<end>\d+)$")
+
+
+def _show(args: argparse.Namespace) -> int:
+    """``rag show SOURCE[:START-END]``: the span in its context, marked (the whole text without a span)."""
+    found = _SPAN.match(args.spec)
+    source = found["source"] if found else args.spec
+    text = _assistant(args, build_default=False).document_text(source)
+    if found is None:
+        print(text)
+        return 0
+    start, end = int(found["start"]), int(found["end"])
+    if not 0 <= start < end <= len(text):
+        raise rag.InputError(f"the span {start}-{end} is not inside {source} (0-{len(text)}): take it from a citation")
+    if args.context < 0:
+        raise rag.InputError(f"--context must be 0 or more characters, got {args.context}")
+    lo, hi = max(0, start - args.context), min(len(text), end + args.context)
+    mark, unmark = ("\x1b[7m", "\x1b[0m") if sys.stdout.isatty() else (">>>", "<<<")
+    print(f"{source}, characters {start}-{end} of {len(text)}:\n")
+    print(
+        ("..." if lo else "")
+        + text[lo:start]
+        + mark
+        + text[start:end]
+        + unmark
+        + text[end:hi]
+        + ("..." if hi < len(text) else "")
+    )
+    return 0
+
+
 _COMMANDS = {
     "index": _index,
+    "show": _show,
     "ask": _ask,
     "chat": _chat,
     "sources": _sources,

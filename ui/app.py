@@ -38,7 +38,7 @@ from rag import (
     RagError,
 )
 
-from . import conversations, render
+from . import conversations, render, viewer
 from .examples import examples_for
 from .guard import LoginGate, LoginLimiter, RateLimit, request_limits
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
@@ -625,7 +625,9 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] |
     return user, password
 
 
-def _app_kwargs(api: Any = None, requests: tuple[float, float] | None = None) -> dict[str, Any]:
+def _app_kwargs(
+    api: Any = None, requests: tuple[float, float] | None = None, routes: Sequence[Any] = ()
+) -> dict[str, Any]:
     """FastAPI options: no /docs or /openapi.json, every route behind the login when one is set (the
     OpenAI-compatible routes of ``api``, mounted first, check their own key), POST requests per client
     address limited to ``requests`` (per minute, burst; default from the environment)."""
@@ -638,8 +640,7 @@ def _app_kwargs(api: Any = None, requests: tuple[float, float] | None = None) ->
         "openapi_url": None,
         "middleware": [Middleware(RateLimit, per_minute=per_minute, burst=burst), Middleware(LoginGate)],
     }
-    if api is not None:
-        options["routes"] = list(api.router.routes)
+    options["routes"] = [*routes, *(api.router.routes if api is not None else [])]
     return options
 
 
@@ -672,7 +673,7 @@ def launch(
             server_port=int(port),
             prevent_thread_lock=True,
             auth=LoginLimiter(*auth) if auth else None,
-            app_kwargs=_app_kwargs(api, requests),
+            app_kwargs=_app_kwargs(api, requests, viewer.routes(assistant)),
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
             share=False,

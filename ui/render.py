@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from rag import describe_extraction, escape_html
 
+from .viewer import view_url
+
 if TYPE_CHECKING:
     from rag import Answer, Citation, DocumentRecord, Passage
 
@@ -156,7 +158,7 @@ def _citation_html(c: Citation) -> str:
         if supported
         else f'<span class="rag-badge rag-unsupported" title="{escape_html(UNSUPPORTED_SOURCE)}">unsupported</span>'
     )
-    head = _head_html(c.source, c.section, c.score, f"[{c.n}]", badge)
+    head = _head_html(c.source, c.section, c.score, f"[{c.n}]", badge, view_url(c.source, c.start, c.end, c.highlights))
     body = highlighted_html(c.text, c.start, c.highlights)
     css = "rag-source" if supported else "rag-source rag-source-unsupported"
     return f'<div class="{css}" data-n="{int(c.n)}">{head}<div class="rag-passage">{body}</div></div>'
@@ -167,8 +169,13 @@ def _passage_html(p: Passage) -> str:
     return f'<div class="rag-source">{head}<div class="rag-passage">{escape_html(p.text)}</div></div>'
 
 
-def _head_html(source: str, section: str, score: float, label: str, badge: str = "") -> str:
+def _head_html(source: str, section: str, score: float, label: str, badge: str = "", view: str = "") -> str:
     where = f'<span class="rag-section">{escape_html(section)}</span>' if section else ""
+    if view:
+        where += (
+            f'<a class="rag-view" href="{escape_html(view)}" target="_blank" rel="noopener" '
+            f'title="open the document at this spot">show in document</a>'
+        )
     return (
         f'<div class="rag-source-head"><span class="rag-n">{escape_html(label)}</span>'
         f'<span class="rag-file">{escape_html(source)}</span>{where}{badge}'
