@@ -311,8 +311,10 @@ def test_a_document_with_html_and_script_payloads_renders_as_inert_text(
     # Nothing ran and nothing was injected or fetched ...
     assert watch.dialogs == [], f"a dialog fired: {watch.dialogs}"
     assert page.evaluate("typeof window.__xss") == "undefined", "an injected handler ran"
-    injected = "#rag-chat .message-content :is(img, script, svg, iframe, a, strong, b, .katex)"
+    injected = "#rag-chat .message-content :is(img, script, svg, iframe, a:not(.rag-view), strong, b, .katex)"
     assert page.locator(injected).count() == 0
+    ours = page.locator("#rag-chat .message-content a.rag-view")  # the viewer links the page itself writes
+    assert all(h.startswith("/rag/view/") for h in ours.evaluate_all("els => els.map(e => e.getAttribute('href'))"))
     assert not [url for url in watch.requests if "/leak" in url]
     # ... and the payloads are there, as text.
     passage = page.locator("#rag-chat .rag-source").last

@@ -43,17 +43,19 @@ def page(browser, viewer_app, request: pytest.FixtureRequest):  # noqa: F811
     yield from open_page(browser, viewer_app[0], watch, request)
 
 
-def _open_viewer(page) -> object:
-    """Click the last answer's first "show in document" link; the viewer opens in a new tab."""
-    link = page.locator("#rag-chat .rag-sources").last.locator("a.rag-view").first
-    with page.context.expect_page(timeout=WAIT_MS) as opened:
-        link.click()
-    viewer = opened.value
-    viewer.wait_for_load_state()
-    return viewer
+def _open_viewer(page, marker: bool = True):
+    """Open the viewer panel beside the chat from the last answer's ``[1]`` (or its source's link)."""
+    if marker:
+        page.locator("#rag-chat .rag-answer .rag-cite").last.click()
+    else:
+        page.locator("#rag-chat .rag-sources").last.locator("a.rag-view").first.click()
+    page.locator("#rag-viewer:not([hidden]) iframe").wait_for(state="visible")
+    frame = page.frame_locator("#rag-viewer iframe")
+    frame.locator("body header").wait_for()
+    return frame
 
 
-def test_show_in_document_highlights_the_quoted_sentence_in_view(page, viewer_app) -> None:
+def test_marker_opens_the_viewer_beside_the_chat_with_the_sentence_highlighted_in_view(page, viewer_app) -> None:
     ask(page, SEED_QUESTION)
     viewer = _open_viewer(page)
     mark = viewer.locator("mark.quote").first
@@ -62,21 +64,44 @@ def test_show_in_document_highlights_the_quoted_sentence_in_view(page, viewer_ap
     cited = assistant.ask(SEED_QUESTION).citations[0]
     a, b = cited.highlights[0]
     assert mark.inner_text() == assistant.document_text(cited.source)[a:b]
-    box = mark.bounding_box()
-    height = viewer.evaluate("window.innerHeight")
-    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (box, height)
+    seen = mark.evaluate("e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom, innerHeight]; }")
+    assert seen[0] >= 0 and seen[1] <= seen[2], f"the quoted sentence is not in view: {seen}"
     assert viewer.locator(".passage").count() >= 1
-    viewer.screenshot(path=str(ARTIFACTS / "viewer-text.png"))
+    panel = page.locator("#rag-viewer").bounding_box()
+    chat = page.locator("#rag-chat").bounding_box()
+    assert panel is not None and chat is not None and panel["x"] > chat["x"], "the panel sits beside the chat"
+    page.screenshot(path=str(ARTIFACTS / "viewer-text.png"))
+    page.keyboard.press("Escape")
+    page.locator("#rag-viewer").wait_for(state="hidden")
+
+
+def test_on_a_phone_the_viewer_takes_the_whole_screen(browser, viewer_app) -> None:  # noqa: F811
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    phone.set_default_timeout(WAIT_MS)
+    try:
+        phone.goto(viewer_app[0])
+        phone.wait_for_selector("#rag-question textarea")
+        ask(phone, SEED_QUESTION)
+        _open_viewer(phone, marker=False).locator("mark.quote").first.wait_for()
+        box = phone.locator("#rag-viewer").bounding_box()
+        assert box is not None and box["x"] <= 0 and box["x"] + box["width"] >= 390, box  # its border may stick out
+        phone.screenshot(path=str(ARTIFACTS / "viewer-phone.png"))
+    finally:
+        context.close()
 
 
 def test_a_pdf_citation_opens_its_page_with_the_quoted_lines_boxed(page, viewer_app) -> None:
     ask(page, PDF_QUESTION)
     viewer = _open_viewer(page)
-    viewer.wait_for_function("() => document.querySelector('#page img')?.naturalWidth > 0", timeout=WAIT_MS)
+    viewer.locator("#page img").wait_for()
+    viewer.locator("#page img").evaluate(
+        "img => img.complete && img.naturalWidth > 0 ? 1 : new Promise(ok => img.addEventListener('load', ok))"
+    )
     assistant = Assistant(index_dir=viewer_app[1])
     cited = assistant.ask(PDF_QUESTION).citations[0]
     expected = [b for a, z in cited.highlights for b in assistant.locate(cited.source, a, z)[1]]
-    drawn = viewer.evaluate(
+    drawn = viewer.locator("#page").evaluate(
         """() => [...document.querySelectorAll('#page .box')].map(b => {
             const page = document.querySelector('#page img').getBoundingClientRect(), r = b.getBoundingClientRect();
             return [(r.left - page.left) / page.width, (r.top - page.top) / page.height,
@@ -87,7 +112,7 @@ def test_a_pdf_citation_opens_its_page_with_the_quoted_lines_boxed(page, viewer_
     for got, want in zip(drawn, expected, strict=True):
         assert all(abs(g - w) < 0.01 for g, w in zip(got, want, strict=True)), (got, want)
     assert "page 1 of 1" in viewer.locator(".bar").inner_text()
-    viewer.screenshot(path=str(ARTIFACTS / "viewer-pdf.png"))
+    page.screenshot(path=str(ARTIFACTS / "viewer-pdf.png"))
 
 
 def test_payloads_in_a_document_are_text_and_load_nothing(page, viewer_app) -> None:

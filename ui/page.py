@@ -18,6 +18,16 @@ from __future__ import annotations
 I18N_EN = {"common.complete": "Done", "common.error": "Error"}
 
 CSS_EXTRA = """
+#rag-viewer { position: fixed; top: 0; right: 0; bottom: 0; width: min(50vw, 960px); z-index: 1000;
+  display: flex; flex-direction: column; background: var(--background-fill-primary, #fff);
+  border-left: 1px solid var(--border-color-primary, #d0d7de); box-shadow: -6px 0 18px rgba(0, 0, 0, 0.15); }
+#rag-viewer[hidden] { display: none; }
+#rag-viewer .rag-viewer-bar { display: flex; gap: 12px; align-items: center; padding: 6px 10px;
+  border-bottom: 1px solid var(--border-color-primary, #d0d7de); }
+#rag-viewer .rag-viewer-title { flex: 1; font-weight: 600; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; }
+#rag-viewer iframe { flex: 1; width: 100%; border: 0; }
+#rag-chat a.rag-view { margin-left: 8px; font-size: 0.9em; }
 #rag-chat .rag-cite, #rag-chat .rag-n { color: #1e40af; }
 .dark #rag-chat .rag-cite, .dark #rag-chat .rag-n { color: #93c5fd; }
 .rag-cite[role="link"] { cursor: pointer; text-decoration: underline dotted; text-underline-offset: 2px; }
@@ -107,7 +117,54 @@ PAGE_JS = r"""
     card.setAttribute('tabindex', '-1');
     card.scrollIntoView({block: 'center'});
     card.focus({preventScroll: true});
+    const link = card.querySelector('a.rag-view');
+    if (link) openViewer(link);
   };
+  // The document viewer: a panel beside the chat (the whole screen on a phone) showing the cited spot.
+  const openViewer = (link) => {
+    let panel = document.getElementById('rag-viewer');
+    if (!panel) {
+      panel = document.createElement('aside');
+      panel.id = 'rag-viewer';
+      panel.setAttribute('aria-label', 'Document viewer');
+      const bar = document.createElement('div');
+      bar.className = 'rag-viewer-bar';
+      const title = document.createElement('span');
+      title.className = 'rag-viewer-title';
+      const tab = document.createElement('a');
+      tab.className = 'rag-viewer-tab';
+      tab.target = '_blank';
+      tab.rel = 'noopener';
+      tab.textContent = 'open in a new tab';
+      const close = document.createElement('button');
+      close.type = 'button';
+      close.className = 'rag-viewer-close';
+      close.textContent = 'Close';
+      close.addEventListener('click', () => { panel.hidden = true; });
+      bar.append(title, tab, close);
+      const frame = document.createElement('iframe');
+      frame.title = 'Cited document';
+      panel.append(bar, frame);
+      document.body.append(panel);
+      document.addEventListener('keydown', (e) => { if (e.key === 'Escape') panel.hidden = true; });
+      const phone = window.matchMedia('(max-width: 600px)');  // the whole screen on a phone
+      const fit = () => { panel.style.width = phone.matches ? '100vw' : ''; };
+      phone.addEventListener('change', fit);
+      fit();
+    }
+    const card = link.closest('.rag-source');
+    panel.querySelector('.rag-viewer-title').textContent =
+      ((card && card.querySelector('.rag-file')) || link).textContent;
+    panel.querySelector('.rag-viewer-tab').href = link.href;
+    panel.querySelector('iframe').src = link.href;
+    panel.hidden = false;
+  };
+  document.addEventListener('click', (event) => {
+    const link = event.target && event.target.closest && event.target.closest('#rag-chat a.rag-view');
+    if (!link) return;
+    event.preventDefault(); event.stopPropagation();
+    openViewer(link);
+  }, true);
   // Copy buttons: the message as people read it (its text and its sources), not its HTML.
   const copyText = (button) => {
     let row = button.closest('.message-buttons');
