@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from rag.answers import answer_kind
+from rag.extractive import answer_kind
 from rag.generation import support
 
 SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad-dev"

@@ -16,12 +16,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ask": "assistant",
     "Assistant": "assistant",
-    "IndexReport": "assistant",
+    "IndexReport": "types",
     "RayIndexer": "distributed",
-    "Answer": "answers",
-    "Citation": "answers",
-    "Passage": "answers",
-    "Claim": "answers",
+    "Answer": "types",
+    "Citation": "types",
+    "Passage": "types",
+    "Claim": "types",
     "ChatSession": "conversation",
     "Generator": "generation",
     "LLMClient": "generation",
@@ -102,8 +102,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .answers import Answer, Citation, Claim, Passage
-    from .assistant import Assistant, IndexReport, ask
+    from .assistant import Assistant, ask
     from .config import Settings
     from .conversation import ChatSession
     from .distributed import RayIndexer
@@ -125,3 +124,4 @@ if TYPE_CHECKING:
     from .index_worker import IndexWorker
     from .pdf import describe_extraction
     from .stores import DocumentRecord, FaissStore, VectorStore
+    from .types import Answer, Citation, Claim, IndexReport, Passage

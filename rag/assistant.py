@@ -8,100 +8,34 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answers import Answer, ExtractiveAnswerer, best_first
 from .budgets import Budget
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load_within
 from .embedding import Embedder
 from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
+from .extractive import ExtractiveAnswerer, best_first
 from .originals import PAGE_WIDTH, Originals
 from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .stores.index_store import open_store
 from .stores.records import Changes, DocumentRecord, NewChunk, VectorStore, incompatible_key
+from .text import clean_question
+from .types import Answer, IndexReport
 
 if TYPE_CHECKING:
     from .conversation import ChatSession
     from .generation import Generator
 
-MAX_QUESTION_CHARS = 4000
 MAX_K = 100
 #: Chunks read and embedded together while indexing (memory holds one such group, not the corpus).
 EMBED_GROUP = 2048
-
-
-_PAGE_COUNTS = ("pages", "text_pages", "ocr_pages", "empty_pages", "tables")
-
-
-@dataclass
-class IndexReport:
-    """What one ``index`` run did, file by file."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    #: (path, source) of files not indexed because an indexed file has the same bytes (``source``).
-    duplicates: list[tuple[str, str]] = field(default_factory=list)
-    #: Files indexed with a remark, e.g. the legacy encoding their text was guessed to be in.
-    notes: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
-    chunks_total: int = 0
-    seconds: float = 0.0
-    #: PDFs and images read this run: what extraction found in each (pages, OCR, tables, warnings).
-    extraction: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def problems(self) -> list[str]:
-        """One line per extraction warning, e.g. "report.pdf: page 12: no text layer, and OCR found none"."""
-        return [f"{source}: {w}" for source, r in sorted(self.extraction.items()) for w in r.get("warnings", [])]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        data = asdict(self)
-        data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
-        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
-        data["duplicates"] = [{"path": p, "same_as": s} for p, s in self.duplicates]
-        data["notes"] = [{"path": p, "note": n} for p, n in self.notes]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IndexReport:
-        """The report :meth:`to_dict` gave (e.g. sent as JSON by an indexing worker process)."""
-        pairs = {"failed": "reason", "skipped": "reason", "duplicates": "same_as", "notes": "note"}
-        names = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in names and key not in pairs}
-        for key, second in pairs.items():
-            values[key] = [(str(item["path"]), str(item[second])) for item in data.get(key, [])]
-        return cls(**values)
-
-    def summary(self) -> str:
-        """One line: counts of what happened."""
-        return (
-            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.removed)} removed, {len(self.failed)} failed, {len(self.skipped)} skipped"
-            f"{f', {len(self.duplicates)} duplicate' if self.duplicates else ''}; "
-            f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
-            f"{self.chunks_total} in the index ({self.seconds:.1f} s)"
-        ) + self._pages_summary()
-
-    def _pages_summary(self) -> str:
-        if not self.extraction:
-            return ""
-        total = {k: sum(int(r.get(k, 0)) for r in self.extraction.values()) for k in _PAGE_COUNTS}
-        return (
-            f"; {total['pages']} pages read ({total['text_pages']} with a text layer, {total['ocr_pages']} by OCR, "
-            f"{total['empty_pages']} empty), {total['tables']} tables"
-        )
 
 
 class Assistant:
@@ -279,9 +213,7 @@ class Assistant:
                 continue
             if old is not None and old.digest == digest:
                 report.unchanged.append(item.source)
-                changes.touches.append(
-                    _record(item, digest, stat, old.format, old.encoding, old.chunks, old.report)
-                )
+                changes.touches.append(_record(item, digest, stat, old.format, old.encoding, old.chunks, old.report))
                 continue
             same = by_digest.get(digest) if stat.st_size else None  # empty files fail on their own
             if old is None and same is not None and same != item.source:
@@ -386,9 +318,10 @@ class Assistant:
         if bar is not None:
             bar.update(size - moved[1])
         for record, hashed, _ in group:
-            yield record, [
-                NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed
-            ]
+            yield (
+                record,
+                [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed],
+            )
 
     def remove(self, source: str) -> bool:
         """Remove one document by its source name; returns whether it was indexed."""
@@ -459,8 +392,8 @@ class Assistant:
 
     def respond(self, question: str, k: int | None = None, search: str | None = None) -> Iterator[str | Answer]:
         """:meth:`stream` for ``question``, retrieving with ``search`` instead when given (a rewritten follow-up)."""
-        question = _clean_question(question)
-        search = question if search is None else _clean_question(search)
+        question = clean_question(question)
+        search = question if search is None else clean_question(search)
         k = self.settings.k if k is None else k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
@@ -474,6 +407,7 @@ class Assistant:
         # Each passage's score becomes its match score (0-1, the scale of min_score); same order.
         scored = self.answerer.rescore(search, passages)
         confidence = max((p.score for p in scored), default=0.0)
+
         def extractive() -> Answer:
             answer = self.answerer.answer(search, passages)
             return answer if search == question else replace(answer, question=question)
@@ -502,20 +436,6 @@ class Assistant:
         from .conversation import ChatSession
 
         return ChatSession(self, k=k)
-
-
-def _clean_question(question: Any) -> str:
-    if not isinstance(question, str):
-        raise InputError(f"the question must be text, got {type(question).__name__}")
-    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question)
-    cleaned = " ".join(cleaned.split())
-    if not cleaned:
-        raise InputError("the question is empty: type a question about your documents")
-    if len(cleaned) > MAX_QUESTION_CHARS:
-        raise InputError(
-            f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it"
-        )
-    return cleaned
 
 
 def _chunk_hash(text: str) -> str:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .answers import STOPWORDS, Answer, content_words
+from .text import STOPWORDS, clean_question, content_words
+from .types import Answer
 
 if TYPE_CHECKING:
     from .assistant import Assistant
@@ -136,7 +137,6 @@ class ChatSession:
         the turns as written when it rewrites the next question); without one, a follow-up gets the
         previous turn's terms, as :meth:`standalone` would have given it.
         """
-        from .assistant import _clean_question as clean_question
 
         question = clean_question(question)
         standalone = question
@@ -144,6 +144,7 @@ class ChatSession:
             last = self.turns[-1]
             standalone = carry_terms(question, last.standalone, last.answer.text)
         self.turns.append(Turn(question, standalone, Answer(question, answer, answered=True)))
+
     def history(self) -> list[dict[str, Any]]:
         """The turns kept for rewriting follow-ups, JSON-ready: question, standalone, answer, answered."""
         return [
@@ -190,7 +191,6 @@ class ChatSession:
 
         ``on_rewrite(standalone)`` is called before the search when the question was rewritten.
         """
-        from .assistant import _clean_question as clean_question
 
         question = clean_question(question)
         standalone, note = self.standalone(question)

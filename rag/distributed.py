@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from .assistant import Assistant, IndexReport, _chunk_hash, _record
+from .assistant import Assistant, _chunk_hash, _record
 from .chunking import Chunker
 from .documents import FoundFile, load
 from .embedding import Embedder
 from .errors import ConfigError, DocumentError, InputError, RagError
 from .stores.records import DocumentRecord, NewChunk
+from .types import IndexReport
 
 #: The environment variable naming the Ray cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``).
 ADDRESS_ENV = "RAG_RAY_ADDRESS"

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answers import Answer, Passage
 from .assistant import Assistant
 from .config import Settings
 from .errors import InputError
+from .types import Answer, Passage
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -1,7 +1,7 @@
 """Generated answers through any OpenAI-compatible server, with citations checked after generation.
 
 The one prompt lives here (:data:`SYSTEM_PROMPT`, :func:`build_messages`, :data:`REWRITE_PROMPT`) and
-is versioned by :data:`PROMPT_VERSION`, which every generated :class:`~rag.answers.Answer` records.
+is versioned by :data:`PROMPT_VERSION`, which every generated :class:`~rag.types.Answer` records.
 
 Flow of one answer (:meth:`Generator.stream`):
 
@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .answers import NOT_FOUND, Answer, Citation, Claim, Passage, content_words, split_sentences
 from .errors import InputError, RagError
+from .text import content_words, split_sentences
+from .types import NOT_FOUND, Answer, Citation, Claim, Passage
 
 if TYPE_CHECKING:
     from .config import Settings

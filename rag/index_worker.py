@@ -49,7 +49,7 @@ class IndexWorker:
         when the child is stopped or dies, and :class:`rag.RagError` with the child's message when
         indexing failed there (the index locked or not writable, say).
         """
-        from .assistant import IndexReport
+        from .types import IndexReport
 
         job = {"settings": _settings_json(self.settings), "paths": [str(p) for p in paths]}
         limit_mb, limit_s = float(self.settings.index_memory_mb), float(self.settings.index_job_seconds)

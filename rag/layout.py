@@ -414,9 +414,6 @@ def lay_out(pages: Sequence[tuple[int, float, float, list[Word]]]) -> Layout:
     return layout
 
 
-
-
-
 def title_of(words: Sequence[Word], max_chars: int = 100) -> str:
     """A first page's title: its rows set in the largest type, when that is clearly larger than the body text."""
     rows = [r for r in rows_of(words) if any(ch.isalpha() for ch in r.text)]

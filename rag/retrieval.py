@@ -8,9 +8,10 @@ from typing import Literal
 
 import numpy as np
 
-from .answers import Passage, content_terms
 from .boxes import boxes_for, parse_layout
 from .stores.records import ChunkRecord, VectorStore
+from .text import content_terms
+from .types import Passage
 
 Fusion = Literal["adaptive", "rrf", "blend", "dense", "bm25"]
 FUSIONS: tuple[str, ...] = ("adaptive", "rrf", "blend", "dense", "bm25")

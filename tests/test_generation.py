@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag import Answer, Assistant, ConfigError, Passage, Settings
-from rag.answers import NOT_FOUND
 from rag.conversation import carry_terms, is_follow_up
 from rag.generation import (
     PROMPT_VERSION,
@@ -31,6 +30,7 @@ from rag.generation import (
     support,
     verify,
 )
+from rag.types import NOT_FOUND
 
 from .conftest import SEED_QUESTION, SEEDS
 from .fake_openai import FakeOpenAI, Reply, Request, free_port
