@@ -25,7 +25,7 @@ _EXPORTS = {
     "ChatSession": "conversation",
     "Generator": "generation",
     "LLMClient": "generation",
-    "GenerationError": "generation",
+    "GenerationError": "errors",
     "answer_options": "generation",
     "Settings": "config",
     "Document": "documents",
@@ -110,6 +110,7 @@ if TYPE_CHECKING:
     from .errors import (
         ConfigError,
         DocumentError,
+        GenerationError,
         IndexCorruptError,
         IndexEmptyError,
         IndexJobError,
@@ -120,7 +121,7 @@ if TYPE_CHECKING:
         InputError,
         RagError,
     )
-    from .generation import GenerationError, Generator, LLMClient, answer_options
+    from .generation import Generator, LLMClient, answer_options
     from .index_worker import IndexWorker
     from .pdf import describe_extraction
     from .stores import DocumentRecord, FaissStore, VectorStore

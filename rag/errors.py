@@ -45,3 +45,7 @@ class InputError(RagError, ValueError):
 
 class IndexJobError(RagError):
     """An indexing job in a worker process was stopped (memory or time limit) or died."""
+
+
+class GenerationError(RagError):
+    """The language model server could not give an answer; the message says why and what to do."""

@@ -152,3 +152,7 @@ def clean_question(question: Any) -> str:
             f"the question is {len(cleaned)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it"
         )
     return cleaned
+
+
+#: ``[n]`` citation markers (also ``[1, 2]``) with the white space before them.
+MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")

@@ -417,7 +417,7 @@ def test_no_index_yet_is_503(tmp_path: Path, launched: Callable[..., SimpleNames
 
 def test_answer_options_are_checked_and_scoped() -> None:
     from rag import InputError, answer_options
-    from rag.generation import _OPTIONS
+    from rag.generation.client import _OPTIONS
 
     for bad in ({"temperature": 3}, {"temperature": True}, {"max_tokens": 0}, {"max_tokens": 2.5}):
         with pytest.raises(InputError), answer_options(**bad):
