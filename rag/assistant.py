@@ -19,7 +19,15 @@ from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import FoundFile, discover, file_digest, load_within
 from .embedding import Embedder
-from .errors import DocumentError, IndexEmptyError, IndexMismatchError, IndexNotFoundError, InputError, RagError
+from .errors import (
+    ConfigError,
+    DocumentError,
+    IndexEmptyError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InputError,
+    RagError,
+)
 from .extractive import ExtractiveAnswerer, best_first
 from .originals import PAGE_WIDTH, Originals
 from .pdf import EXTRACTOR
@@ -79,6 +87,21 @@ class Assistant:
     def answerer(self) -> ExtractiveAnswerer:
         """Builds extractive answers."""
         return ExtractiveAnswerer(self.settings.max_answer_sentences, self.settings.min_score)
+
+    def configure(self, **changes: Any) -> Settings:
+        """Change settings of this assistant (validated like :meth:`Settings.replace`); returns the new ones.
+
+        Meant for the language-model fields (``llm_base_url``, ``llm_model``, ``llm_api_key``,
+        ``llm_timeout``) and answer options; the next question uses them. Fields that shape the index
+        (model, chunking, where the index or vectors live) cannot change under an open index: make a
+        new :class:`Assistant` for those.
+        """
+        fixed = sorted(set(changes) & _INDEX_FIELDS)
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} cannot change on an open index: make a new Assistant")
+        with self._write_lock:
+            self.settings = self.settings.replace(**changes)
+        return self.settings
 
     @property
     def generator(self) -> Generator | None:
@@ -436,6 +459,10 @@ class Assistant:
         from .conversation import ChatSession
 
         return ChatSession(self, k=k)
+
+
+#: Settings that shape the index: fixed for the life of an :class:`Assistant`.
+_INDEX_FIELDS = frozenset({"index_dir", "model", "chunk_tokens", "chunk_overlap", "vector_store", "precision"})
 
 
 def _chunk_hash(text: str) -> str:

@@ -144,6 +144,7 @@ class ChatSession:
             last = self.turns[-1]
             standalone = carry_terms(question, last.standalone, last.answer.text)
         self.turns.append(Turn(question, standalone, Answer(question, answer, answered=True)))
+        del self.turns[: -self.memory]  # only the last few turns are used for rewriting
 
     def history(self) -> list[dict[str, Any]]:
         """The turns kept for rewriting follow-ups, JSON-ready: question, standalone, answer, answered."""
@@ -206,6 +207,7 @@ class ChatSession:
             yield item
         if final is not None:
             self.turns.append(Turn(question, standalone, final))
+            del self.turns[: -self.memory]  # only the last few turns are used for rewriting
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Like :meth:`Assistant.ask`, for the next question of the conversation."""

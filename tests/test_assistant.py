@@ -449,3 +449,18 @@ def test_empty_files_fail_as_empty_not_as_duplicates(assistant_factory, tmp_path
     report = assistant_factory().index([corpus])
     assert report.duplicates == []
     assert sorted(Path(p).name for p, _ in report.failed) == ["empty.md", "zero.txt"]
+
+
+def test_settings_change_through_configure_validated(tmp_path: Path) -> None:
+    from rag import Assistant, ConfigError
+
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assert assistant.generator is None
+    settings = assistant.configure(llm_base_url="http://127.0.0.1:9/v1", llm_model="m")
+    assert assistant.settings is settings and settings.llm_model == "m" and assistant.generator is not None
+    with pytest.raises(ConfigError, match="llm_base_url"):
+        assistant.configure(llm_base_url="ftp://nowhere")
+    assert assistant.settings.llm_base_url == "http://127.0.0.1:9/v1", "a refused change changes nothing"
+    with pytest.raises(ConfigError, match="chunk_tokens cannot change on an open index"):
+        assistant.configure(chunk_tokens=100)
+    assert assistant.configure(llm_base_url="").llm_base_url == "" and assistant.generator is None

@@ -43,7 +43,7 @@ from .examples import examples_for
 from .guard import LoginGate, LoginLimiter, RateLimit, request_limits
 from .library import UPLOAD_SUFFIXES, DocumentLibrary, UploadResult
 from .llm import LLMSettings, for_page
-from .page import CSS_EXTRA, I18N_EN, PAGE_JS
+from .page import CSS, I18N_EN, PAGE_JS
 
 log = logging.getLogger("ui")
 
@@ -51,62 +51,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 NO_INDEX = "No documents are indexed yet: add some in the Documents tab, or run 'rag index PATH'."
 
-CSS = """
-.rag-question { white-space: pre-wrap; }
-.rag-answer { white-space: pre-wrap; line-height: 1.55; }
-.rag-cite { font-weight: 700; color: var(--color-accent); white-space: nowrap; }
-.rag-pending { color: var(--body-text-color-subdued); font-style: italic; }
-.rag-refusal { border-left: 4px solid #d97706; background: rgba(245, 158, 11, 0.12);
-  padding: 8px 12px; border-radius: 6px; }
-.rag-refusal-label { display: block; font-weight: 700; color: #b45309; margin-bottom: 2px; }
-.rag-refusal-text { font-style: italic; white-space: pre-wrap; }
-.rag-note { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); white-space: pre-wrap; }
-.rag-searched { margin-bottom: 6px; font-size: 0.88em; color: var(--body-text-color-subdued); }
-.rag-searched-label { font-variant: small-caps; margin-right: 2px; }
-.rag-searched-q { font-style: italic; }
-.rag-generator { margin-top: 6px; font-size: 0.82em; color: var(--body-text-color-subdued); }
-.rag-unsupported-claim { text-decoration: underline wavy #dc2626; text-decoration-thickness: 1px;
-  text-underline-offset: 3px; }
-.rag-badge { font-size: 0.8em; font-weight: 700; border-radius: 4px; padding: 0 6px; }
-.rag-unsupported { background: #fee2e2; color: #b91c1c; border: 1px solid #fca5a5; }
-.rag-source-unsupported { border-color: #fca5a5; }
-#rag-llm-current { font-size: 0.95em; padding: 4px 2px; }
-.rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.10);
-  padding: 8px 12px; border-radius: 6px; white-space: pre-wrap; }
-.rag-error-label { font-weight: 700; color: #b91c1c; margin-right: 4px; }
-.rag-sources { display: flex; flex-direction: column; gap: 10px; }
-.rag-source { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 6px 10px; }
-.rag-source-head { display: flex; flex-wrap: wrap; gap: 8px; align-items: baseline; font-size: 0.92em; }
-.rag-n { font-weight: 700; color: var(--color-accent); }
-.rag-file { font-weight: 600; font-family: var(--font-mono); overflow-wrap: anywhere; }
-.rag-section { color: var(--body-text-color-subdued); }
-.rag-section::before { content: "§ "; }
-.rag-score { margin-left: auto; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
-.rag-passage { white-space: pre-wrap; font-size: var(--text-md); line-height: 1.5; margin-top: 4px;
-  max-height: 18em; overflow-y: auto; }
-#rag-chat .rag-passage, #rag-chat .rag-passage * { font-size: var(--text-md); }
-#rag-chat .rag-passage mark { background: #fde68a; color: #1f2937; border-radius: 2px; padding: 0 1px; }
-.rag-closest .rag-source { border-style: dashed; }
-.rag-docs { width: 100%; border-collapse: collapse; font-size: 0.95em; }
-#rag-documents table.rag-docs th, #rag-documents table.rag-docs td { text-align: left; padding: 6px 10px;
-  border: none; border-bottom: 1px solid var(--border-color-primary); }
-#rag-documents table.rag-docs, #rag-documents table.rag-docs tr { border: none; }
-#rag-documents table.rag-docs th { font-weight: 600; }
-#rag-documents table.rag-docs th.rag-num { text-align: right; }
-#rag-documents table.rag-docs td.rag-num { text-align: right; font-variant-numeric: tabular-nums; }
-.rag-doc-name { font-family: var(--font-mono); overflow-wrap: anywhere; }
-.rag-doc-extract, .rag-doc-warn { font-family: var(--font); font-size: 0.85em; }
-.rag-doc-warn { color: #8a4b00; }
-.rag-docs-empty { color: var(--body-text-color-subdued); padding: 8px; }
-.rag-stats { display: flex; flex-wrap: wrap; gap: 18px; padding: 4px 2px; }
-.rag-stat-path { font-family: var(--font-mono); overflow-wrap: anywhere; }
-.rag-status { margin: 0; padding-left: 1.2em; }
-.rag-status-ok { color: #15803d; }
-.rag-status-same { color: var(--body-text-color-subdued); }
-.rag-status-error { color: #b91c1c; }
-.rag-status-warning { color: #b45309; }
-"""
-CSS += CSS_EXTRA
 
 Message = dict[str, Any]
 
@@ -187,7 +131,6 @@ def build_app(
                     "metadata": {"title": render.sources_title(answer)},
                 }
             )
-            del session.turns[: -session.memory]  # only the last few turns are used for rewriting
         yield messages, "", session
 
     def use_example(event: gr.SelectData) -> str:

@@ -145,7 +145,7 @@ class LLMSettings:
             with self._lock:
                 current = self.assistant.settings
                 self._last_url = kept or current.llm_base_url or self._last_url
-                self.assistant.settings = current.replace(llm_base_url="")
+                self.assistant.configure(llm_base_url="")
             message = "Applied: answers are extractive, quoted from the documents (no language model)."
             if kept:
                 message += f" The server URL {kept} is kept for later: pick a model and press Apply to use it."
@@ -159,7 +159,9 @@ class LLMSettings:
         settings = self._replace(llm_base_url=url, llm_model=model, llm_api_key=key)
         warning = self._confirm(url, key, model, settings)
         with self._lock:
-            self.assistant.settings = settings
+            self.assistant.configure(
+                llm_base_url=settings.llm_base_url, llm_model=settings.llm_model, llm_api_key=settings.llm_api_key
+            )
             self._last_url = url
             if key:
                 self._keys[url] = key

@@ -14,42 +14,13 @@ No document text goes through the script: it only reads what the page already sh
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Gradio's own wording that its English bundle lacks (a live region otherwise reads "common.complete").
 I18N_EN = {"common.complete": "Done", "common.error": "Error"}
 
-CSS_EXTRA = """
-#rag-viewer { position: fixed; top: 0; right: 0; bottom: 0; width: min(50vw, 960px); z-index: 1000;
-  display: flex; flex-direction: column; background: var(--background-fill-primary, #fff);
-  border-left: 1px solid var(--border-color-primary, #d0d7de); box-shadow: -6px 0 18px rgba(0, 0, 0, 0.15); }
-#rag-viewer[hidden] { display: none; }
-#rag-viewer .rag-viewer-bar { display: flex; gap: 12px; align-items: center; padding: 6px 10px;
-  border-bottom: 1px solid var(--border-color-primary, #d0d7de); }
-#rag-viewer .rag-viewer-title { flex: 1; font-weight: 600; overflow: hidden; text-overflow: ellipsis;
-  white-space: nowrap; }
-#rag-viewer iframe { flex: 1; width: 100%; border: 0; }
-#rag-chat a.rag-view { margin-left: 8px; font-size: 0.9em; }
-#rag-chat .rag-cite, #rag-chat .rag-n { color: #1e40af; }
-.dark #rag-chat .rag-cite, .dark #rag-chat .rag-n { color: #93c5fd; }
-.rag-cite[role="link"] { cursor: pointer; text-decoration: underline dotted; text-underline-offset: 2px; }
-.rag-cite[role="link"]:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 1px; }
-#rag-chat .thought-group .title button { pointer-events: none; }
-.rag-status-ok { color: #166534; }
-.rag-status-error { color: #991b1b; }
-.rag-status-warning { color: #92400e; }
-.dark .rag-status-ok { color: #86efac; }
-.dark .rag-status-error { color: #fca5a5; }
-.dark .rag-status-warning { color: #fcd34d; }
-.rag-source.rag-target { outline: 3px solid var(--color-accent); outline-offset: 2px; }
-.rag-upload-hint { font-size: 0.9em; color: var(--body-text-color-subdued); padding: 2px; }
-.rag-score-note { font-size: 0.85em; color: var(--body-text-color-subdued); padding: 0 2px; }
-.rag-docs-wrap { max-width: 100%; overflow-x: auto; }
-#rag-documents table.rag-docs td.rag-doc-name { min-width: 9em; overflow-wrap: anywhere; word-break: normal; }
-@media (max-width: 640px) {
-  #rag-documents table.rag-docs .rag-col-wide { display: none; }
-  #rag-documents table.rag-docs th, #rag-documents table.rag-docs td { padding: 6px 6px; }
-  #rag-upload-status .rag-status { overflow-wrap: anywhere; }
-}
-"""
+#: The page's style sheet (ui/app.css), read once.
+CSS = Path(__file__).with_name("app.css").read_text(encoding="utf-8")
 
 PAGE_JS = r"""
 () => {
@@ -205,4 +176,4 @@ PAGE_JS = r"""
 }
 """
 
-__all__ = ["CSS_EXTRA", "I18N_EN", "PAGE_JS"]
+__all__ = ["CSS", "I18N_EN", "PAGE_JS"]
