@@ -24,12 +24,18 @@ import numpy as np
 
 from .errors import ConfigError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# oneDNN keeps compiled kernels per matrix shape (1,024 by default); length-sorted batches have a new
-# shape almost every time, so a large cache only grows (measured: +120 MiB on squad-dev, no speed-up).
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+
+def _prepare_environment() -> None:
+    """Settings the model libraries read when they load (not on ``import rag``: only when a model loads).
+
+    No hub (the model is a local folder), no tokenizer threads of their own, and a small oneDNN kernel
+    cache: length-sorted batches have a new shape almost every time, so a large cache only grows
+    (measured: +120 MiB on squad-dev, no speed-up). Variables the user set are kept.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 
 class WordPieceTokenizer:
@@ -240,6 +246,7 @@ def plain_bert_config(path: Path) -> dict[str, Any] | None:
 
 def bert_tokenizer(path: Path, max_tokens: int) -> Any:
     """The folder's ``tokenizer.json`` as the model reads it: special tokens added, truncated, unpadded."""
+    _prepare_environment()
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -452,6 +459,7 @@ SMALL_JOB_TOKENS = 1500
 def _load_model(path: Path) -> Any:
     """Load a model folder once per process and share it between embedders."""
     key = str(path.resolve())
+    _prepare_environment()
     with _MODELS_LOCK:
         if key not in _MODELS:
             import logging
@@ -479,6 +487,7 @@ def _load_model(path: Path) -> Any:
 def _load_torch_bert(path: Path, max_tokens: int, precision: str) -> TorchBert:
     """Load a plain BERT folder into a :class:`TorchBert` once per process and precision."""
     key = f"torch-bert:{path.resolve()}:{max_tokens}:{precision}"
+    _prepare_environment()
     with _MODELS_LOCK:
         if key not in _MODELS:
             config = plain_bert_config(path)
