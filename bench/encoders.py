@@ -89,19 +89,11 @@ def _onnx(model_path: Path, folder: Path, quantize: bool) -> Any:
 
 
 def _onnx_encode(session: Any, tokenizer: Any, texts: list[str], budget: int = 2048) -> np.ndarray:
-    ids = [e.ids for e in tokenizer.encode_batch(texts)]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
-    out = np.empty((len(ids), 384), dtype=np.float32)
-    first = 0
-    while first < len(order):
-        longest = max(1, len(ids[order[first]]))
-        batch = order[first : first + max(1, budget // longest)]
-        first += len(batch)
-        tokens = np.zeros((len(batch), longest), dtype=np.int64)
-        mask = np.zeros((len(batch), longest), dtype=np.int64)
-        for row, i in enumerate(batch):
-            tokens[row, : len(ids[i])] = ids[i]
-            mask[row, : len(ids[i])] = 1
+    from rag.embedding import padded_batches
+
+    out = np.empty((len(texts), 384), dtype=np.float32)
+    for batch, tokens, flags in padded_batches([e.ids for e in tokenizer.encode_batch(texts)], budget):
+        mask = flags.astype(np.int64)
         (hidden,) = session.run(None, {"input_ids": tokens, "attention_mask": mask, "token_type_ids": 0 * tokens})
         pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
         out[batch] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

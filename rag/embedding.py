@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -367,20 +367,10 @@ class TorchBert:
         """Normalised mean-pooled vectors of ``texts`` in order, float32, shape (n, dimension)."""
         torch = self.torch
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        first = 0
         with torch.inference_mode():
-            while first < len(order):
-                longest = max(1, len(ids[order[first]]))
-                batch = order[first : first + max(1, token_budget // longest)]
-                first += len(batch)
-                tokens = torch.zeros((len(batch), longest), dtype=torch.long)
-                mask = torch.zeros((len(batch), longest), dtype=torch.bool)
-                for row, i in enumerate(batch):
-                    tokens[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
-                    mask[row, : len(ids[i])] = True
-                out[batch] = self._forward(tokens, mask).numpy()
+            for batch, tokens, mask in padded_batches(ids, token_budget):
+                out[batch] = self._forward(torch.from_numpy(tokens), torch.from_numpy(mask)).numpy()
                 if progress is not None:
                     progress(len(batch))
         _return_freed_memory()
@@ -417,6 +407,23 @@ class TorchBert:
         weights = mask.unsqueeze(-1).to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return functional.normalize(pooled, dim=-1)
+
+
+def padded_batches(ids: Sequence[Sequence[int]], token_budget: int) -> Iterator[tuple[list[int], Any, Any]]:
+    """Token-id lists sorted by length and cut into batches of at most ``token_budget`` padded pieces:
+    ``(positions in ids, tokens int64 (rows, longest), mask bool)`` per batch; padding stays a few percent."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    first = 0
+    while first < len(order):
+        longest = max(1, len(ids[order[first]]))
+        batch = order[first : first + max(1, token_budget // longest)]
+        first += len(batch)
+        tokens = np.zeros((len(batch), longest), dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.bool_)
+        for row, i in enumerate(batch):
+            tokens[row, : len(ids[i])] = ids[i]
+            mask[row, : len(ids[i])] = True
+        yield batch, tokens, mask
 
 
 def _return_freed_memory() -> None:
