@@ -91,6 +91,7 @@ bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/pdf_eval.py
 	$(BIN)/python bench/index_speed.py
 	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/index_memory.py
 	$(BIN)/python bench/vector_scale.py --n 1000000
 
