@@ -23,6 +23,7 @@ from rag import ConfigError, Settings
 from rag.documents import decode_text, html_to_text, load
 
 from .conftest import write
+from .helpers import resident_peak
 
 RAG = [sys.executable, "-m", "rag.cli"]
 MB = 1 << 20
@@ -86,13 +87,16 @@ def rewrite_docx(
 
 
 def run_watched(args: list[str], limit: float, timeout: float = 600) -> tuple[int, str, str, int]:
-    """Run a command; returns (exit code, stdout, stderr, peak RSS in bytes). Killed past ``limit`` bytes."""
+    """Run a command; returns (exit code, stdout, stderr, peak RSS in bytes, polled every 50 ms).
+    Killed past ``limit`` bytes."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=out, stderr=err)
         deadline = time.monotonic() + timeout
         killed = ""
+        peak = 0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            peak = max(peak, resident_peak(proc.pid))
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             try:
@@ -106,7 +110,7 @@ def run_watched(args: list[str], limit: float, timeout: float = 600) -> tuple[in
         out.seek(0)
         err.seek(0)
         assert not killed, f"{args[3:5]}: {killed}"
-        return os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode(), usage.ru_maxrss * 1024
+        return os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode(), peak
 
 
 PARAGRAPH = b"<w:p><w:r><w:t>zip bomb paragraph text</w:t></w:r></w:p>" * 1000

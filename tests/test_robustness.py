@@ -32,6 +32,7 @@ from rag.errors import DocumentError
 
 from .conftest import FACTS as SHARED_FACTS
 from .conftest import ROOT, encrypted_pdf, write
+from .helpers import resident_peak
 from .test_chunking import check_chunks, make_long_text
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -166,8 +167,10 @@ def run_measured(args: list[str], timeout: float) -> tuple[int, str, str, int, f
         began = time.perf_counter()
         proc = subprocess.Popen(args, stdout=out, stderr=err)
         deadline = began + timeout
+        peak = 0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            peak = max(peak, resident_peak(proc.pid))
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
@@ -179,7 +182,7 @@ def run_measured(args: list[str], timeout: float) -> tuple[int, str, str, int, f
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss * 1024, seconds
+        return proc.returncode, out.read().decode(), err.read().decode(), peak, seconds
 
 
 def test_hostile_corpus_is_indexed_or_reported(tmp_path: Path) -> None:
