@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -387,6 +388,14 @@ class Assistant:
         return self.originals.render_page(source, page, width)
 
     # ------------------------------------------------------------ asking
+
+    def warm(self) -> None:
+        """Load the model, the vector index and the keyword counts now, for a process that will answer
+        many questions (the web chat, the API and MCP servers): questions are then embedded by torch,
+        faster than the NumPy path a one-shot ``rag ask`` uses to start quickly."""
+        self.embedder.warm()
+        with contextlib.suppress(IndexNotFoundError):
+            self.store.warm()
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Answer ``question`` from the index, with ``[n]`` citations.

@@ -387,7 +387,7 @@ def _mcp(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise rag.ConfigError(f"the MCP server cannot start ({exc}): run 'make install' or 'pip install mcp'") from exc
     assistant = _assistant(args)
-    assistant.embedder.encode_query("warm-up")  # load the model now, not on the first call
+    assistant.warm()  # load the model and the index now, not on the first call
     if args.http is None:
         mcp_server.run_stdio(assistant, allow_write=args.allow_write)
         return 0

@@ -194,3 +194,19 @@ def test_index_structure_follows_size(tmp_path: Path, monkeypatch: pytest.Monkey
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["faiss_index"]["type"].startswith("IndexIDMap2"), "shrunk below the limit: exact again"
     assert os.path.exists(tmp_path / "idx" / "store.sqlite")
+
+
+def test_warm_embeds_questions_through_torch(reference: np.ndarray) -> None:
+    """After warm() (what the servers call) questions go through the loaded torch model, same vectors."""
+    from rag.embedding import TorchBert
+
+    embedder = Embedder(packaged_model_path())
+    numpy_vectors = [embedder.encode_query(text) for text in TEXTS]
+    embedder.warm()
+    assert isinstance(embedder._model, TorchBert)
+    for text, ref, before in zip(TEXTS, reference, numpy_vectors, strict=True):
+        vector = embedder.encode_query(text)
+        assert vector.shape == (384,) and vector.dtype == np.float32
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+        floor = 0.9999 if embedder.precision == "fp32" else 0.999
+        assert float(vector @ ref) >= floor and float(vector @ before) >= floor, text[:40]

@@ -673,7 +673,7 @@ def serve(
         summary = f"{stats['documents']} file(s), {stats['chunks']} chunks in {assistant.index_dir}"
     except IndexNotFoundError:
         summary = f"no index yet at {assistant.index_dir}: upload documents in the Documents tab"
-    assistant.embedder.encode_query("warm-up")  # load the model now, not on the first question
+    assistant.warm()  # load the model and the index now, not on the first question
 
     app, url = launch(assistant, host, port, auth=auth, block=False, api=openai_api)
     announce(f"rag: web chat at {url} ({summary}); Ctrl-C to stop")

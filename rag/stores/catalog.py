@@ -13,7 +13,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexMismatchError
-from . import fs, fulltext, manifest
+from . import fs, fulltext, manifest, term_counts
 from .manifest import MANIFEST
 from .records import Changes, ChunkRecord, DocumentRecord
 from .sqlite_file import SQLiteFile
@@ -90,6 +90,7 @@ class Catalog(SQLiteFile):
         self.lock_timeout = lock_timeout
         #: Whether the ``vector`` column keeps each chunk's vector (else b"").
         self.keep_vectors = keep_vectors
+        self._counts: term_counts.TermCounts | None = None
 
     # ------------------------------------------------------------ creating and dropping
 
@@ -271,7 +272,24 @@ class Catalog(SQLiteFile):
     def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
         """The keyword index's best chunks for ``terms`` (see :mod:`rag.stores.fulltext`)."""
         with self.db() as conn:
-            return fulltext.search(conn, terms, k)
+            return fulltext.search(conn, terms, k, self._term_counts(conn))
+
+    def _term_counts(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
+        """Chunks per common term on a large index (None on a small one, or while they are first read)."""
+        largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+        if largest < term_counts.COUNT_FROM_CHUNKS:
+            return None
+        if self._counts is None or self._counts.database != self.database:
+            self._counts = term_counts.TermCounts(self.database)
+        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return self._counts.get(int(json.loads(row[0])) if row else 0)
+
+    def warm(self) -> None:
+        """Read what searches use before the first question: the term counts of a large index."""
+        with self.db() as conn:
+            self._term_counts(conn)
+        if self._counts is not None:
+            self._counts.wait()
 
     # ------------------------------------------------------------ writing
 

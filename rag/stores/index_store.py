@@ -90,6 +90,12 @@ class IndexStore:
         """Stored vectors by chunk id."""
         return self.index.vectors(ids)
 
+    def warm(self) -> None:
+        """Load what searches use now (the vector index, a large index's term counts), not on the first question."""
+        if self.catalog.exists():
+            self.index.count()
+            self.catalog.warm()
+
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids by inner product (cosine for normalised vectors), best first."""
         return self.index.search(vector, k)

@@ -112,6 +112,9 @@ class VectorStore(Protocol):
     def apply(self, changes: Changes) -> None:
         """Apply ``changes`` atomically."""
 
+    def warm(self) -> None:
+        """Load what searches use now rather than on the first question."""
+
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids to ``vector`` with their cosine similarity, best first."""
 

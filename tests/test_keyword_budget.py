@@ -1,0 +1,77 @@
+"""Keyword search on a large index leaves out the words that are everywhere (rag.stores.fulltext.plan).
+
+The store here is a real catalog and FAISS index with fake 16-d vectors; the size threshold and the
+budget are lowered so that a few dozen chunks behave like a large index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rag import Settings
+from rag.stores import Changes, fulltext, open_store, term_counts
+
+from .test_store_contract import CONFIG, document
+
+
+def test_plan_keeps_the_rarest_words_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 100)
+    counts = {"common": 90, "team": 60, "bowl": 30, "afc": 5}
+    words = ["common", "team", "bowl", "afc", "unseen"]
+    assert fulltext.plan(words, None) == words  # a small index: every word
+    assert fulltext.plan(["common", "team"], {}) == ["common", "team"]  # no counts known: every word
+    # Rarest first while they fit: unseen (0) + afc (5) + bowl (30) = 35; + team (60) = 95; + common: over.
+    assert fulltext.plan(words, counts) == ["unseen", "afc", "bowl", "team"]
+    # Every word over the budget: the rarest one is still searched.
+    assert fulltext.plan(["common", "team"], {"common": 500, "team": 400}) == ["team"]
+    # Words are counted by the index's terms: "represented" is the term "repres", "manning's" two terms.
+    assert fulltext.plan(["represented", "rare"], {"repres": 101}) == ["rare"]
+    assert fulltext.plan(["manning's", "rare"], {"man": 50, "s": 60}) == ["rare"]
+
+
+def test_query_words_become_the_terms_the_index_holds(tmp_path: Path) -> None:
+    words = ["Represented", "manning's", "Über", "broadcasted", "50th", "teams"]
+    conn = sqlite3.connect(tmp_path / "t.sqlite")
+    conn.executescript(fulltext.SCHEMA)
+    for i, word in enumerate(words):
+        conn.execute("INSERT INTO chunks_fts(rowid, title, text) VALUES (?, '', ?)", (i, word))
+    conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, chunks_fts, instance)")
+    held: dict[int, list[str]] = {}
+    for doc, term in conn.execute("SELECT doc, term FROM temp.v ORDER BY doc, offset"):
+        held.setdefault(int(doc), []).append(term)
+    assert term_counts.Tokenizer(fulltext.TOKENIZE).terms(words) == [held[i] for i in range(len(words))]
+    assert held[1] == ["man", "s"] and held[0] == ["repres"]
+
+
+def test_a_large_index_searches_its_rarest_words_and_recounts_after_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
+    monkeypatch.setattr(term_counts, "MIN_KEPT", 1)
+    monkeypatch.setattr(term_counts, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    store = open_store(Settings(index_dir=tmp_path / "index"))
+    store.create(CONFIG)
+    texts = [f"weather report number {i}" for i in range(30)] + ["weather over the fjord", "a fjord at dawn"]
+    with store.writer():
+        store.apply(Changes(upserts=[document("a.txt", texts)]))
+    store.warm()
+    by_id = {c.id: c.text for c in store.document_chunks("a.txt")}
+    found = [by_id[i] for i, _ in store.keyword_search(["weather", "fjord"], 50)]
+    # "weather" is in 31 chunks (over the budget of 10): only "fjord" is searched.
+    assert sorted(found) == ["a fjord at dawn", "weather over the fjord"]
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 1000)  # within the budget: every word, as before
+    assert len(store.keyword_search(["weather", "fjord"], 50)) == 32
+
+    # After a change the counts are read again: "fjord" is now the common word, "weather" the rare one.
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    more = [f"fjord number {i}" for i in range(40)]
+    with store.writer():
+        store.apply(Changes(upserts=[document("a.txt", ["weather alone", *more], digest="d2")]))
+    store.warm()
+    by_id = {c.id: c.text for c in store.document_chunks("a.txt")}
+    assert [by_id[i] for i, _ in store.keyword_search(["weather", "fjord"], 50)] == ["weather alone"]
+    store.close()
