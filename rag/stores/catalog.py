@@ -91,6 +91,7 @@ class Catalog(SQLiteFile):
         #: Whether the ``vector`` column keeps each chunk's vector (else b"").
         self.keep_vectors = keep_vectors
         self._counts: term_counts.TermCounts | None = None
+        self._counts_epoch = -1
 
     # ------------------------------------------------------------ creating and dropping
 
@@ -279,8 +280,8 @@ class Catalog(SQLiteFile):
         largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
         if largest < term_counts.COUNT_FROM_CHUNKS:
             return None
-        if self._counts is None or self._counts.database != self.database:
-            self._counts = term_counts.TermCounts(self.database)
+        if self._counts is None or self._counts_epoch != self.epoch:  # none yet, or the file was replaced
+            self._counts, self._counts_epoch = term_counts.TermCounts(self.database), self.epoch
         row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return self._counts.get(int(json.loads(row[0])) if row else 0)
 
