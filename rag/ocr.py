@@ -2,13 +2,16 @@
 
 Used only where a page has no usable text layer. Pages are rendered with PDFium at :data:`OCR_DPI`
 and read by the ``tesseract`` program (Debian packages ``tesseract-ocr`` and ``tesseract-ocr-eng``)
-through pytesseract, two pages at a time (one per core).
+run as a subprocess (TSV output), two pages at a time (one per core).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
+import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,21 +38,31 @@ def available() -> bool:
 
 def image_words(image: Any, scale: float = 1.0) -> list[Word]:
     """Words Tesseract reads in a PIL image; boxes divided by ``scale`` (pixels per output unit)."""
-    import pytesseract
-
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     # Pages are read two at a time (one per core): one thread each, or Tesseract's OpenMP oversubscribes.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    # Only Tesseract's own environment gets the limit: set in this process, OMP_THREAD_LIMIT=1 reaches
+    # torch, whose bf16 matrix products then come out wrong (measured: cosine 0.12 to the right vector).
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    command = ["tesseract", "stdin", "stdout", "-l", "eng", "tsv"]
     try:
-        data = pytesseract.image_to_data(image, lang="eng", output_type=pytesseract.Output.DICT, timeout=PAGE_TIMEOUT)
-    except RuntimeError as exc:  # pytesseract's timeout
-        raise DocumentError(f"OCR took over {PAGE_TIMEOUT} s on one page ({exc})") from None
+        done = subprocess.run(command, input=buffer.getvalue(), capture_output=True, env=env, timeout=PAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DocumentError(f"OCR took over {PAGE_TIMEOUT} s on one page") from None
+    except OSError as exc:
+        raise DocumentError(f"tesseract could not run ({exc}): install tesseract-ocr") from None
+    if done.returncode != 0:
+        last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+        raise DocumentError(f"tesseract failed on a page: {last}")
+    rows = list(csv.reader(io.StringIO(done.stdout.decode("utf-8", "replace")), delimiter="\t", quoting=csv.QUOTE_NONE))
     words: list[Word] = []
-    for text, conf, left, top, width, height in zip(
-        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=False
-    ):
-        text = (text or "").strip()
-        if not text or float(conf) < MIN_CONFIDENCE:
+    header = rows[0] if rows else []
+    for row in rows[1:]:  # one row per page, block, paragraph, line and word; words have text
+        value = dict(zip(header, row, strict=False))
+        text = value.get("text", "").strip()
+        if not text or float(value.get("conf") or -1) < MIN_CONFIDENCE:
             continue
+        left, top, width, height = (int(value[key]) for key in ("left", "top", "width", "height"))
         words.append(Word(text, left / scale, top / scale, (left + width) / scale, (top + height) / scale))
     return words
 
@@ -74,8 +87,6 @@ def ocr_pdf_pages(pages: Sequence[tuple[int, Any]]) -> dict[int, list[Word]]:
 
 def read_image(data: bytes) -> tuple[float, float, list[Word]]:
     """An image file's size in pixels and the words OCR reads in it."""
-    import io
-
     from PIL import Image, UnidentifiedImageError
 
     image: Image.Image

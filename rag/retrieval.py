@@ -22,11 +22,15 @@ DUPLICATE_OVERLAP = 0.5
 RRF_K = 60
 #: Candidates taken from each side before fusing (a deep pool steadies the score scaling).
 CANDIDATES = 100
-#: Adaptive fusion: BM25's weight is ``ADAPTIVE_WEIGHT * sqrt(agreement)``, where agreement is the share of
-#: BM25's top ``AGREEMENT_DEPTH`` chunks that come from a document among dense search's top ``AGREEMENT_DEPTH``.
-#: Chosen on squad-dev (Wikipedia) and sec-10q (filings) at once: see the README's "Quality".
-ADAPTIVE_WEIGHT = 0.6
+#: Adaptive fusion: BM25's weight is ``ADAPTIVE_WEIGHT * sqrt(agreement * clarity)``. Agreement is the share
+#: of BM25's top ``AGREEMENT_DEPTH`` chunks that come from a document among dense search's top
+#: ``AGREEMENT_DEPTH``; clarity is how far BM25's best score stands above its ``AGREEMENT_DEPTH``-th, as the
+#: ratio of the two placed on ``CLARITY_RANGE`` (0 at or below its low end, 1 at or above its high end).
+#: Chosen on squad-dev (Wikipedia) and sec-10q (filings) at once, checked on halves of each: see the
+#: README's "Quality".
+ADAPTIVE_WEIGHT = 0.5
 AGREEMENT_DEPTH = 10
+CLARITY_RANGE = (1.15, 2.2)
 
 
 class Retriever:
@@ -35,8 +39,9 @@ class Retriever:
     Dense and BM25 candidates are fused by a convex blend: each side's score divided by its best
     score among the candidates (0 as the floor). ``adaptive`` (the default) weighs BM25 by how much it
     agrees with dense search on this question (the share of its top chunks from dense search's top
-    documents): keywords count fully when both point at the same documents, little when the
-    question's words are common across the collection. ``blend`` weighs both sides equally, ``rrf``
+    documents) and by how clearly its best chunk stands out: keywords count fully when both point at
+    the same documents and one passage shares the question's words, little when the question's words
+    are common across the collection. ``blend`` weighs both sides equally, ``rrf``
     fuses by reciprocal rank; ``dense`` and ``bm25`` use one side only. Every passage's
     ``score`` is its cosine similarity to the question, whatever ranked it, so scores are comparable
     across questions; the list order is the fused rank.
@@ -57,7 +62,7 @@ class Retriever:
         if self.fusion == "adaptive" and dense and sparse:
             top = [i for i, _ in dense[:AGREEMENT_DEPTH]] + [i for i, _ in sparse[:AGREEMENT_DEPTH]]
             records = self.store.chunks(list(dict.fromkeys(top)))
-            weight = ADAPTIVE_WEIGHT * math.sqrt(_agreement(dense, sparse, records))
+            weight = ADAPTIVE_WEIGHT * math.sqrt(_agreement(dense, sparse, records) * _clarity(sparse))
             ranked = _blend(dense, sparse, 1.0 - weight, weight)[: 3 * k + 5]
         else:
             ranked = _fuse(dense, sparse, self.fusion)[: 3 * k + 5]
@@ -122,6 +127,21 @@ def _agreement(
     documents = {records[i].source for i, _ in dense[:AGREEMENT_DEPTH] if i in records}
     top = [i for i, _ in sparse[:AGREEMENT_DEPTH]]
     return sum(1 for i in top if i in records and records[i].source in documents) / max(1, len(top))
+
+
+def _clarity(sparse: list[tuple[int, float]]) -> float:
+    """How clearly BM25's best chunk stands out (0 to 1): its score over the ``AGREEMENT_DEPTH``-th one's.
+
+    Questions that share rare words with one passage give a peaked BM25 list; questions in words that
+    every document uses ("significant changes", "key drivers") give a flat one, where keywords say little.
+    """
+    if not sparse:
+        return 0.0
+    if len(sparse) < AGREEMENT_DEPTH or sparse[AGREEMENT_DEPTH - 1][1] <= 0:
+        return 1.0  # few keyword matches at all: those there are stand out
+    low, high = CLARITY_RANGE
+    ratio = sparse[0][1] / sparse[AGREEMENT_DEPTH - 1][1]
+    return min(1.0, max(0.0, (ratio - low) / (high - low)))
 
 
 def _overlaps(a: Passage, b: Passage) -> bool:

@@ -45,3 +45,30 @@ def test_keywords_that_agree_on_the_document_promote_its_best_chunk() -> None:
     sparse = [(3, 30.0), (1, 5.0), (2, 4.0)]  # BM25 is sure of chunk 3, from a document dense search also ranks
     sources = {1: "a.pdf", 2: "a.pdf", 3: "a.pdf"}
     assert _ranked(Lists(dense, sparse, sources))[0] == 3
+
+
+def _twelve(scores: list[float]) -> list[tuple[int, float]]:
+    return [(10 + i, s) for i, s in enumerate(scores)]
+
+
+def test_a_flat_keyword_list_barely_counts_even_in_the_right_document() -> None:
+    """Words every chunk shares ("significant changes") give BM25 scores without a clear best: dense decides."""
+    dense = [(1, 0.80), (2, 0.79), (3, 0.70), (10, 0.6)] + [(20 + i, 0.5) for i in range(8)]
+    flat = _twelve([10.0, 9.9, 9.8, 9.7, 9.6, 9.5, 9.4, 9.3, 9.2, 9.1, 9.0, 8.9])
+    sources = {i: "a.pdf" for i in [1, 2, 3, *range(10, 22), *range(20, 29)]}
+    assert _ranked(Lists(dense, flat, sources))[:2] == [1, 2]
+    peaked = _twelve([30.0, 9.9, 9.8, 9.7, 9.6, 9.5, 9.4, 9.3, 9.2, 9.1, 9.0, 8.9])  # chunk 10 shares rare words
+    assert _ranked(Lists(dense, peaked, sources))[0] == 10
+
+
+def test_clarity_is_the_best_keyword_score_over_the_tenth_on_its_range() -> None:
+    from rag.retrieval import AGREEMENT_DEPTH, CLARITY_RANGE, _clarity
+
+    low, high = CLARITY_RANGE
+    assert AGREEMENT_DEPTH == 10
+    assert _clarity([]) == 0.0
+    assert _clarity(_twelve([5.0, 4.0])) == 1.0  # fewer matches than the depth: those there stand out
+    assert _clarity(_twelve([low * 2.0] + [2.0] * 11)) == 0.0
+    assert _clarity(_twelve([high * 2.0] + [2.0] * 11)) == 1.0
+    middle = (low + high) / 2
+    assert abs(_clarity(_twelve([middle * 2.0] + [2.0] * 11)) - 0.5) < 1e-9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -243,6 +244,25 @@ def test_png_image_is_an_indexable_document(tmp_path: Path) -> None:
     assert doc.format == "image" and doc.report["ocr_pages"] == 1
     assert "refresh-catalog" in doc.text
     assert doc.page_at(0) == 1 and doc.boxes(0, 10)
+
+
+def test_ocr_leaves_the_thread_limit_to_tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OMP_THREAD_LIMIT=1 (one thread per Tesseract) must not reach this process: torch's bf16 matrix
+    products come out wrong under it, and every chunk embedded after an OCR'd page would be garbage."""
+    import numpy as np
+
+    from rag.config import packaged_model_path
+    from rag.embedding import Embedder
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    born = _paragraph_pdf(tmp_path / "born.pdf", [WRAPPED])
+    assert "refresh-catalog" in load(_scan(born, tmp_path / "page.png")).text
+    assert "OMP_THREAD_LIMIT" not in os.environ
+    embedder = Embedder(packaged_model_path())
+    text = "The harbour of Ostrava Quay ships barley and rye to the northern mills."
+    reference = embedder.encode_query(text)  # NumPy, fp32
+    bulk = embedder.encode([text] * 40)  # past the small-job size: the torch encoder
+    assert float(np.min(bulk @ reference)) >= 0.999
 
 
 def test_debian_specification_sentence_is_not_cut(tmp_path: Path) -> None:
