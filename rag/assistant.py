@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .budgets import Budget
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import FoundFile, discover, file_digest, load_within
+from .documents import discover
 from .embedding import Embedder
 from .errors import (
     ConfigError,
-    DocumentError,
     IndexEmptyError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -30,11 +25,12 @@ from .errors import (
     RagError,
 )
 from .extractive import ExtractiveAnswerer, best_first
+from .indexing import Indexer, library_versions
 from .originals import PAGE_WIDTH, Originals
 from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .stores.index_store import open_store
-from .stores.records import Changes, DocumentRecord, NewChunk, VectorStore, incompatible_key
+from .stores.records import Changes, DocumentRecord, VectorStore, incompatible_key
 from .text import clean_question
 from .types import Answer, IndexReport
 
@@ -43,8 +39,6 @@ if TYPE_CHECKING:
     from .generation import Generator
 
 MAX_K = 100
-#: Chunks read and embedded together while indexing (memory holds one such group, not the corpus).
-EMBED_GROUP = 2048
 
 
 class Assistant:
@@ -138,7 +132,7 @@ class Assistant:
             "keyword_index": "SQLite FTS5 BM25 (porter stemmer), title and text",
             "metric": "cosine (normalised inner product)",
             "extractor": EXTRACTOR,
-            "versions": _versions(),
+            "versions": library_versions(),
         }
 
     def _check_index(self) -> None:
@@ -192,160 +186,14 @@ class Assistant:
             self._checked_generation = -2
             if reset is None:
                 self._check_index()
-            changes = self._plan(found, folders, report, progress, fresh=reset is not None)
+            indexer = Indexer(self.settings, self.store, self.chunker, self.embedder)
+            changes = indexer.plan(found, folders, report, progress, fresh=reset is not None)
             changes.reset = reset
             self.store.apply(changes)
             self._checked_generation = -2
         report.chunks_total = int(self.store.stats()["chunks"])
         report.seconds = time.perf_counter() - began
         return report
-
-    def _plan(
-        self, found: list[FoundFile], paths: list[Path], report: IndexReport, progress: bool, fresh: bool = False
-    ) -> Changes:
-        existing = {} if fresh else {d.source: d for d in self.store.documents()}
-        changes = Changes()
-        to_load: list[tuple[FoundFile, str, Any]] = []
-        seen: set[str] = set()
-        # Same bytes as a document that stays indexed (or as a file earlier in this run): not indexed twice.
-        folders = {str(p.resolve()) for p in paths if p.is_dir()}
-        present = {item.source for item in found}
-        by_digest = {d.digest: d.source for d in existing.values() if d.root not in folders or d.source in present}
-        for item in found:
-            if item.source in seen:
-                report.failed.append((str(item.path), f"another file in this run is also named '{item.source}'"))
-                continue
-            seen.add(item.source)
-            old = existing.get(item.source)
-            if old is not None and old.root != item.root and Path(old.path).exists() and old.path != str(item.path):
-                report.failed.append(
-                    (str(item.path), f"'{item.source}' is already indexed from {old.path}: rename one of them")
-                )
-                continue
-            try:
-                stat = item.path.stat()
-            except OSError as exc:
-                report.failed.append((str(item.path), f"cannot read file: {exc.strerror or exc}"))
-                continue
-            if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
-                report.unchanged.append(item.source)
-                continue
-            try:
-                digest = file_digest(item.path)
-            except OSError as exc:
-                report.failed.append((str(item.path), f"cannot read file: {exc.strerror or exc}"))
-                continue
-            if old is not None and old.digest == digest:
-                report.unchanged.append(item.source)
-                changes.touches.append(_record(item, digest, stat, old.format, old.encoding, old.chunks, old.report))
-                continue
-            same = by_digest.get(digest) if stat.st_size else None  # empty files fail on their own
-            if old is None and same is not None and same != item.source:
-                report.duplicates.append((str(item.path), same))
-                continue
-            by_digest.setdefault(digest, item.source)
-            to_load.append((item, digest, stat))
-
-        # Removals: files that were in an indexed folder and are gone from it.
-        for source, old in existing.items():
-            if old.root in folders and source not in present:
-                changes.removals.append(source)
-                report.removed.append(source)
-
-        if to_load:
-            changes.upserts = self._read_and_embed(to_load, set(existing), report, progress)
-        return changes
-
-    def _read_and_embed(
-        self, to_load: list[tuple[FoundFile, str, Any]], existing: set[str], report: IndexReport, progress: bool
-    ) -> Iterator[tuple[DocumentRecord, list[NewChunk]]]:
-        """Read, chunk and embed the changed files a group at a time, yielding each with its chunks.
-
-        Consumed inside the store's transaction: memory holds one group (``EMBED_GROUP`` chunks), not
-        the corpus. Only chunk texts not already stored are embedded.
-        """
-        max_bytes = int(self.settings.max_file_mb * 1e6)
-        budget = Budget.from_settings(self.settings)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            total = sum(stat.st_size for _, _, stat in to_load)
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc="Indexing", dynamic_ncols=True)
-        try:
-            group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
-            for item, digest, stat in to_load:
-                try:
-                    document = load_within(item.path, item.source, max_bytes, budget)
-                    chunks = self.chunker.chunk(document)
-                    if not chunks:
-                        raise DocumentError("no text to index after extraction")
-                except DocumentError as exc:
-                    why: str | None = str(exc)
-                except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
-                    why = f"unexpected error while reading: {type(exc).__name__}: {exc}"
-                else:
-                    why = None
-                if why is not None:
-                    report.failed.append((str(item.path), why))
-                    if bar is not None:
-                        bar.update(stat.st_size)
-                    continue
-                if document.format in ("text", "markdown", "html") and not document.encoding.startswith("utf"):
-                    report.notes.append(
-                        (
-                            str(item.path),
-                            f"not UTF-8: read as {document.encoding} (a guess; save it as UTF-8 to be sure)",
-                        )
-                    )
-                found = json.dumps(document.report, separators=(",", ":")) if document.report else "{}"
-                record = _record(item, digest, stat, document.format, document.encoding, len(chunks), found)
-                if document.report:
-                    report.extraction[item.source] = document.report
-                inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
-                group.append(
-                    (record, [(_chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)], stat.st_size)
-                )
-                (report.updated if item.source in existing else report.added).append(item.source)
-                if sum(len(hashed) for _, hashed, _ in group) >= EMBED_GROUP:
-                    yield from self._embed_group(group, report, bar)
-                    group = []
-            if group:
-                yield from self._embed_group(group, report, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _embed_group(
-        self, group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]], report: IndexReport, bar: Any
-    ) -> Iterator[tuple[DocumentRecord, list[NewChunk]]]:
-        vectors = self.store.cached_vectors({h for _, hashed, _ in group for h, _, _ in hashed})
-        report.chunks_reused += sum(1 for _, hashed, _ in group for h, _, _ in hashed if h in vectors)
-        missing: dict[str, str] = {}
-        for _, hashed, _ in group:
-            for h, _, text in hashed:
-                if h not in vectors:
-                    missing.setdefault(h, text)
-        size = sum(nbytes for _, _, nbytes in group)
-        moved = [0, 0]  # chunks embedded, bytes shown: the bar counts bytes of files, spread over chunks
-
-        def advance(chunks: int) -> None:
-            moved[0] += chunks
-            target = size * moved[0] // len(missing)
-            bar.update(target - moved[1])
-            moved[1] = target
-
-        if missing:
-            fresh = self.embedder.encode(list(missing.values()), progress=advance if bar is not None else None)
-            vectors.update(zip(missing.keys(), fresh, strict=True))
-            report.chunks_embedded += len(missing)
-        if bar is not None:
-            bar.update(size - moved[1])
-        for record, hashed, _ in group:
-            yield (
-                record,
-                [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed],
-            )
 
     def remove(self, source: str) -> bool:
         """Remove one document by its source name; returns whether it was indexed."""
@@ -472,46 +320,6 @@ class Assistant:
 
 #: Settings that shape the index: fixed for the life of an :class:`Assistant`.
 _INDEX_FIELDS = frozenset({"index_dir", "model", "chunk_tokens", "chunk_overlap", "vector_store", "precision"})
-
-
-def _chunk_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def _record(
-    item: FoundFile, digest: str, stat: Any, fmt: str, encoding: str, chunks: int, report: str = "{}"
-) -> DocumentRecord:
-    return DocumentRecord(
-        item.source,
-        str(item.path),
-        item.root,
-        digest,
-        stat.st_size,
-        stat.st_mtime_ns,
-        fmt,
-        encoding,
-        chunks,
-        0.0,
-        0.0,
-        report,
-    )
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in (
-        "rag-assistant",
-        "sentence-transformers",
-        "transformers",
-        "torch",
-        "faiss-cpu",
-        "langchain-text-splitters",
-    ):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 _DEFAULT: dict[str, Assistant] = {}

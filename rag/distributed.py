@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .assistant import Assistant, _chunk_hash, _record
+from .assistant import Assistant
 from .chunking import Chunker
 from .documents import FoundFile, load
 from .embedding import Embedder
 from .errors import ConfigError, DocumentError, InputError, RagError
+from .indexing import chunk_hash, document_record
 from .stores.records import DocumentRecord, NewChunk
 from .types import IndexReport
 
@@ -176,7 +177,7 @@ class RayIndexer(Assistant):
                 vectors.update(zip(inputs, fresh, strict=True))
                 embedded.update(inputs)
         found = str(rows[0]["report"])
-        record = _record(item, digest, stat, str(rows[0]["format"]), str(rows[0]["encoding"]), len(rows), found)
+        record = document_record(item, digest, stat, str(rows[0]["format"]), str(rows[0]["encoding"]), len(rows), found)
         if found != "{}":
             report.extraction[item.source] = json.loads(found)
         (report.updated if item.source in existing else report.added).append(item.source)
@@ -277,7 +278,7 @@ def _extract(batch: dict[str, np.ndarray], **options: Any) -> dict[str, Any]:
             continue
         for chunk in chunks:
             text = chunker.embedding_input(str(source), chunk)
-            digest = _chunk_hash(text)
+            digest = chunk_hash(text)
             _append(
                 out,
                 n=int(n),

@@ -298,7 +298,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     later group leaves the index exactly as it was."""
     import numpy as np
 
-    import rag.assistant as assistant_module
+    import rag.indexing as indexing_module
     from rag.stores.faiss_index import FaissIndex
 
     corpus = tmp_path / "notes"
@@ -307,7 +307,7 @@ def test_large_builds_stream_in_groups_and_still_commit_all_or_nothing(
     whole = assistant_factory("whole")
     whole.index([corpus])
 
-    monkeypatch.setattr(assistant_module, "EMBED_GROUP", 2)
+    monkeypatch.setattr(indexing_module, "EMBED_GROUP", 2)
     monkeypatch.setattr(FaissIndex, "held", 1)
     calls: list[int] = []
     streamed = assistant_factory("streamed")
