@@ -89,7 +89,7 @@ def _onnx(model_path: Path, folder: Path, quantize: bool) -> Any:
 
 
 def _onnx_encode(session: Any, tokenizer: Any, texts: list[str], budget: int = 2048) -> np.ndarray:
-    from rag.embedding import padded_batches
+    from rag.encoders.torch_bert import padded_batches
 
     out = np.empty((len(texts), 384), dtype=np.float32)
     for batch, tokens, flags in padded_batches([e.ids for e in tokenizer.encode_batch(texts)], budget):
@@ -110,7 +110,10 @@ def main() -> int:
     import torch
 
     from rag.config import packaged_model_path
-    from rag.embedding import Embedder, TorchBert, _load_model, bert_tokenizer, plain_bert_config
+    from rag.embedding import Embedder
+    from rag.encoders.base import bert_tokenizer, plain_bert_config
+    from rag.encoders.st_encoder import load_sentence_transformer as _load_model
+    from rag.encoders.torch_bert import TorchBert
     from rag.evaluation import load_eval_set, sample
 
     torch.set_num_threads(2)

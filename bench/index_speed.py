@@ -92,7 +92,7 @@ def main() -> None:
         f"{os.cpu_count()} cores, python {sys.version.split()[0]}"
     )
 
-    from rag.embedding import resolve_precision
+    from rag.encoders.torch_bert import resolve_precision
 
     rows: list[tuple[str, str]] = []
 

@@ -44,7 +44,10 @@ def main() -> None:
     import torch
 
     from rag.config import packaged_model_path
-    from rag.embedding import Embedder, NumpyBert, _load_model, cpu_supports_bf16
+    from rag.embedding import Embedder
+    from rag.encoders.numpy_bert import NumpyBert
+    from rag.encoders.st_encoder import load_sentence_transformer as _load_model
+    from rag.encoders.torch_bert import cpu_supports_bf16
 
     texts = chunk_inputs(Path(args.docs), args.chunks)
     st = _load_model(packaged_model_path())
@@ -70,7 +73,7 @@ def main() -> None:
         ("sentence-transformers, bf16 autocast", st_encode(st, True)),
         ("rag torch encoder, fp32", Embedder(packaged_model_path(), precision="fp32").model.encode),
         ("rag torch encoder, bf16", Embedder(packaged_model_path(), precision="bf16").model.encode),
-        ("rag NumPy encoder (fp32, one text at a time)", lambda b: np.stack([numpy_bert.encode(t) for t in b])),
+        ("rag NumPy encoder (fp32, one text at a time)", lambda b: np.stack([numpy_bert.encode_one(t) for t in b])),
         ("dynamic int8 (torch, linear layers)", st_encode(quantised, False)),
     ]
     reference: np.ndarray | None = None

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from rag import Assistant
 from rag.config import packaged_model_path
-from rag.embedding import Embedder, cpu_supports_bf16, resolve_precision
+from rag.embedding import Embedder
+from rag.encoders.torch_bert import cpu_supports_bf16, resolve_precision
 from rag.stores import Changes, DocumentRecord, FaissStore, NewChunk
 
 from .conftest import SEED_QUESTION, SEEDS, SQUAD
@@ -32,7 +34,7 @@ def reference() -> np.ndarray:
     """sentence-transformers' own fp32 vectors of TEXTS: what every fast path is held to."""
     import torch
 
-    from rag.embedding import _load_model
+    from rag.encoders.st_encoder import load_sentence_transformer as _load_model
 
     with torch.inference_mode():
         vectors = _load_model(packaged_model_path()).encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
@@ -58,7 +60,8 @@ def test_bulk_encoder_matches_sentence_transformers(precision: str) -> None:
     sentence-transformers on texts of mixed lengths batched together (padding masked), in input order."""
     import torch
 
-    from rag.embedding import TorchBert, _load_model
+    from rag.encoders.st_encoder import load_sentence_transformer as _load_model
+    from rag.encoders.torch_bert import TorchBert
 
     texts = many_texts()
     with torch.inference_mode():
@@ -120,7 +123,11 @@ def test_other_models_go_through_sentence_transformers(tmp_path: Path) -> None:
     embedder = Embedder(folder, precision="fp32")
     assert not embedder.plain_bert and embedder.numpy_encoder is None
     vectors = embedder.encode(TEXTS[:3])
-    assert type(embedder.model).__name__ == "SentenceTransformer"
+    from rag.encoders.st_encoder import SentenceTransformerEncoder
+
+    model = embedder.model
+    assert isinstance(model, SentenceTransformerEncoder) and type(model.model).__name__ == "SentenceTransformer"
+    assert float(embedder.encode_query(TEXTS[0]) @ vectors[0]) >= 0.9999  # questions through the same model
     assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     mean = Embedder(packaged_model_path(), precision="fp32").encode(TEXTS[:3])
     assert (vectors * mean).sum(axis=1).min() < 0.999, "CLS pooling must differ from mean pooling"
@@ -198,7 +205,7 @@ def test_index_structure_follows_size(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_warm_embeds_questions_through_torch(reference: np.ndarray) -> None:
     """After warm() (what the servers call) questions go through the loaded torch model, same vectors."""
-    from rag.embedding import TorchBert
+    from rag.encoders.torch_bert import TorchBert
 
     embedder = Embedder(packaged_model_path())
     numpy_vectors = [embedder.encode_query(text) for text in TEXTS]
@@ -210,3 +217,56 @@ def test_warm_embeds_questions_through_torch(reference: np.ndarray) -> None:
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
         floor = 0.9999 if embedder.precision == "fp32" else 0.999
         assert float(vector @ ref) >= floor and float(vector @ before) >= floor, text[:40]
+
+
+def test_the_three_encoders_share_one_interface_and_agree(reference: np.ndarray) -> None:
+    """NumPy (questions), torch (bulk) and sentence-transformers: one Encoder protocol, the same vectors."""
+    from rag.encoders.base import Encoder
+    from rag.encoders.numpy_bert import NumpyBert
+    from rag.encoders.st_encoder import SentenceTransformerEncoder
+    from rag.encoders.torch_bert import load_torch_bert
+
+    path = packaged_model_path()
+    numpy_bert = NumpyBert.load(path, 256)
+    assert numpy_bert is not None
+    encoders: dict[str, Encoder] = {
+        "numpy": numpy_bert,
+        "torch fp32": load_torch_bert(path, 256, "fp32"),
+        "sentence-transformers fp32": SentenceTransformerEncoder(path, "fp32"),
+    }
+    done: list[int] = []
+    for name, encoder in encoders.items():
+        assert (encoder.dimension, encoder.max_tokens) == (384, 256), name
+        vectors = encoder.encode(TEXTS, progress=done.append)
+        assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32, name
+        assert float(np.min((vectors * reference).sum(axis=1))) >= 0.9999, name
+        one = encoder.encode_one(TEXTS[0])
+        assert one.shape == (384,) and float(one @ reference[0]) >= 0.9999, name
+    assert sum(done) == 3 * len(TEXTS)
+
+
+def test_the_embedder_picks_its_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Questions through NumPy until the torch model is loaded; bulk through torch; a bf16 encoder that
+    disagrees with fp32 on this machine is replaced by the fp32 one before it embeds anything."""
+    from rag.encoders.numpy_bert import NumpyBert
+    from rag.encoders.torch_bert import TorchBert
+
+    embedder = Embedder(packaged_model_path())
+    embedder.encode_query("a question")
+    assert isinstance(embedder.numpy_encoder, NumpyBert) and embedder._model is None
+    embedder.encode(["a short job"])  # small: NumPy, torch stays unloaded
+    assert embedder._model is None
+    assert isinstance(embedder.model, TorchBert) and embedder.model.precision == embedder.precision
+
+    # A bf16 encoder whose vectors are wrong (as under OMP_THREAD_LIMIT=1 on this CPU) is not used.
+    real = TorchBert.encode
+
+    def wrong_in_bf16(self: TorchBert, texts: list[str], progress: Any = None, token_budget: int = 2048) -> np.ndarray:
+        if self.precision == "bf16":
+            return np.full((len(texts), 384), 1 / np.sqrt(384), dtype=np.float32)
+        return real(self, texts, progress, token_budget)
+
+    monkeypatch.setattr(TorchBert, "encode", wrong_in_bf16)
+    broken = Embedder(packaged_model_path(), precision="bf16")
+    model = broken.model
+    assert isinstance(model, TorchBert) and model.precision == "fp32" and broken.precision == "fp32"
