@@ -31,11 +31,13 @@ _EXPORTS = {
     "Document": "documents",
     "load": "documents",
     "describe_extraction": "pdf",
-    "escape_html": "documents",
     "SUPPORTED_SUFFIXES": "documents",
     "DocumentRecord": "stores",
     "VectorStore": "stores",
     "FaissStore": "stores",
+    "Changes": "stores",
+    "NewChunk": "stores",
+    "open_store": "stores",
     "RagError": "errors",
     "ConfigError": "errors",
     "DocumentError": "errors",
@@ -50,42 +52,8 @@ _EXPORTS = {
     "IndexWorker": "index_worker",
 }
 
-__all__ = [
-    "SUPPORTED_SUFFIXES",
-    "Answer",
-    "Assistant",
-    "ChatSession",
-    "Citation",
-    "Claim",
-    "ConfigError",
-    "Document",
-    "DocumentError",
-    "DocumentRecord",
-    "FaissStore",
-    "GenerationError",
-    "Generator",
-    "IndexCorruptError",
-    "IndexEmptyError",
-    "IndexJobError",
-    "IndexLockedError",
-    "IndexMismatchError",
-    "IndexNotFoundError",
-    "IndexReport",
-    "IndexWorker",
-    "IndexWriteError",
-    "InputError",
-    "LLMClient",
-    "Passage",
-    "RagError",
-    "RayIndexer",
-    "Settings",
-    "VectorStore",
-    "answer_options",
-    "ask",
-    "describe_extraction",
-    "escape_html",
-    "load",
-]
+#: The public API: the names of the lazy table above (one list, kept in step by tests/test_architecture.py).
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
@@ -101,28 +69,86 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:
-    from .assistant import Assistant, ask
-    from .config import Settings
-    from .conversation import ChatSession
-    from .distributed import RayIndexer
-    from .documents import SUPPORTED_SUFFIXES, Document, escape_html, load
+if TYPE_CHECKING:  # names re-exported for type checkers ("X as X"): the same as the lazy table
+    from .assistant import Assistant as Assistant
+    from .assistant import ask as ask
+    from .config import Settings as Settings
+    from .conversation import ChatSession as ChatSession
+    from .distributed import RayIndexer as RayIndexer
+    from .documents import SUPPORTED_SUFFIXES as SUPPORTED_SUFFIXES
+    from .documents import Document as Document
+    from .documents import load as load
     from .errors import (
-        ConfigError,
-        DocumentError,
-        GenerationError,
-        IndexCorruptError,
-        IndexEmptyError,
-        IndexJobError,
-        IndexLockedError,
-        IndexMismatchError,
-        IndexNotFoundError,
-        IndexWriteError,
-        InputError,
-        RagError,
+        ConfigError as ConfigError,
     )
-    from .generation import Generator, LLMClient, answer_options
-    from .index_worker import IndexWorker
-    from .pdf import describe_extraction
-    from .stores import DocumentRecord, FaissStore, VectorStore
-    from .types import Answer, Citation, Claim, IndexReport, Passage
+    from .errors import (
+        DocumentError as DocumentError,
+    )
+    from .errors import (
+        GenerationError as GenerationError,
+    )
+    from .errors import (
+        IndexCorruptError as IndexCorruptError,
+    )
+    from .errors import (
+        IndexEmptyError as IndexEmptyError,
+    )
+    from .errors import (
+        IndexJobError as IndexJobError,
+    )
+    from .errors import (
+        IndexLockedError as IndexLockedError,
+    )
+    from .errors import (
+        IndexMismatchError as IndexMismatchError,
+    )
+    from .errors import (
+        IndexNotFoundError as IndexNotFoundError,
+    )
+    from .errors import (
+        IndexWriteError as IndexWriteError,
+    )
+    from .errors import (
+        InputError as InputError,
+    )
+    from .errors import (
+        RagError as RagError,
+    )
+    from .generation import Generator as Generator
+    from .generation import LLMClient as LLMClient
+    from .generation import answer_options as answer_options
+    from .index_worker import IndexWorker as IndexWorker
+    from .pdf import describe_extraction as describe_extraction
+    from .stores import (
+        Changes as Changes,
+    )
+    from .stores import (
+        DocumentRecord as DocumentRecord,
+    )
+    from .stores import (
+        FaissStore as FaissStore,
+    )
+    from .stores import (
+        NewChunk as NewChunk,
+    )
+    from .stores import (
+        VectorStore as VectorStore,
+    )
+    from .stores import (
+        open_store as open_store,
+    )
+    from .types import (
+        Answer as Answer,
+    )
+    from .types import (
+        Citation as Citation,
+    )
+    from .types import (
+        Claim as Claim,
+    )
+    from .types import (
+        IndexReport as IndexReport,
+    )
+    from .types import (
+        Passage as Passage,
+    )

@@ -9,7 +9,18 @@ import rag
 
 RAG = Path(rag.__file__).resolve().parent
 #: Modules every stage may use; they import nothing of the package above them.
-BOTTOM = {"errors", "types", "text", "boxes", "budgets", "config", "stores.uri"}
+BOTTOM = {
+    "errors",
+    "types",
+    "text",
+    "boxes",
+    "budgets",
+    "config",
+    "stores.uri",
+    "encodings",
+    "sections",
+    "encoders.base",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -80,3 +91,4 @@ def test_exports_come_from_one_table() -> None:
     assert checked == table, "the TYPE_CHECKING imports and the lazy table disagree"
     for name in rag.__all__:
         assert getattr(rag, name) is not None
+    assert "escape_html" not in rag.__all__, "only the UI escapes HTML: it has its own (ui/render.py)"

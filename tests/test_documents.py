@@ -15,9 +15,9 @@ from rag.documents import (
     html_to_text,
     load,
     markdown_sections,
-    repair_markup,
 )
 from rag.errors import DocumentError
+from rag.html_text import repair_markup
 
 from .conftest import encrypted_pdf, write
 

@@ -1,19 +1,20 @@
 """HTML for the web chat: answers, their sources, refusals, the documents table and index statistics.
 
-Every piece of document text and every file name goes through :func:`rag.escape_html` before it is
+Every piece of document text and every file name goes through :func:`escape_html` before it is
 put into markup, so a document containing ``<script>`` or ``<img onerror=...>`` is shown as text.
 The chat renders these strings as HTML (Markdown off), so nothing else in them is interpreted.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag import describe_extraction, escape_html
+from rag import describe_extraction
 
 from .viewer import view_url
 
@@ -27,6 +28,11 @@ CLOSEST_PASSAGES = 3
 
 UNSUPPORTED_CLAIM = "Not backed by the passage it cites: check it against the sources."
 UNSUPPORTED_SOURCE = "A generated sentence citing this passage is not backed by it."
+
+
+def escape_html(text: str) -> str:
+    """``text`` safe to place in HTML, inside elements or attribute values (quotes escaped too)."""
+    return html.escape(text, quote=True)
 
 
 def score_note(min_score: float) -> str:
