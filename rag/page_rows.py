@@ -1,0 +1,151 @@
+"""Positioned words into rows and fragments, and the writer that records a box for each piece of text.
+
+Shared by the page layout (:mod:`rag.layout`) and the table reader (:mod:`rag.pdf_tables`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
+
+from .boxes import Run
+
+#: A gap wider than this many times the row's text height splits a row into fragments (cells, columns).
+FRAGMENT_GAP = 1.2
+NUMERIC = re.compile(r"^[\s$€£¥(]*[-+−–—]?[\d.,]*\d[\d.,]*\s*%?\)?[*†]?$|^[\s$]*[—–-]+\s*$")
+YEARISH = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$|^[A-Z][a-z]+\.? \d{1,2},?(?: (?:19|20)\d\d)?$")
+CURRENCY = {"$", "€", "£", "¥"}
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word on a page: its text and box in points, origin at the top left."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass
+class Fragment:
+    """Words of one row that stand together (a cell, a column's line)."""
+
+    words: list[Word]
+
+    @property
+    def x0(self) -> float:
+        return self.words[0].x0
+
+    @property
+    def x1(self) -> float:
+        return max(w.x1 for w in self.words)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    @property
+    def numeric(self) -> bool:
+        return bool(NUMERIC.match(self.text))
+
+
+@dataclass
+class Row:
+    """Words at one height of the page, in fragments from left to right."""
+
+    fragments: list[Fragment]
+    y0: float
+    y1: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(f.text for f in self.fragments)
+
+    @property
+    def x0(self) -> float:
+        return self.fragments[0].x0
+
+    @property
+    def x1(self) -> float:
+        return self.fragments[-1].x1
+
+    @property
+    def height(self) -> float:
+        return max(1.0, self.y1 - self.y0)
+
+
+class TextWriter:
+    """Builds the output text while recording the box of every piece written."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.runs: list[Run] = []
+        self.page = 0
+        self.scale = (1.0, 1.0)
+
+    def plain(self, text: str) -> None:
+        """Write text that has no box (separators, line breaks)."""
+        self.parts.append(text)
+        self.length += len(text)
+
+    def words(self, words: Sequence[Word], joiner: str = " ") -> None:
+        """Write ``words`` with ``joiner`` between them, each with its box."""
+        for i, word in enumerate(words):
+            if i:
+                self.plain(joiner)
+            self.word(word)
+
+    def word(self, word: Word, text: str | None = None) -> None:
+        """Write one word (or ``text`` in its place) with its box, merged with the previous box on its line."""
+        text = word.text if text is None else text
+        sx, sy = self.scale
+        box = (round(word.x0 * sx, 4), round(word.y0 * sy, 4), round(word.x1 * sx, 4), round(word.y1 * sy, 4))
+        last = self.runs[-1] if self.runs else None
+        if (
+            last is not None
+            and last.page == self.page
+            and last.end >= self.length - 1
+            and abs(last.y0 - box[1]) < 0.004
+            and abs(last.y1 - box[3]) < 0.004
+            and 0 <= box[0] - last.x1 < 0.05
+        ):
+            self.runs[-1] = Run(last.start, self.length + len(text), self.page, last.x0, last.y0, box[2], last.y1)
+        else:
+            self.runs.append(Run(self.length, self.length + len(text), self.page, *box))
+        self.plain(text)
+
+    def text(self) -> str:
+        """Everything written so far."""
+        return "".join(self.parts)
+
+
+def rows_of(words: Sequence[Word]) -> list[Row]:
+    """Group words into rows by vertical overlap, then each row into fragments at wide gaps."""
+    rows: list[list[Word]] = []
+    bands: list[tuple[float, float]] = []
+    for word in sorted(words, key=lambda w: ((w.y0 + w.y1) / 2, w.x0)):
+        middle = (word.y0 + word.y1) / 2
+        if rows and bands[-1][0] <= middle <= bands[-1][1]:
+            rows[-1].append(word)
+            continue
+        rows.append([word])
+        bands.append((word.y0, word.y1))
+    out: list[Row] = []
+    for row_words in rows:
+        row_words.sort(key=lambda w: w.x0)
+        height = median([w.y1 - w.y0 for w in row_words]) or 1.0
+        fragments = [Fragment([row_words[0]])]
+        for word in row_words[1:]:
+            gap = word.x0 - fragments[-1].words[-1].x1
+            wide = gap > FRAGMENT_GAP * height and fragments[-1].text not in CURRENCY
+            if wide or (word.text in CURRENCY and gap > 0.3 * height):
+                fragments.append(Fragment([word]))
+            else:
+                fragments[-1].words.append(word)
+        out.append(Row(fragments, min(w.y0 for w in row_words), max(w.y1 for w in row_words)))
+    return out
