@@ -155,6 +155,14 @@ class Assistant:
 
     # ------------------------------------------------------------ indexing
 
+    def default_corpus(self) -> Path | None:
+        """The folder to build this index from before first use: the project's ``seeds/`` when this is
+        the default index folder and it holds no index yet; otherwise None."""
+        corpus = default_corpus_dir()
+        if corpus is None or self.index_dir != default_index_dir() or self.store.exists():
+            return None
+        return corpus
+
     def index(self, paths: Iterable[str | Path], progress: bool = False, rebuild: bool = False) -> IndexReport:
         """Add or update the documents under ``paths`` (files or folders).
 
@@ -333,8 +341,8 @@ def default_assistant() -> Assistant:
         key = str(settings.index_dir)
         if key not in _DEFAULT:
             assistant = Assistant(settings=settings)
-            corpus = default_corpus_dir()
-            if not assistant.store.exists() and corpus is not None and settings.index_dir == default_index_dir():
+            corpus = assistant.default_corpus()
+            if corpus is not None:
                 assistant.index([corpus])
             _DEFAULT[key] = assistant
         return _DEFAULT[key]

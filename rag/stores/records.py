@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +37,11 @@ class DocumentRecord:
     updated_at: float
     #: What extraction found, as JSON (pages, OCR'd pages, tables, warnings); "{}" for plain formats.
     report: str = "{}"
+
+    def summary(self) -> dict[str, Any]:
+        """What listings show of the file (no server path): source, chunks, size, format, times, extraction."""
+        keys = ("source", "chunks", "size", "format", "added_at", "updated_at")
+        return {**{key: getattr(self, key) for key in keys}, "extraction": json.loads(self.report or "{}")}
 
 
 @dataclass(frozen=True)
