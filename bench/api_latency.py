@@ -81,8 +81,8 @@ def main() -> int:
     from mcp.client.stdio import StdioServerParameters
 
     from rag import Assistant
-    from ui.app import launch
     from ui.openai_api import ApiSettings, OpenAIApi
+    from ui.server import launch
 
     index = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="rag-api-bench-")) / "index"
     assistant = Assistant(index_dir=index)

@@ -35,7 +35,7 @@ def main() -> int:
     from gradio_client import Client
 
     import rag
-    from ui.app import launch
+    from ui.server import launch
 
     index = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="rag-load-")) / "index"
     assistant = rag.Assistant(index_dir=index)

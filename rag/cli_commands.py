@@ -220,7 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise rag.InputError(f"--port must be from 1 to 65535, got {args.port}")
     try:
-        from ui.app import serve  # Gradio loads only for this command
+        from ui.server import serve  # Gradio loads only for this command
     except ImportError as exc:
         raise rag.ConfigError(f"the web chat cannot start ({exc}): run 'make install' or 'pip install -e .'") from exc
     serve(_assistant(args), host=args.host, port=args.port, api=not args.no_api, sources_footer=args.sources_footer)

@@ -32,8 +32,8 @@ CITATION_FIELDS = {"n", "source", "start", "end", "text", "page", "score"}
 
 
 def _launch(assistant: Any, **api_settings: Any) -> SimpleNamespace:
-    from ui.app import launch
     from ui.openai_api import ApiSettings, OpenAIApi
+    from ui.server import launch
 
     api = OpenAIApi(assistant, ApiSettings(**api_settings))
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False, stream_delay=0, api=api)

@@ -46,7 +46,7 @@ def free_port() -> int:
 def served(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """One app per module over a private copy of the seed index (uploads change it)."""
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     index = tmp_path_factory.mktemp("ui-api") / "index"
     shutil.copytree(seed_index, index)
@@ -121,7 +121,7 @@ def test_upload_then_ask_about_the_new_file(served: SimpleNamespace, tmp_path: P
     assert sources(served)["Lighthouse_notes.md"]["uploaded"] is True
 
     # Gradio's temporary copy of the upload is gone.
-    from ui.app import _upload_folder
+    from ui.handlers import upload_folder as _upload_folder
 
     assert not list(_upload_folder().rglob("Lighthouse notes.md"))
 
@@ -205,7 +205,7 @@ def test_upload_over_the_size_limit_is_refused(served: SimpleNamespace, tmp_path
 
 def test_port_in_use_is_a_clear_error(served: SimpleNamespace) -> None:
     from rag import InputError
-    from ui.app import launch
+    from ui.server import launch
 
     port = int(served.url.rstrip("/").rsplit(":", 1)[1])
     with pytest.raises(InputError, match="in use"):
@@ -214,7 +214,7 @@ def test_port_in_use_is_a_clear_error(served: SimpleNamespace) -> None:
 
 def test_without_an_index_the_first_upload_creates_it(served: SimpleNamespace, tmp_path: Path) -> None:
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     assistant = Assistant(index_dir=tmp_path / "fresh")
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False, stream_delay=0)
@@ -234,7 +234,7 @@ def test_without_an_index_the_first_upload_creates_it(served: SimpleNamespace, t
 
 
 def test_login_is_required_when_configured(served: SimpleNamespace) -> None:
-    from ui.app import auth_from_env, launch
+    from ui.server import auth_from_env, launch
 
     auth = auth_from_env({"RAG_UI_USER": "ann", "RAG_UI_PASSWORD": "s3cret"})
     app, url = launch(served.assistant, "127.0.0.1", free_port(), block=False, auth=auth, stream_delay=0)
@@ -375,7 +375,7 @@ def test_examples_are_offered_for_the_seed_corpus_only(seed_assistant: Any) -> N
 
 def test_auth_from_env() -> None:
     from rag import ConfigError
-    from ui.app import auth_from_env
+    from ui.server import auth_from_env
 
     assert auth_from_env({}) is None
     assert auth_from_env({"RAG_UI_USER": "a", "RAG_UI_PASSWORD": "b"}) == ("a", "b")
@@ -443,7 +443,7 @@ def fake(llm_server: FakeOpenAI) -> FakeOpenAI:
 def served_llm(seed_index: Path, llm_server: FakeOpenAI) -> Iterator[SimpleNamespace]:
     """The app over the seed index with the scripted server as its language model (questions only)."""
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     assistant = Assistant(index_dir=seed_index, llm_base_url=llm_server.url, llm_model="m", llm_timeout=5.0)
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False, stream_delay=0)

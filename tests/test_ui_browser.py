@@ -84,7 +84,7 @@ class Watch:
 @pytest.fixture(scope="module")
 def app_url(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     index = tmp_path_factory.mktemp("ui-browser") / "index"
     shutil.copytree(seed_index, index)
@@ -377,7 +377,7 @@ def llm_server() -> Iterator[FakeOpenAI]:
 def llm_app(seed_index: Path, llm_server: FakeOpenAI) -> Iterator[SimpleNamespace]:
     """The app over the seed index, extractive at first (questions only: the index is not changed)."""
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     assistant = Assistant(index_dir=seed_index, llm_timeout=10.0)
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False, allow_llm_settings=True)

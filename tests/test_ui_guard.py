@@ -97,7 +97,7 @@ def test_login_has_a_rate_limit() -> None:
 
 def test_login_protects_the_server(seed_index: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from rag import Assistant
-    from ui.app import launch
+    from ui.server import launch
 
     ample = (6000.0, 1000.0)  # the request limit is tested on its own below; this is about the login's
     app, url = launch(
@@ -218,8 +218,8 @@ def test_request_limits_are_checked_settings(name: str, value: str) -> None:
 
 def test_a_client_over_the_request_limit_gets_429_with_retry_after(seed_index: Path) -> None:
     from rag import Assistant
-    from ui.app import launch
     from ui.openai_api import ApiSettings, OpenAIApi
+    from ui.server import launch
 
     assistant = Assistant(index_dir=seed_index)
     api = OpenAIApi(assistant, ApiSettings.from_env(host="127.0.0.1"))

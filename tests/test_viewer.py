@@ -104,7 +104,7 @@ def test_rag_show_prints_the_span_in_context(viewer_index: Path) -> None:
 
 
 def test_viewer_routes_serve_only_indexed_documents_and_escape_them(viewer_index: Path) -> None:
-    from ui.app import launch
+    from ui.server import launch
     from ui.viewer import doc_id, view_url
 
     assistant = Assistant(index_dir=viewer_index)
@@ -131,7 +131,7 @@ def test_viewer_routes_serve_only_indexed_documents_and_escape_them(viewer_index
 
 
 def test_viewer_needs_the_login(viewer_index: Path) -> None:
-    from ui.app import launch
+    from ui.server import launch
     from ui.viewer import doc_id
 
     app, url = launch(Assistant(index_dir=viewer_index), "127.0.0.1", free_port(), block=False, auth=("ann", "pw"))

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def viewer_app(viewer_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:  # noqa: F811
-    from ui.app import launch
+    from ui.server import launch
 
     index = tmp_path_factory.mktemp("viewer-browser") / "index"
     shutil.copytree(viewer_index, index)

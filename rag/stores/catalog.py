@@ -91,7 +91,6 @@ class Catalog(SQLiteFile):
         #: Whether the ``vector`` column keeps each chunk's vector (else b"").
         self.keep_vectors = keep_vectors
         self._counts: term_counts.TermCounts | None = None
-        self._counts_epoch = -1
 
     # ------------------------------------------------------------ creating and dropping
 
@@ -277,13 +276,9 @@ class Catalog(SQLiteFile):
 
     def _term_counts(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
         """Chunks per common term on a large index (None on a small one, or while they are first read)."""
-        largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
-        if largest < term_counts.COUNT_FROM_CHUNKS:
-            return None
-        if self._counts is None or self._counts_epoch != self.epoch:  # none yet, or the file was replaced
-            self._counts, self._counts_epoch = term_counts.TermCounts(self.database), self.epoch
-        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return self._counts.get(int(json.loads(row[0])) if row else 0)
+        if self._counts is None or self._counts.epoch != self.epoch:  # none yet, or the file was replaced
+            self._counts = term_counts.TermCounts(self.database, self.epoch)
+        return self._counts.for_search(conn)
 
     def warm(self) -> None:
         """Read what searches use before the first question: the term counts of a large index."""

@@ -34,13 +34,24 @@ REFRESH_SECONDS = 30.0
 class TermCounts:
     """Chunk counts of the common terms of one catalog file, read in the background (see the module docstring)."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, epoch: int = 0) -> None:
         self.database = database
+        #: The catalog's count of reconnections to a replaced file when these counts were made.
+        self.epoch = epoch
         self._counts: dict[str, int] | None = None
         self._generation = -1
         self._started = float("-inf")
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def for_search(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
+        """The counts for a search on ``conn`` (the catalog's connection): None on an index of fewer than
+        :data:`COUNT_FROM_CHUNKS` chunks (ids are never reused, so the largest bounds the count)."""
+        largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+        if largest < COUNT_FROM_CHUNKS:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return self.get(int(row[0]) if row else 0)
 
     def get(self, generation: int) -> Mapping[str, int] | None:
         """The counts (of ``generation`` or an earlier one), or None before the first read has finished.
