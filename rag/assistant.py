@@ -194,14 +194,17 @@ class Assistant:
             self._checked_generation = -2
             if reset is None:
                 self._check_index()
-            indexer = Indexer(self.settings, self.store, self.chunker, self.embedder)
-            changes = indexer.plan(found, folders, report, progress, fresh=reset is not None)
+            changes = self._indexer().plan(found, folders, report, progress, fresh=reset is not None)
             changes.reset = reset
             self.store.apply(changes)
             self._checked_generation = -2
         report.chunks_total = int(self.store.stats()["chunks"])
         report.seconds = time.perf_counter() - began
         return report
+
+    def _indexer(self) -> Indexer:
+        """The plan of an indexing run (reading and embedding in this process; Ray's runs elsewhere)."""
+        return Indexer(self.settings, self.store, self.chunker, self.embedder)
 
     def remove(self, source: str) -> bool:
         """Remove one document by its source name; returns whether it was indexed."""

@@ -33,11 +33,12 @@ import numpy as np
 
 from .assistant import Assistant
 from .chunking import Chunker
+from .config import Settings
 from .documents import FoundFile, load
 from .embedding import Embedder
 from .errors import ConfigError, DocumentError, InputError, RagError
-from .indexing import chunk_hash, document_record
-from .stores.records import DocumentRecord, NewChunk
+from .indexing import Indexer, chunk_hash, document_record
+from .stores.records import DocumentRecord, NewChunk, VectorStore
 from .types import IndexReport
 
 #: The environment variable naming the Ray cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``).
@@ -85,6 +86,22 @@ class RayIndexer(Assistant):
         finally:
             if started:
                 ray.shutdown()
+
+    def _indexer(self) -> Indexer:
+        """The plan of an indexing run, reading and embedding on Ray."""
+        return _RayPlan(self.settings, self.store, self.chunker, self.embedder, self)
+
+
+class _RayPlan(Indexer):
+    """:class:`Indexer` whose changed files are read, chunked and embedded by a Ray Data pipeline."""
+
+    def __init__(
+        self, settings: Settings, store: VectorStore, chunker: Chunker, embedder: Embedder, owner: RayIndexer
+    ) -> None:
+        super().__init__(settings, store, chunker, embedder)
+        self.workers = owner.workers
+        self.embed_batch = owner.embed_batch
+        self.embed_actor = owner.embed_actor
 
     def _read_and_embed(
         self, to_load: list[tuple[FoundFile, str, Any]], existing: set[str], report: IndexReport, progress: bool
