@@ -94,6 +94,7 @@ bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/index_memory.py
 	$(BIN)/python bench/vector_scale.py --n 1000000
+	$(BIN)/python bench/hybrid_scale.py --sizes 100000,1000000 --exact
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .cache
