@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,16 @@ from rag import Assistant, ChatSession, RagError
 from ui import conversations
 from ui.handlers import NO_INDEX, Handlers
 from ui.library import DocumentLibrary
-from ui.llm import LLMSettings
+from ui.llm import EXTRACTIVE, LLMSettings
 
 from .conftest import SEED_QUESTION, write
+from .fake_openai import FakeOpenAI, Reply
+
+HOSTILE = (
+    "# Kermorvan\n\n"
+    "The keeper of the Kermorvan lighthouse painted <script>alert(1)</script> on its door in 1921. "
+    "The Kermorvan lighthouse stands on a granite rock at the mouth of the harbour.\n"
+)
 
 
 def handlers_for(assistant: Assistant) -> Handlers:
@@ -84,3 +92,82 @@ def test_language_model_settings_report_problems_in_one_line(seed_assistant: Ass
     applied, status = handlers.llm_apply("not a url", "", "some-model")
     assert not applied and "Not applied" in status
     assert seed_assistant.settings.llm_base_url in ("", None)  # nothing changed
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=("m", "other")) as fake:
+        fake.default = Reply("The lighthouse stands on a granite rock [1].")
+        yield fake
+
+
+def test_blank_questions_are_told_apart() -> None:
+    assert Handlers.blank(None) and Handlers.blank("") and Handlers.blank(" \n\t ")
+    assert not Handlers.blank(" why? ")
+
+
+def test_document_text_in_an_answer_and_its_sources_is_escaped(assistant_factory, tmp_path: Path) -> None:
+    assistant = assistant_factory()
+    handlers = handlers_for(assistant)
+    note = write(tmp_path / "up" / "kermorvan.md", HOSTILE)
+    calls: list[tuple[float, str]] = []
+    result, status = handlers.upload([str(note)], progress=lambda done, desc: calls.append((done, desc)))
+    assert result.stored == [("kermorvan.md", "kermorvan.md")] and "kermorvan.md" in status
+    assert calls[0] == (0.0, "Indexing 1 file(s)")
+    question = "What did the keeper paint on the door of the Kermorvan lighthouse?"
+    messages, _ = list(handlers.respond(question, [], None))[-1]
+    _, answer, sources = messages
+    assert '<span class="rag-cite">[1]</span>' in answer["content"]
+    for shown in (answer["content"], sources["content"]):
+        assert "<script>" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in sources["content"]
+    assert "kermorvan.md" in sources["content"]
+
+
+def test_the_documents_table_escapes_file_names(assistant_factory, tmp_path: Path) -> None:
+    assistant = assistant_factory()
+    folder = tmp_path / "docs"
+    write(folder / 'R&D "<b>notes</b>".md', "The granite quarry of Locmaria closed in 1954.\n")
+    assistant.index([folder])
+    shown = handlers_for(assistant).listing()
+    assert shown.choices == ['R&D "<b>notes</b>".md']  # the picker gets the name itself (Gradio shows it as text)
+    assert "R&amp;D &quot;&lt;b&gt;notes&lt;/b&gt;&quot;.md" in shown.table and "<b>notes" not in shown.table
+    assert "<b>1</b> files" in shown.stats
+
+
+def test_a_bad_server_url_is_refused_in_one_clear_line(assistant_factory) -> None:
+    assistant = assistant_factory()
+    handlers = handlers_for(assistant)
+    applied, status = handlers.llm_apply("ftp://example.org/v1", "", "m")
+    assert not applied
+    assert "Not applied" in status and "must be an http(s) address" in status and "ftp://example.org/v1" in status
+    assert "Traceback" not in status and status.count("\n") == 0
+    applied, status = handlers.llm_apply("", "", "m")
+    assert not applied and "enter the server&#x27;s URL first" in status
+    assert assistant.settings.llm_base_url == "" and "extractive" in handlers.llm_current()
+
+
+def test_a_locked_server_url_cannot_be_changed_from_the_page(assistant_factory, llm_server: FakeOpenAI) -> None:
+    assistant = assistant_factory()
+    handlers = Handlers(assistant, DocumentLibrary(assistant, max_bytes=1_000_000), LLMSettings(assistant), 0.0)
+    handlers.llm.allow_url_changes = False
+    applied, status = handlers.llm_apply(llm_server.url, "", "m")
+    assert not applied and "changing the language-model server from this page is off" in status
+    assert assistant.settings.llm_base_url == ""
+
+
+def test_applying_a_model_configures_the_assistant_and_back(assistant_factory, llm_server: FakeOpenAI) -> None:
+    assistant = assistant_factory()
+    handlers = handlers_for(assistant)
+    choices, picked, status = handlers.llm_refresh(llm_server.url, "", None)
+    assert choices is not None and {"m", "other"} <= set(choices) and picked == "m" and "2 model(s)" in status
+    applied, status = handlers.llm_apply(llm_server.url, "sk-test", "other")
+    assert applied and "Applied" in status and "other" in status
+    settings = assistant.settings
+    assert (settings.llm_base_url, settings.llm_model, settings.llm_api_key) == (llm_server.url, "other", "sk-test")
+    form = handlers.llm_form()
+    assert form.url == llm_server.url and form.choice == "other" and "other" in form.current
+    assert form.key_hint.startswith("A key is saved")  # the key itself never goes back to the page
+    applied, status = handlers.llm_apply(llm_server.url, "", EXTRACTIVE)
+    assert applied and "extractive" in status and assistant.settings.llm_base_url == ""
+    assert handlers.llm_form().url == llm_server.url  # kept for later

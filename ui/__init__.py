@@ -1,7 +1,9 @@
 """The web chat of the assistant (Gradio): ``rag serve`` starts it.
 
-Only :mod:`ui.app` imports Gradio; :mod:`ui.render` (HTML of answers, sources and tables),
-:mod:`ui.library` (the uploaded-documents store), :mod:`ui.conversations` (past chats kept in the
-browser), :mod:`ui.llm` (the language-model settings) and :mod:`ui.page` (styles and the page script)
-are plain Python over the public :mod:`rag` API.
+Only :mod:`ui.app` (the page's layout and the wiring of its events) and :mod:`ui.server` (launching it)
+import Gradio. :mod:`ui.handlers` (what each event does: plain values in and out), :mod:`ui.render`
+(HTML of answers, sources and tables, every text escaped by :mod:`ui.escaping`), :mod:`ui.library` (the
+uploaded-documents store), :mod:`ui.conversations` (past chats kept in the browser), :mod:`ui.llm` (the
+language-model settings) and :mod:`ui.page` (styles and the page script) are plain Python over the
+public :mod:`rag` API.
 """

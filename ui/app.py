@@ -18,7 +18,6 @@ standalone ones before the search. Chat messages are HTML built by :mod:`ui.rend
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no usage reports or version checks, whatever the env says
@@ -36,7 +35,7 @@ from rag import (
 
 from . import conversations, render
 from .examples import examples_for
-from .handlers import ChatView, Handlers, Message
+from .handlers import BLANK_QUESTION, NO_CHAT_CHOSEN, ChatView, Handlers, Message
 from .library import UPLOAD_SUFFIXES, DocumentLibrary
 from .llm import LLMSettings
 
@@ -71,8 +70,8 @@ def build_app(
         question: str, history: list[Message] | None, session: ChatSession | None
     ) -> Iterator[tuple[list[Message], str, ChatSession | None]]:
         # One conversation per browser session (Gradio state): follow-ups are rewritten using its turns.
-        if not " ".join((question or "").split()):
-            gr.Warning("Type a question about your documents first.")
+        if handlers.blank(question):
+            gr.Warning(BLANK_QUESTION)
             yield list(history or []), "", session
             return
         for messages, kept in handlers.respond(question, history, session):
@@ -102,7 +101,7 @@ def build_app(
     def forget(chat_id: str | None, current: str | None, store: Any) -> tuple[Any, Any, Any, Any, Any]:
         store, view = handlers.forget(chat_id, current, store)
         if view is None:
-            gr.Info("Choose a chat to delete first.")
+            gr.Info(NO_CHAT_CHOSEN)
             return store, gr.update(choices=conversations.choices(store)), gr.update(), gr.update(), gr.update()
         if view.messages is None:  # another chat was deleted: the open one stays
             return store, picker(view), gr.update(), gr.update(), gr.update()
@@ -131,11 +130,7 @@ def build_app(
         files: list[str] | None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - how Gradio injects progress
     ) -> tuple[dict[str, Any], str, str, str, Any, None]:
-        paths = [Path(f) for f in files or []]
-        desc = f"Indexing {len(paths)} file(s)"
-        if paths:
-            progress(0.0, desc=desc)
-        result, status = handlers.upload(paths, progress=lambda done: progress(done, desc=desc))
+        result, status = handlers.upload(files, progress=lambda done, desc: progress(done, desc=desc))
         table, stats, choices = listing()
         return result.to_dict(), status, table, stats, choices, None
 
@@ -145,15 +140,12 @@ def build_app(
         return status, table, stats, choices
 
     def llm_view() -> tuple[str, Any, Any, str]:
-        view = llm.view()
-        key_hint = (
-            "A key is saved for this server: leave empty to keep it" if view.key_saved else "Empty if none is needed"
-        )
+        form = handlers.llm_form()
         return (
-            view.url,
-            gr.update(placeholder=key_hint, value=""),
-            gr.update(choices=view.choices, value=view.choice),
-            render.llm_current_html(view.summary),
+            form.url,
+            gr.update(placeholder=form.key_hint, value=""),
+            gr.update(choices=form.choices, value=form.choice),
+            form.current,
         )
 
     def llm_refresh(url: str, key: str, choice: str | None) -> tuple[Any, str]:
@@ -163,9 +155,8 @@ def build_app(
     def llm_apply(url: str, key: str, choice: str | None) -> tuple[str, Any, Any, str, str]:
         applied, status = handlers.llm_apply(url, key, choice)
         if not applied:
-            return url, gr.update(), gr.update(), render.llm_current_html(llm.summary()), status
-        view_url, key_box, model_picker, current = llm_view()
-        return view_url, key_box, model_picker, current, status
+            return url, gr.update(), gr.update(), handlers.llm_current(), status
+        return (*llm_view(), status)
 
     # ------------------------------------------------------------ layout
 
@@ -246,7 +237,7 @@ def build_app(
                     "quoted from the documents. The change applies to everyone using this server."
                 )
                 llm_current = gr.HTML(elem_id="rag-llm-current")
-                initial = llm.view()
+                initial = handlers.llm_form()
                 with gr.Row():
                     llm_url = gr.Textbox(
                         label="Server URL",

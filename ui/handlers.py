@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from .llm import LLMSettings, for_page
 log = logging.getLogger("ui")
 
 NO_INDEX = "No documents are indexed yet: add some in the Documents tab, or run 'rag index PATH'."
+BLANK_QUESTION = "Type a question about your documents first."
+NO_CHAT_CHOSEN = "Choose a chat to delete first."
 Message = dict[str, Any]
 
 
@@ -41,6 +43,17 @@ class ChatView:
     chat_id: str | None
     choices: list[tuple[str, str]] | None
     picked: str | None = None
+
+
+@dataclass
+class LLMForm:
+    """The Settings tab's fields: server URL, the API key box's hint, the model picker, what is in force."""
+
+    url: str
+    key_hint: str
+    choices: list[str]
+    choice: str
+    current: str
 
 
 @dataclass
@@ -65,11 +78,17 @@ class Handlers:
 
     # ------------------------------------------------------------ chat
 
+    @staticmethod
+    def blank(question: str | None) -> bool:
+        """Whether ``question`` has nothing to ask (the page then warns :data:`BLANK_QUESTION`)."""
+        return not " ".join((question or "").split())
+
     def respond(
         self, question: str, history: list[Message] | None, session: ChatSession | None
     ) -> Iterator[tuple[list[Message], ChatSession]]:
         """Answer ``question`` in ``session`` (made on the first question), yielding the messages as the
-        answer streams in; the last yield holds the answer and its sources. ``question`` must not be blank."""
+        answer streams in; the last yield holds the answer and its sources. ``question`` must not be
+        :meth:`blank`."""
         if session is None:
             session = self.assistant.chat()
         messages = list(history or [])
@@ -144,8 +163,9 @@ class Handlers:
         return ChatView(chat["messages"], self._session(chat["turns"]), chat["id"], None)
 
     def forget(self, chat_id: str | None, current: str | None, store: Any) -> tuple[Any, ChatView | None]:
-        """Delete a past chat from the store: (new store, what the chat area shows, or ``None`` when the
-        open chat is another one and stays). Deleting nothing only cleans the store."""
+        """Delete a past chat from the store: (new store, what the chat area shows; its ``messages`` are
+        ``None`` when the open chat is another one and stays). Deleting nothing (``chat_id`` empty) only
+        cleans the store and gives ``None``: the page then says :data:`NO_CHAT_CHOSEN`."""
         if not chat_id:
             return conversations.clean(store), None
         store = conversations.remove(store, chat_id)
@@ -193,12 +213,17 @@ class Handlers:
         stats = render.stats_html(self.library.stats(), str(self.assistant.index_dir))
         return Listing(table, stats, sorted((r.source for r in records), key=str.casefold))
 
-    def upload(self, paths: list[Path], progress: Callable[[float], None] | None = None) -> tuple[UploadResult, str]:
-        """Index uploaded files (temporary copies, deleted afterwards): the result and its status line(s)."""
+    def upload(
+        self, files: Sequence[str | Path] | None, progress: Callable[[float, str], None] | None = None
+    ) -> tuple[UploadResult, str]:
+        """Index uploaded files (temporary copies, deleted afterwards): the result and its status line(s).
+
+        ``progress(fraction, description)`` is told how far indexing has come."""
+        paths = [Path(f) for f in files or []]
         if not paths:
             return UploadResult(), render.upload_status_html([("info", "No files were chosen.")])
         try:
-            track = progress if progress is not None else False
+            track = _described(progress, f"Indexing {len(paths)} file(s)") if progress is not None else False
             result = self.library.add(paths, progress=track, on_copied=drop_upload)
             lines = result.lines()
             if result.report is not None:
@@ -224,6 +249,17 @@ class Handlers:
 
     # ------------------------------------------------------------ language model settings
 
+    def llm_form(self) -> LLMForm:
+        """The Settings tab as the settings in force make it (the key box stays empty: a saved key is
+        never sent back to the page)."""
+        view = self.llm.view()
+        hint = "A key is saved for this server: leave empty to keep it" if view.key_saved else "Empty if none is needed"
+        return LLMForm(view.url, hint, view.choices, view.choice, render.llm_current_html(view.summary))
+
+    def llm_current(self) -> str:
+        """The line telling how answers are made now."""
+        return render.llm_current_html(self.llm.summary())
+
     def llm_refresh(self, url: str, key: str, choice: str | None) -> tuple[list[Any] | None, str | None, str]:
         """The models a server lists: (picker choices or None when unchanged, the pick, the status line)."""
         try:
@@ -248,6 +284,12 @@ class Handlers:
         except RagError as exc:
             return False, render.settings_status_html("error", f"Not applied: {for_page(str(exc))}")
         return True, render.settings_status_html(kind, message)
+
+
+def _described(progress: Callable[[float, str], None], desc: str) -> Callable[[float], None]:
+    """``progress`` told ``desc`` with every fraction, starting at 0."""
+    progress(0.0, desc)
+    return lambda done: progress(done, desc)
 
 
 def upload_folder() -> Path:

@@ -7,7 +7,6 @@ The chat renders these strings as HTML (Markdown off), so nothing else in them i
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag import describe_extraction
 
+from .escaping import escape_html
 from .viewer import view_url
 
 if TYPE_CHECKING:
@@ -28,11 +28,6 @@ CLOSEST_PASSAGES = 3
 
 UNSUPPORTED_CLAIM = "Not backed by the passage it cites: check it against the sources."
 UNSUPPORTED_SOURCE = "A generated sentence citing this passage is not backed by it."
-
-
-def escape_html(text: str) -> str:
-    """``text`` safe to place in HTML, inside elements or attribute values (quotes escaped too)."""
-    return html.escape(text, quote=True)
 
 
 def score_note(min_score: float) -> str:

@@ -16,13 +16,14 @@ request can only reach files the index holds, never a path it supplies. Anything
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import re
 from typing import Any
 from urllib.parse import quote
 
 from rag import Assistant, RagError
+
+from .escaping import escape_html
 
 #: Most characters of a text document shown at once (around the cited spot).
 TEXT_WINDOW = 200_000
@@ -74,7 +75,7 @@ def routes(assistant: Assistant) -> list[Any]:
                 return HTMLResponse(page_html(source, asked, pages, quoted, page, spot))
             text = assistant.document_text(source)
         except (RagError, ValueError) as exc:
-            return HTMLResponse(_shell(source, f'<p class="problem">{html.escape(str(exc))}</p>'), status_code=422)
+            return HTMLResponse(_shell(source, f'<p class="problem">{escape_html(str(exc))}</p>'), status_code=422)
         return HTMLResponse(text_html(source, text, start, end, highlights))
 
     async def page_png(request: Any) -> Response:
@@ -112,7 +113,7 @@ def text_html(source: str, text: str, start: int, end: int, highlights: list[Any
     cuts = sorted({lo, hi, start, end, *(max(lo, min(hi, int(x))) for span in highlights for x in span)})
     parts = []
     for a, b in itertools.pairwise(cuts):
-        piece = html.escape(text[a:b])
+        piece = escape_html(text[a:b])
         quoted = any(int(x) <= a and b <= int(y) for x, y in highlights)
         if quoted:
             piece = f'<mark class="quote">{piece}</mark>'
@@ -138,17 +139,17 @@ def page_html(source: str, page: int, pages: int, boxes: list[Any], cited: int, 
     nav = []
     for label, target in (("previous page", page - 1), ("next page", page + 1)):
         if 1 <= target <= pages:
-            nav.append(f'<a class="nav" href="?{html.escape(spot)}&page={target}">{label}</a>')
+            nav.append(f'<a class="nav" href="?{escape_html(spot)}&page={target}">{label}</a>')
     body = (
         f'<div class="bar">page {page} of {pages} {" ".join(nav)}</div>'
-        f'<div id="page"><img src="/rag/page/{ident}/{page}.png" alt="page {page} of {html.escape(source)}">'
+        f'<div id="page"><img src="/rag/page/{ident}/{page}.png" alt="page {page} of {escape_html(source)}">'
         f"{marks}</div>"
     )
     return _shell(source, body)
 
 
 def _shell(source: str, body: str) -> str:
-    name = html.escape(source)
+    name = escape_html(source)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy"
