@@ -121,7 +121,7 @@ class Settings:
         if not -1.0 <= float(self.min_score) <= 2.0:
             raise ConfigError(f"min_score must be between -1 and 2, got {self.min_score!r}: set RAG_MIN_SCORE")
         if float(self.lock_timeout) < 0:
-            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}")
+            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout!r}: set RAG_LOCK_TIMEOUT")
         _finite(self)
         _check_llm(self)
         parse_store_uri(self.vector_store)
@@ -200,7 +200,7 @@ def _finite(settings: Settings) -> None:
 
 def _positive_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}: set RAG_{name.upper()}")
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:
@@ -211,7 +211,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
         if kind == "float":
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        whole = "a whole number" if kind == "int" else "a number"
+        raise ConfigError(f"{name} must be {whole}, got {raw!r}") from None
     if kind == "Path":
         return Path(raw)
     return raw

@@ -92,3 +92,19 @@ def test_exports_come_from_one_table() -> None:
     for name in rag.__all__:
         assert getattr(rag, name) is not None
     assert "escape_html" not in rag.__all__, "only the UI escapes HTML: it has its own (ui/render.py)"
+
+
+def test_the_whole_public_api_resolves_without_heavy_libraries() -> None:
+    """``import rag`` and every exported name load no model, index, web or cluster library (they load on use)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "sentence_transformers", "faiss", "gradio", "fastapi", "ray", "pymilvus")
+    code = (
+        "import sys, rag\n"
+        "bare = sorted(m for m in sys.modules if m.startswith('rag.'))\n"
+        "for name in rag.__all__: getattr(rag, name)\n"
+        f"print(bare, sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[] []", out.stdout
