@@ -522,6 +522,11 @@ def test_the_trash_icon_starts_a_new_conversation(page: Page, watch: Watch) -> N
 def test_upload_shows_one_progress_display(page: Page, watch: Watch, tmp_path: Path) -> None:
     page.get_by_role("tab", name="Documents").click()
     page.wait_for_selector("#rag-documents table")
+    # The tab's own refresh of the listing must be over before watching (on a loaded machine it is not yet).
+    page.wait_for_function(
+        """() => ![...document.querySelectorAll('[data-testid=status-tracker]')].some(
+            (e) => !e.classList.contains('hide') && e.querySelector('.progress-text, .eta-bar, .meta-text, .loader'))"""
+    )
     page.evaluate(
         """() => {
         window.__progress = [];
