@@ -14,6 +14,7 @@ from .cli_commands import COMMANDS, EXIT_SOME_FAILED
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        """Exit with status 2 and a one-line message that points to ``--help``."""
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

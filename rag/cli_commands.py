@@ -228,8 +228,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _mcp(args: argparse.Namespace) -> int:
-    import os
-
     if args.http is not None and not 1 <= args.http <= 65535:
         raise rag.InputError(f"--http must be a port from 1 to 65535, got {args.http}")
     try:

@@ -21,7 +21,9 @@ from .boxes import Run, boxes_for
 from .budgets import Budget, check_chars, checkpoint, safe_docx, within
 from .encodings import decode_text
 from .errors import DocumentError
+from .html_text import escape_unclosed as escape_unclosed  # re-exported: it lived here before rag.html_text
 from .html_text import html_to_text
+from .html_text import repair_markup as repair_markup  # re-exported: it lived here before rag.html_text
 from .sections import Section, markdown_sections, text_sections
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
@@ -178,7 +180,7 @@ def load(path: Path, source: str | None = None, max_bytes: int | None = None) ->
     return Document(source, path, text, "text", text_sections(text), encoding)
 
 
-# ---------------------------------------------------------------- encodings
+# ---------------------------------------------------------------- PDF, image and DOCX readers
 
 
 def _load_pdf(data: bytes, source: str, path: Path, image: bool = False) -> Document:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from .boxes import Run
+from .page_rows import FRAGMENT_GAP as FRAGMENT_GAP  # re-exported: it lived here before rag.page_rows
+from .page_rows import Fragment as Fragment  # re-exported: it lived here before rag.page_rows
 from .page_rows import Row, TextWriter, Word, rows_of
 from .pdf_tables import find_tables, write_table
 

@@ -38,18 +38,22 @@ class Fragment:
 
     @property
     def x0(self) -> float:
+        """Left edge of the first word."""
         return self.words[0].x0
 
     @property
     def x1(self) -> float:
+        """Right edge of the rightmost word."""
         return max(w.x1 for w in self.words)
 
     @property
     def text(self) -> str:
+        """The words joined by spaces."""
         return " ".join(w.text for w in self.words)
 
     @property
     def numeric(self) -> bool:
+        """Whether the text is a figure (amount, percentage, dash for nil)."""
         return bool(NUMERIC.match(self.text))
 
 
@@ -63,18 +67,22 @@ class Row:
 
     @property
     def text(self) -> str:
+        """The fragments joined by spaces."""
         return " ".join(f.text for f in self.fragments)
 
     @property
     def x0(self) -> float:
+        """Left edge of the first fragment."""
         return self.fragments[0].x0
 
     @property
     def x1(self) -> float:
+        """Right edge of the last fragment."""
         return self.fragments[-1].x1
 
     @property
     def height(self) -> float:
+        """Text height (at least 1 point)."""
         return max(1.0, self.y1 - self.y0)
 
 
