@@ -32,6 +32,8 @@ _log = logging.getLogger(__name__)
 #: Jobs up to this many word pieces are embedded in NumPy when torch is not loaded yet (about ten chunks).
 SMALL_JOB_TOKENS = 1500
 #: Text the bulk encoder is checked with when it loads (against the NumPy fp32 encoder).
+#: Models whose bf16 torch encoder was checked in this process and agreed with fp32.
+_BF16_AGREES: dict[tuple[str, int], bool] = {}
 _PROBE = "The harbour ships barley and rye to the northern mills every spring, 1,250 tonnes a week. " * 6
 
 
@@ -116,11 +118,15 @@ class Embedder:
         return self._model
 
     def _checked(self, model: TorchBert) -> TorchBert:
+        key = (str(self.model_path), self.max_tokens)
+        if model.precision == "fp32" or _BF16_AGREES.get(key):
+            return model
         reference = self.numpy_encoder
-        if model.precision == "fp32" or reference is None:
+        if reference is None:
             return model
         agreement = float(np.min(model.encode([_PROBE] * 8) @ reference.encode_one(_PROBE)))
         if agreement >= 0.99:
+            _BF16_AGREES[key] = True  # checked once per process and model
             return model
         _log.warning(
             "bf16 embeddings disagree with fp32 on this machine (cosine %.3f; is OMP_THREAD_LIMIT set?): using fp32",

@@ -267,6 +267,7 @@ def test_the_embedder_picks_its_encoders(monkeypatch: pytest.MonkeyPatch) -> Non
         return real(self, texts, progress, token_budget)
 
     monkeypatch.setattr(TorchBert, "encode", wrong_in_bf16)
+    monkeypatch.setattr("rag.embedding._BF16_AGREES", {})  # as in a fresh process: nothing checked yet
     broken = Embedder(packaged_model_path(), precision="bf16")
     model = broken.model
     assert isinstance(model, TorchBert) and model.precision == "fp32" and broken.precision == "fp32"
