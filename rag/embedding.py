@@ -22,7 +22,7 @@ import numpy as np
 
 from .encoders.base import Encoder, WordPieceTokenizer, bert_tokenizer, plain_bert_config
 from .encoders.numpy_bert import NumpyBert
-from .encoders.st_encoder import SentenceTransformerEncoder, load_sentence_transformer
+from .encoders.st_encoder import SentenceTransformerEncoder, embedding_dimension, load_sentence_transformer
 from .encoders.torch_bert import TorchBert, cpu_supports_bf16, load_torch_bert, padded_batches, resolve_precision
 from .errors import ConfigError
 
@@ -93,7 +93,7 @@ class Embedder:
             value = json.loads(pooling.read_text()).get("word_embedding_dimension")
             if value:
                 return int(value)
-        return int(load_sentence_transformer(self.model_path).get_sentence_embedding_dimension())
+        return embedding_dimension(load_sentence_transformer(self.model_path))
 
     @cached_property
     def fingerprint(self) -> str:
