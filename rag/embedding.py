@@ -17,23 +17,41 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .encoders.base import Encoder, WordPieceTokenizer, plain_bert_config
+from .encoders.base import Encoder, WordPieceTokenizer, bert_tokenizer, plain_bert_config
 from .encoders.numpy_bert import NumpyBert
-from .encoders.st_encoder import SentenceTransformerEncoder, load_sentence_transformer
-from .encoders.torch_bert import TorchBert, load_torch_bert, resolve_precision
+from .encoders.st_encoder import SentenceTransformerEncoder, embedding_dimension, load_sentence_transformer
+from .encoders.torch_bert import TorchBert, cpu_supports_bf16, load_torch_bert, padded_batches, resolve_precision
 from .errors import ConfigError
+
+#: Importable from here as before the encoders moved to :mod:`rag.encoders` (callers and benches use them).
+__all__ = [
+    "SMALL_JOB_TOKENS",
+    "Embedder",
+    "Encoder",
+    "NumpyBert",
+    "SentenceTransformerEncoder",
+    "TorchBert",
+    "WordPieceTokenizer",
+    "bert_tokenizer",
+    "cpu_supports_bf16",
+    "load_sentence_transformer",
+    "load_torch_bert",
+    "padded_batches",
+    "plain_bert_config",
+    "resolve_precision",
+]
+_load_model = load_sentence_transformer  # the old private name, still imported by older bench scripts
 
 _log = logging.getLogger(__name__)
 
 #: Jobs up to this many word pieces are embedded in NumPy when torch is not loaded yet (about ten chunks).
 SMALL_JOB_TOKENS = 1500
-#: Text the bulk encoder is checked with when it loads (against the NumPy fp32 encoder).
-#: Models whose bf16 torch encoder was checked in this process and agreed with fp32.
+#: Models (folder, max_tokens) whose bf16 torch encoder was checked in this process and agreed with fp32.
 _BF16_AGREES: dict[tuple[str, int], bool] = {}
+#: Text the bulk encoder is checked with when it loads (against the NumPy fp32 encoder).
 _PROBE = "The harbour ships barley and rye to the northern mills every spring, 1,250 tonnes a week. " * 6
 
 
@@ -44,7 +62,7 @@ class Embedder:
         self.model_path = Path(model_path)
         self.batch_size = batch_size
         self.precision = resolve_precision(precision)
-        self._model: Any = None
+        self._model: Encoder | None = None
         self._lock = threading.Lock()
         if not (self.model_path / "modules.json").is_file() and not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no modules.json)")
@@ -75,7 +93,7 @@ class Embedder:
             value = json.loads(pooling.read_text()).get("word_embedding_dimension")
             if value:
                 return int(value)
-        return int(load_sentence_transformer(self.model_path).get_sentence_embedding_dimension())
+        return embedding_dimension(load_sentence_transformer(self.model_path))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -118,20 +136,21 @@ class Embedder:
         return self._model
 
     def _checked(self, model: TorchBert) -> TorchBert:
+        """``model``, or the fp32 one when it is bf16 and disagrees with NumPy fp32 (checked once per process)."""
         key = (str(self.model_path), self.max_tokens)
-        if model.precision == "fp32" or _BF16_AGREES.get(key):
+        agrees = _BF16_AGREES.get(key)
+        reference = self.numpy_encoder if agrees is None and model.precision == "bf16" else None
+        if reference is not None:
+            agreement = float(np.min(model.encode([_PROBE] * 8) @ reference.encode_one(_PROBE)))
+            agrees = _BF16_AGREES[key] = agreement >= 0.99
+            if not agrees:
+                _log.warning(
+                    "bf16 embeddings disagree with fp32 on this machine (cosine %.3f; is OMP_THREAD_LIMIT set?):"
+                    " using fp32",
+                    agreement,
+                )
+        if model.precision == "fp32" or agrees is not False:
             return model
-        reference = self.numpy_encoder
-        if reference is None:
-            return model
-        agreement = float(np.min(model.encode([_PROBE] * 8) @ reference.encode_one(_PROBE)))
-        if agreement >= 0.99:
-            _BF16_AGREES[key] = True  # checked once per process and model
-            return model
-        _log.warning(
-            "bf16 embeddings disagree with fp32 on this machine (cosine %.3f; is OMP_THREAD_LIMIT set?): using fp32",
-            agreement,
-        )
         self.precision = "fp32"
         return load_torch_bert(self.model_path, self.max_tokens, "fp32")
 
@@ -161,12 +180,17 @@ class Embedder:
         sentence-transformers, so a fresh process answers in well under a second, and it matches
         sentence-transformers' fp32 vectors to a cosine above 0.9999 (tested).
         """
-        model = self._model
-        if model is not None:  # loaded already (a warmed server, a process that indexed): faster
-            return model.encode_one(text)
+        return self.question_encoder.encode_one(text)
+
+    @property
+    def question_encoder(self) -> Encoder:
+        """The encoder questions go through now: the bulk model once loaded (a warmed server, a process
+        that indexed: faster), else NumPy for plain BERT models (no torch import), else the bulk model."""
+        if self._model is not None:
+            return self._model
         if self.numpy_encoder is not None:
-            return self.numpy_encoder.encode_one(text)
-        return self.model.encode_one(text)
+            return self.numpy_encoder
+        return self.model
 
     def warm(self) -> None:
         """Load the model now, for a process that will answer many questions: they are then embedded by

@@ -1,4 +1,5 @@
-"""The fast paths give the same results as the plain ones: bf16 vs fp32, NumPy query encoder, IVF vs exact."""
+"""The fast paths give the same results as the plain ones: bf16 vs fp32, NumPy query encoder, IVF vs exact
+(the encoders themselves, and which one the Embedder uses when: tests/test_encoders.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -217,57 +217,3 @@ def test_warm_embeds_questions_through_torch(reference: np.ndarray) -> None:
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
         floor = 0.9999 if embedder.precision == "fp32" else 0.999
         assert float(vector @ ref) >= floor and float(vector @ before) >= floor, text[:40]
-
-
-def test_the_three_encoders_share_one_interface_and_agree(reference: np.ndarray) -> None:
-    """NumPy (questions), torch (bulk) and sentence-transformers: one Encoder protocol, the same vectors."""
-    from rag.encoders.base import Encoder
-    from rag.encoders.numpy_bert import NumpyBert
-    from rag.encoders.st_encoder import SentenceTransformerEncoder
-    from rag.encoders.torch_bert import load_torch_bert
-
-    path = packaged_model_path()
-    numpy_bert = NumpyBert.load(path, 256)
-    assert numpy_bert is not None
-    encoders: dict[str, Encoder] = {
-        "numpy": numpy_bert,
-        "torch fp32": load_torch_bert(path, 256, "fp32"),
-        "sentence-transformers fp32": SentenceTransformerEncoder(path, "fp32"),
-    }
-    done: list[int] = []
-    for name, encoder in encoders.items():
-        assert (encoder.dimension, encoder.max_tokens) == (384, 256), name
-        vectors = encoder.encode(TEXTS, progress=done.append)
-        assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32, name
-        assert float(np.min((vectors * reference).sum(axis=1))) >= 0.9999, name
-        one = encoder.encode_one(TEXTS[0])
-        assert one.shape == (384,) and float(one @ reference[0]) >= 0.9999, name
-    assert sum(done) == 3 * len(TEXTS)
-
-
-def test_the_embedder_picks_its_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Questions through NumPy until the torch model is loaded; bulk through torch; a bf16 encoder that
-    disagrees with fp32 on this machine is replaced by the fp32 one before it embeds anything."""
-    from rag.encoders.numpy_bert import NumpyBert
-    from rag.encoders.torch_bert import TorchBert
-
-    embedder = Embedder(packaged_model_path())
-    embedder.encode_query("a question")
-    assert isinstance(embedder.numpy_encoder, NumpyBert) and embedder._model is None
-    embedder.encode(["a short job"])  # small: NumPy, torch stays unloaded
-    assert embedder._model is None
-    assert isinstance(embedder.model, TorchBert) and embedder.model.precision == embedder.precision
-
-    # A bf16 encoder whose vectors are wrong (as under OMP_THREAD_LIMIT=1 on this CPU) is not used.
-    real = TorchBert.encode
-
-    def wrong_in_bf16(self: TorchBert, texts: list[str], progress: Any = None, token_budget: int = 2048) -> np.ndarray:
-        if self.precision == "bf16":
-            return np.full((len(texts), 384), 1 / np.sqrt(384), dtype=np.float32)
-        return real(self, texts, progress, token_budget)
-
-    monkeypatch.setattr(TorchBert, "encode", wrong_in_bf16)
-    monkeypatch.setattr("rag.embedding._BF16_AGREES", {})  # as in a fresh process: nothing checked yet
-    broken = Embedder(packaged_model_path(), precision="bf16")
-    model = broken.model
-    assert isinstance(model, TorchBert) and model.precision == "fp32" and broken.precision == "fp32"

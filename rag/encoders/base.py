@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ MODELS: dict[str, Any] = {}
 MODELS_LOCK = threading.Lock()
 
 
+@runtime_checkable
 class Encoder(Protocol):
     """Turns texts into L2-normalised float32 vectors of one model."""
 

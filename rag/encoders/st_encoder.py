@@ -42,6 +42,12 @@ def load_sentence_transformer(path: Path) -> Any:
         return MODELS[key]
 
 
+def embedding_dimension(model: Any) -> int:
+    """Length of a SentenceTransformer's vectors (``get_embedding_dimension`` in new releases)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(method())
+
+
 class SentenceTransformerEncoder:
     """An :class:`~rag.encoders.base.Encoder` over a SentenceTransformer (bf16 autocast when asked)."""
 
@@ -49,7 +55,7 @@ class SentenceTransformerEncoder:
         self.model = load_sentence_transformer(path)
         self.precision = precision
         self.batch_size = batch_size
-        self.dimension = int(self.model.get_sentence_embedding_dimension())
+        self.dimension = embedding_dimension(self.model)
         self.max_tokens = int(self.model.max_seq_length)
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:

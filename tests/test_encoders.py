@@ -1,0 +1,194 @@
+"""The three encoders behind one protocol, and which of them the Embedder uses when (the real packaged model)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.config import packaged_model_path
+from rag.embedding import SMALL_JOB_TOKENS, Embedder
+from rag.encoders.base import Encoder
+from rag.encoders.numpy_bert import NumpyBert
+from rag.encoders.st_encoder import SentenceTransformerEncoder
+from rag.encoders.torch_bert import TorchBert, load_torch_bert
+
+from .conftest import SEED_QUESTION, SEEDS
+
+TEXTS = [
+    SEED_QUESTION,
+    "hi",
+    "Ünïcödé façade — naïve café, 1873!",
+    "Honey bees dance to show the hive where the flowers are. " * 40,  # past 256 word pieces: truncated
+    *[p for p in next(SEEDS.glob("*.txt")).read_text(encoding="utf-8").split("\n") if p.strip()][:6],
+]
+
+
+def _encoders() -> dict[str, Encoder]:
+    path = packaged_model_path()
+    numpy_bert = NumpyBert.load(path, 256)
+    assert numpy_bert is not None
+    return {
+        "numpy": numpy_bert,
+        "torch": load_torch_bert(path, 256, "fp32"),
+        "sentence-transformers": SentenceTransformerEncoder(path, "fp32"),
+    }
+
+
+def test_the_three_implementations_satisfy_the_protocol_and_agree() -> None:
+    """NumPy (questions), torch (bulk) and sentence-transformers, all fp32: one protocol, the same vectors."""
+    encoders = _encoders()
+    embedder = Embedder(packaged_model_path())
+    vectors: dict[str, np.ndarray] = {}
+    for name, encoder in encoders.items():
+        assert isinstance(encoder, Encoder), name
+        assert (encoder.dimension, encoder.max_tokens) == (embedder.dimension, embedder.max_tokens), name
+        done: list[int] = []
+        vectors[name] = encoder.encode(TEXTS, progress=done.append)
+        assert sum(done) == len(TEXTS), name
+        assert vectors[name].shape == (len(TEXTS), embedder.dimension) and vectors[name].dtype == np.float32, name
+        assert np.allclose(np.linalg.norm(vectors[name], axis=1), 1.0, atol=1e-5), name
+        assert float(encoder.encode_one(TEXTS[0]) @ vectors[name][0]) >= 0.9999, name
+        assert encoder.encode([]).shape[0] == 0, name
+    names = list(vectors)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            cosines = (vectors[a] * vectors[b]).sum(axis=1)
+            assert float(cosines.min()) >= 0.9999, (a, b, cosines)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
+    """Record which encoder class each encode() call went to."""
+
+    def wrap(cls: type, name: str) -> None:
+        real: Callable[..., np.ndarray] = cls.encode  # type: ignore[attr-defined]
+
+        def encode(self: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+            calls.append(name)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "encode", encode)
+
+    wrap(NumpyBert, "numpy")
+    wrap(TorchBert, "torch")
+    wrap(SentenceTransformerEncoder, "sentence-transformers")
+
+
+def test_plain_bert_questions_numpy_until_torch_loads_bulk_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Questions and small jobs in NumPy while torch is not loaded; bulk jobs (many texts, or many
+    word pieces) load torch, which then takes questions and small jobs too."""
+    calls: list[str] = []
+    _spy(monkeypatch, calls)
+    embedder = Embedder(packaged_model_path(), precision="fp32")
+    assert embedder.plain_bert and isinstance(embedder.question_encoder, NumpyBert)
+    embedder.encode_query("a question")
+    embedder.encode(["a short job", "of two texts"])  # small: NumPy, torch stays unloaded
+    assert embedder._model is None and calls == ["numpy"]
+    few_but_long = ["word " * 200] * (SMALL_JOB_TOKENS // 200 + 1)  # few texts, over the token limit
+    embedder.encode(few_but_long)
+    assert calls[1:] == ["torch"] and isinstance(embedder._model, TorchBert)
+    assert embedder.question_encoder is embedder.model  # loaded: questions go through torch's encode_one
+    embedder.encode(["a short job"])  # torch is loaded: it takes small jobs too
+    assert calls[2:] == ["torch"]
+
+    many = Embedder(packaged_model_path(), precision="fp32")
+    assert isinstance(many.question_encoder, NumpyBert)
+    many.encode(["short"] * (SMALL_JOB_TOKENS // 100 + 1))  # many texts: bulk, without counting
+    assert calls[3:] == ["torch"] and isinstance(many.question_encoder, TorchBert)
+
+
+def test_warm_loads_torch_for_questions() -> None:
+    embedder = Embedder(packaged_model_path(), precision="fp32")
+    numpy_vector = embedder.encode_query(TEXTS[0])
+    embedder.warm()
+    assert isinstance(embedder.question_encoder, TorchBert)
+    assert float(embedder.encode_query(TEXTS[0]) @ numpy_vector) >= 0.9999
+
+
+def test_other_models_use_sentence_transformers_for_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Normalize module: not the plain BERT shape rag runs itself, so sentence-transformers runs it
+    (and the wrapper normalises: the same vectors as the packaged model's)."""
+    source = packaged_model_path()
+    folder = tmp_path / "no-normalize"
+    folder.mkdir()
+    for item in source.iterdir():
+        if item.name != "modules.json":
+            (folder / item.name).symlink_to(item)
+    modules = json.loads((source / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps(modules[:2]))
+
+    calls: list[str] = []
+    _spy(monkeypatch, calls)
+    embedder = Embedder(folder, precision="fp32")
+    assert not embedder.plain_bert and embedder.numpy_encoder is None
+    assert isinstance(embedder.question_encoder, SentenceTransformerEncoder)
+    question = embedder.encode_query(TEXTS[0])
+    vectors = embedder.encode(TEXTS[:2])  # small, but no NumPy encoder: sentence-transformers
+    assert calls == ["sentence-transformers", "sentence-transformers"]
+    assert (embedder.dimension, embedder.max_tokens) == (embedder.model.dimension, embedder.model.max_tokens)
+    reference = Embedder(source, precision="fp32").model.encode(TEXTS[:2])
+    assert float((vectors * reference).sum(axis=1).min()) >= 0.999
+    assert float(question @ reference[0]) >= 0.999
+
+
+def test_importing_changes_no_environment_and_loads_no_torch() -> None:
+    code = (
+        "import os, sys, json\n"
+        "before = dict(os.environ)\n"
+        "import rag, rag.embedding, rag.encoders.numpy_bert, rag.encoders.torch_bert, rag.encoders.st_encoder\n"
+        "from rag.config import packaged_model_path\n"
+        "rag.embedding.Embedder(packaged_model_path())\n"
+        "changed = sorted(k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k))\n"
+        "print(json.dumps([changed, sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [[], []], out.stdout + out.stderr
+
+
+def test_names_imported_from_rag_embedding_before_the_split_still_are() -> None:
+    from rag import embedding
+
+    for name in (
+        "Embedder",
+        "SMALL_JOB_TOKENS",
+        "Encoder",
+        "NumpyBert",
+        "TorchBert",
+        "SentenceTransformerEncoder",
+        "WordPieceTokenizer",
+        "bert_tokenizer",
+        "cpu_supports_bf16",
+        "load_sentence_transformer",
+        "load_torch_bert",
+        "padded_batches",
+        "plain_bert_config",
+        "resolve_precision",
+    ):
+        assert hasattr(embedding, name), name
+        assert name in embedding.__all__, name
+
+
+def test_a_bf16_disagreement_is_checked_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bf16 encoder that disagrees with fp32 is replaced by the fp32 one; later embedders of the same
+    model take fp32 straight away (no second probe, no second warning)."""
+    real = TorchBert.encode
+    bf16_calls: list[int] = []
+
+    def wrong_in_bf16(self: TorchBert, texts: list[str], progress: Any = None, token_budget: int = 2048) -> np.ndarray:
+        if self.precision == "bf16":
+            bf16_calls.append(len(texts))
+            return np.full((len(texts), 384), 1 / np.sqrt(384), dtype=np.float32)
+        return real(self, texts, progress, token_budget)
+
+    monkeypatch.setattr(TorchBert, "encode", wrong_in_bf16)
+    monkeypatch.setattr("rag.embedding._BF16_AGREES", {})  # as in a fresh process
+    for _ in range(2):
+        embedder = Embedder(packaged_model_path(), precision="bf16")
+        assert isinstance(embedder.model, TorchBert) and embedder.model.precision == embedder.precision == "fp32"
+    assert len(bf16_calls) == 1
