@@ -50,7 +50,7 @@ class Chunk:
     start: int
     end: int
     section: str
-    #: PDFs and images: the page and boxes behind the chunk (see :func:`rag.layout.span_layout`).
+    #: PDFs and images: the page and boxes behind the chunk (see :func:`rag.boxes.span_layout`).
     layout: str = ""
     #: The context line embedded and keyword-indexed with the chunk (file name, document title, section).
     title: str = ""
