@@ -59,6 +59,12 @@ def test_the_environment_is_os_environ_by_default(monkeypatch: pytest.MonkeyPatc
     ("variable", "value", "words"),
     [
         ("RAG_K", "0", "got 0"),
+        ("RAG_K", "many", "'many'"),
+        ("RAG_MIN_SCORE", "2.5", "2.5"),
+        ("RAG_FUSION", "magic", "'magic'"),
+        ("RAG_PRECISION", "fp8", "'fp8'"),
+        ("RAG_LLM_BASE_URL", "localhost:11434", "'localhost:11434'"),
+        ("RAG_LLM_TIMEOUT", "-1", "-1"),
         ("RAG_K", "2.5", "a whole number, got '2.5'"),
         ("RAG_CHUNK_TOKENS", "8", "got 8"),
         ("RAG_CHUNK_OVERLAP", "500", "(500)"),
