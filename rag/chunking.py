@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Protocol
 
 from .boxes import span_layout
 from .documents import Document
+from .sections import caption_paragraphs
 
 #: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
@@ -106,15 +108,53 @@ class Chunker:
         """
         text = document.text
         chunks: list[Chunk] = []
+        # Page text (PDFs, images) has no headings to cut at: each chunk's title names the caption above
+        # it, and a caption or closing line on its own joins its neighbour. (Other formats are cut at
+        # their headings, which stay with the text under them.)
+        paged = bool(document.runs)
+        captions = caption_paragraphs(text) if paged else []
+        caption_starts = [c.start for c in captions]
         bounds = sorted({0, len(text), *(s.start for s in document.sections if 0 < s.start < len(text))})
         for lo, hi in pairwise(bounds):
-            for a, b in self._section_spans(text[lo:hi]):
-                for x, y in self._enforce_limit(text, lo + a, lo + b):
-                    layout = span_layout(document.runs, document.page_at(x), x, y) if document.runs else ""
-                    section = document.section_at(x)
-                    title = chunk_title(document.source, section, document.title)
-                    chunks.append(Chunk(text[x:y], x, y, section, layout, title))
+            pieces = self._section_spans(text[lo:hi])
+            spans = [span for a, b in pieces for span in self._enforce_limit(text, lo + a, lo + b)]
+            for x, y in self._merge_small(text, spans) if paged else spans:
+                layout = span_layout(document.runs, document.page_at(x), x, y) if document.runs else ""
+                section = document.section_at(x)
+                title = chunk_title(document.source, section, document.title)
+                i = bisect.bisect_right(caption_starts, x) - 1
+                if i >= 0 and captions[i].title not in title:
+                    title = f"{title} - {captions[i].title}"
+                chunks.append(Chunk(text[x:y], x, y, section, layout, title))
         return chunks
+
+    def _merge_small(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Spans of one section with each small one (a heading, a caption, a closing line) joined to its
+        next neighbour, or else its previous one, when the two fit the model together."""
+        small = max(8, self.budget // 4)
+
+        def fits(a: int, b: int) -> bool:
+            return b - a <= self.max_run_chars and self.tokenizer.count(text[a:b]) + 2 <= self.max_tokens
+
+        out: list[tuple[int, int]] = []
+        pending: tuple[int, int] | None = None
+        for x, y in spans:
+            if pending is not None:
+                if fits(pending[0], y):
+                    x = pending[0]
+                else:
+                    out.append(pending)
+                pending = None
+            if self.tokenizer.count(text[x:y]) < small:
+                pending = (x, y)
+            else:
+                out.append((x, y))
+        if pending is not None:
+            if out and fits(out[-1][0], pending[1]):
+                out[-1] = (out[-1][0], pending[1])
+            else:
+                out.append(pending)
+        return out
 
     def _section_spans(self, text: str) -> list[tuple[int, int]]:
         """Spans of one section: block by block, long runs without white space cut by the tokenizer."""

@@ -152,7 +152,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .evaluation import evaluate, load_eval_set, refusal_check, sample
+    from .evaluation import evaluate, index_cache, load_eval_set, refusal_check, sample
 
     eval_dir = Path(args.eval_dir).expanduser()
     if not eval_dir.is_dir():
@@ -167,7 +167,10 @@ def _eval(args: argparse.Namespace) -> int:
     index_dir = Path(args.index) if args.index else workdir / "index"
     assistant = rag.Assistant(settings=settings, index_dir=index_dir)
     quiet = args.json or not sys.stderr.isatty()
-    report = assistant.index([eval_set.docs], progress=not quiet)
+    if args.index:
+        report = assistant.index([eval_set.docs], progress=not quiet)
+    else:  # the evaluation's own cached index: rebuilt when the settings or the version changed
+        report = index_cache(assistant, eval_set.docs, progress=not quiet)
     if report.failed:
         print(f"rag: {len(report.failed)} document(s) could not be indexed", file=sys.stderr)
     questions = sample(eval_set.questions, args.sample)

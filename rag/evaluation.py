@@ -16,8 +16,8 @@ from typing import Any
 
 from .assistant import Assistant
 from .config import Settings
-from .errors import InputError
-from .types import Answer, Passage
+from .errors import IndexMismatchError, InputError
+from .types import Answer, IndexReport, Passage
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -285,6 +285,15 @@ def _cited_on_gold(answer: Answer, q: Question, highlights: bool) -> bool:
     return False
 
 
+def index_cache(assistant: Assistant, docs: Path, progress: bool = False) -> IndexReport:
+    """Bring an evaluation's own index of ``docs`` up to date, rebuilding it when it was built with other
+    settings or by another version (it is a cache: nothing in it is the user's)."""
+    try:
+        return assistant.index([docs], progress=progress)
+    except IndexMismatchError:
+        return assistant.index([docs], progress=progress, rebuild=True)
+
+
 def refusal_check(
     settings: Settings,
     eval_set: EvalSet,
@@ -304,7 +313,7 @@ def refusal_check(
         elif p.name not in kept and target.exists():
             target.unlink()
     assistant = Assistant(settings=settings, index_dir=workdir / "half-index")
-    assistant.index([half])
+    index_cache(assistant, half)
     inside = outside = answered_in = refused_out = 0
     for q in questions:
         gold = set(q.relevant) if q.relevant else set(q.sources) if q.sources else {q.source}

@@ -79,6 +79,17 @@ def _column_anchors(rows: list[Row]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in columns]
 
 
+def _column_cells(columns: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Each value column's share of the table's width: out to halfway to its neighbours (a header
+    centred over two columns, "Three Months Ended", names both)."""
+    cells = []
+    for k, (a, b) in enumerate(columns):
+        left = (columns[k - 1][1] + a) / 2 if k else a - 2.0
+        right = (b + columns[k + 1][0]) / 2 if k + 1 < len(columns) else b + 2.0
+        cells.append((left, right))
+    return cells
+
+
 def _column_of(fragment: Fragment, columns: list[tuple[float, float]]) -> int:
     best, best_overlap = -1, 0.0
     for k, (a, b) in enumerate(columns):
@@ -96,11 +107,24 @@ def write_table(out: TextWriter, head: list[Row], body: list[Row]) -> None:
     if not columns:
         return
     headers: list[list[Word]] = [[] for _ in columns]
+    cells = _column_cells(columns)
     for row in head:
+        named: dict[int, Fragment] = {}
         for fragment in row.fragments:
-            for k, (a, b) in enumerate(columns):
-                if min(b, fragment.x1) - max(a, fragment.x0) > -2.0:
-                    headers[k].extend(fragment.words)
+            for k, (a, b) in enumerate(cells):
+                if min(b, fragment.x1) - max(a, fragment.x0) > 1.0:
+                    named.setdefault(k, fragment)
+        spanning = {id(f) for f in named.values()}
+        if 0 < len(spanning) < len(columns):
+            # A heading over a group of columns, set flush right over the group's last column (as
+            # filings do: "Three Months Ended" over "2023  2022"), names the columns before it too.
+            for k in range(len(columns)):
+                if k not in named:
+                    right = [named[j] for j in range(k + 1, len(columns)) if j in named]
+                    if right:
+                        named[k] = right[0]
+        for k in sorted(named):
+            headers[k].extend(named[k].words)
     for n, row in enumerate(body):
         if n:
             out.plain("\n")

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from .boxes import boxes_for, parse_layout
+from .doc_names import DocumentNames
 from .stores.records import ChunkRecord, VectorStore
 from .text import content_terms
 from .types import Passage
@@ -31,6 +32,11 @@ CANDIDATES = 100
 ADAPTIVE_WEIGHT = 0.5
 AGREEMENT_DEPTH = 10
 CLARITY_RANGE = (1.15, 2.2)
+#: Adaptive fusion: a passage gains ``NAME_WEIGHT`` times the share of its file's name that the question
+#: names (see :mod:`rag.doc_names`), on the fused scale where the best dense and BM25 scores are 1. It
+#: applies to the first ``NAME_POOL`` fused candidates (or 3k + 5 when more).
+NAME_WEIGHT = 0.5
+NAME_POOL = 60
 
 
 class Retriever:
@@ -41,7 +47,8 @@ class Retriever:
     agrees with dense search on this question (the share of its top chunks from dense search's top
     documents) and by how clearly its best chunk stands out: keywords count fully when both point at
     the same documents and one passage shares the question's words, little when the question's words
-    are common across the collection. ``blend`` weighs both sides equally, ``rrf``
+    are common across the collection; and it raises the passages of a file that the question names
+    (two or more words of its file name, :mod:`rag.doc_names`). ``blend`` weighs both sides equally, ``rrf``
     fuses by reciprocal rank; ``dense`` and ``bm25`` use one side only. Every passage's
     ``score`` is its cosine similarity to the question, whatever ranked it, so scores are comparable
     across questions; the list order is the fused rank.
@@ -52,6 +59,7 @@ class Retriever:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.store = store
         self.fusion = fusion
+        self._names: tuple[int, DocumentNames] | None = None
 
     def search(self, question: str, query_vector: np.ndarray, k: int) -> list[Passage]:
         """The ``k`` best passages for the question, best first, overlapping chunks removed."""
@@ -63,7 +71,17 @@ class Retriever:
             top = [i for i, _ in dense[:AGREEMENT_DEPTH]] + [i for i, _ in sparse[:AGREEMENT_DEPTH]]
             records = self.store.chunks(list(dict.fromkeys(top)))
             weight = ADAPTIVE_WEIGHT * math.sqrt(_agreement(dense, sparse, records) * _clarity(sparse))
-            ranked = _blend(dense, sparse, 1.0 - weight, weight)[: 3 * k + 5]
+            fused = _blend(dense, sparse, 1.0 - weight, weight)
+            named = self.document_names().match(question)
+            if named:
+                pool = fused[: max(NAME_POOL, 3 * k + 5)]
+                records.update(self.store.chunks([i for i, _ in pool if i not in records]))
+                fused = sorted(
+                    ((i, s + NAME_WEIGHT * named.get(records[i].source, 0.0)) for i, s in pool if i in records),
+                    key=lambda item: item[1],
+                    reverse=True,
+                )
+            ranked = fused[: 3 * k + 5]
         else:
             ranked = _fuse(dense, sparse, self.fusion)[: 3 * k + 5]
         ids = [chunk_id for chunk_id, _ in ranked]
@@ -90,6 +108,15 @@ class Retriever:
             if len(passages) == k:
                 break
         return passages
+
+    def document_names(self) -> DocumentNames:
+        """The indexed files' names (re-read when the index changes)."""
+        generation = self.store.generation()
+        cached = self._names
+        if cached is None or cached[0] != generation:
+            cached = (generation, DocumentNames(d.source for d in self.store.documents()))
+            self._names = cached
+        return cached[1]
 
 
 def _fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], fusion: str) -> list[tuple[int, float]]:

@@ -64,4 +64,32 @@ def text_sections(text: str) -> list[Section]:
     return sections
 
 
+_PARAGRAPH = re.compile(r"[^\n]+(?:\n[^\n]+)*")
+_CAPTION_WORDS = 24
+_CAPTION_CHARS = 200
+
+
+def caption_paragraphs(text: str) -> list[Section]:
+    """Stand-alone one-line paragraphs that read as headings or table captions (page text of a PDF).
+
+    A caption has a blank line (or the text's edge) on both sides, at most 24 words, letters, no table
+    cell separator, and no sentence end: "CONDENSED CONSOLIDATED STATEMENTS OF CASH FLOWS (In millions)"
+    or "Note 4 - Debt", not "See accompanying Notes." nor a page number.
+    """
+    found: list[Section] = []
+    for m in _PARAGRAPH.finditer(text):
+        line = m.group().strip()
+        if (
+            "\n" not in line
+            and 0 < len(line) <= _CAPTION_CHARS
+            and len(line.split()) <= _CAPTION_WORDS
+            and " | " not in line
+            and line[-1] not in ".!?;,"
+            and sum(c.isalpha() for c in line) >= max(3, len(line) // 2)
+            and (line[0].isupper() or line[0].isdigit())
+        ):
+            found.append(Section(m.start(), line))
+    return found
+
+
 # ---------------------------------------------------------------- HTML

@@ -255,6 +255,53 @@ def test_index_built_with_other_model_is_refused(assistant_factory, tmp_path: Pa
         Assistant(index_dir=assistant.index_dir).ask("What do otters eat?")
 
 
+def test_index_chunked_by_an_older_version_is_refused_and_an_evaluation_cache_rebuilt(
+    assistant_factory, tmp_path: Path
+) -> None:
+    from rag.evaluation import index_cache
+
+    corpus = tmp_path / "c"
+    write(corpus / "otters.txt", FACTS["otters.txt"])
+    assistant = assistant_factory()
+    assistant.index([corpus])
+    with sqlite3.connect(assistant.index_dir / "store.sqlite") as conn:
+        config = json.loads(conn.execute("SELECT value FROM meta WHERE key='config'").fetchone()[0])
+        config["chunker"] = "an older chunker"
+        conn.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(config),))
+    again = Assistant(index_dir=assistant.index_dir)
+    with pytest.raises(IndexMismatchError, match=r"chunker='an older chunker'.*--rebuild"):
+        again.ask("What do otters eat?")
+    # `rag eval`'s own index is a cache: it is rebuilt rather than refused.
+    assert index_cache(again, corpus).added == ["otters.txt"]
+    assert again.ask("What do sea otters use rocks for?").answered
+
+
+def test_a_question_naming_a_report_gets_that_report(assistant_factory, tmp_path: Path) -> None:
+    # Quarterly reports in the same words: only the file names say which quarter is which. Without
+    # the names as evidence, "the second quarter of 2023" was answered from the Q1 report.
+    corpus = tmp_path / "reports"
+    body = (
+        "Revenue for the quarter was ${revenue} million. Orchard equipment sales in the northern region rose, "
+        "irrigation services saw steady demand, and the company kept its prices for pruning tools unchanged. "
+        "Costs of fuel and fertiliser went up, while freight costs fell after the new depot opened near the "
+        "river. Management expects demand for harvest machinery to stay firm and plans to hire more field "
+        "technicians.\n"
+    )
+    reports = {"2022 Q3": "3,870", "2023 Q1": "4,120", "2023 Q2": "4,310", "2023 Q3": "4,505", "2024 Q1": "4,777"}
+    for period, revenue in reports.items():
+        write(corpus / f"{period} Orrin.txt", body.replace("{revenue}", revenue))
+    assistant = assistant_factory()
+    assistant.index([corpus])
+    for question, period in (
+        ("What was Orrin's revenue in Q3 2022?", "2022 Q3"),
+        ("What was Orrin's revenue in the second quarter of 2023?", "2023 Q2"),
+        ("What was Orrin's revenue in the third quarter of 2023?", "2023 Q3"),
+    ):
+        answer = assistant.ask(question)
+        assert [c.source for c in answer.citations] == [f"{period} Orrin.txt"], question
+        assert reports[period] in answer.text
+
+
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError, match="rag index"):
         Assistant(index_dir=tmp_path / "nothing").ask("anything?")

@@ -284,3 +284,38 @@ def test_property_decode_utf16_with_bom_round_trip(text: str) -> None:
     decoded, encoding = decode_text(data)
     assert decoded == text
     assert encoding.startswith("utf-16")
+
+
+def test_page_text_chunks_carry_the_caption_above_them_and_no_caption_stands_alone(
+    tmp_path: Path, chunker, tok
+) -> None:
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table
+
+    styles = getSampleStyleSheet()
+    rows = [["", "2023", "2022"]] + [[f"Line item {n}", f"{n},120", f"{n},004"] for n in range(1, 41)]
+    path = tmp_path / "2023 Q3 ACME.pdf"
+    SimpleDocTemplate(str(path), pagesize=letter).build(
+        [
+            Paragraph("The company had a quiet quarter, as the notes below explain in some detail.", styles["Normal"]),
+            Paragraph("CONDENSED STATEMENTS OF CASH FLOWS (In millions)", styles["Heading3"]),
+            Table(rows, colWidths=[150, 90, 90]),
+        ]
+    )
+    document = load(path)
+    chunks = chunker.chunk(document)
+    check_chunks(document, chunks, tok)
+    table_chunks = [c for c in chunks if "Line item 2" in c.text or "Line item 39" in c.text]
+    assert len(table_chunks) >= 2
+    caption = "CONDENSED STATEMENTS OF CASH FLOWS (In millions)"
+    for c in table_chunks:  # the table runs on to page 2: the caption still names it there
+        assert caption in c.text or c.title.count(caption) == 1
+    assert any(c.section == "page 2" and caption not in c.text for c in table_chunks)
+    # The embedded text leads with that title; the chunk's own text (and offsets) are untouched.
+    assert chunker.embedding_input(document.source, table_chunks[-1]).startswith(table_chunks[-1].title)
+    # The sentence above the caption is no caption: it ends like a sentence.
+    assert not any(c.title.endswith("some detail.") for c in chunks)
+    # The sentence and the caption, too small for chunks of their own, start the first table chunk.
+    assert chunks[0].text.startswith("The company had a quiet quarter") and "Line item 1 |" in chunks[0].text
+    assert all(tok.count(c.text) >= chunker.budget // 4 for c in chunks[:-1])

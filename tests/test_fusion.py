@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from rag.retrieval import Retriever
@@ -26,9 +28,39 @@ class Lists:
     def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         return {i: np.zeros(2, dtype=np.float32) for i in ids}
 
+    def generation(self) -> int:
+        return 0
 
-def _ranked(store: Lists, fusion: str = "adaptive") -> list[int]:
-    return [p.chunk_id for p in Retriever(store, fusion).search("a question", np.ones(2, dtype=np.float32), 3)]  # type: ignore[arg-type]
+    def documents(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(source=s) for s in sorted(set(self.sources.values()))]
+
+
+def _ranked(store: Lists, fusion: str = "adaptive", question: str = "a question") -> list[int]:
+    return [p.chunk_id for p in Retriever(store, fusion).search(question, np.ones(2, dtype=np.float32), 3)]  # type: ignore[arg-type]
+
+
+def test_a_question_that_names_a_file_raises_its_passages() -> None:
+    # Three quarterly reports that read alike: the text cannot tell the quarters apart, the names can.
+    dense = [(1, 0.80), (2, 0.79), (3, 0.78), (4, 0.60)]
+    sparse = [(1, 9.0), (2, 8.9), (3, 8.8), (4, 8.7)]
+    sources = {1: "2023 Q3 ACME.pdf", 2: "2023 Q1 ACME.pdf", 3: "2022 Q3 ACME.pdf", 4: "2022 Q3 ACME.pdf"}
+    store = Lists(dense, sparse, sources)
+    assert _ranked(store, question="What was ACME's revenue?") == [1, 2, 3]
+    assert _ranked(store, question="What was ACME's revenue in Q3 2022?")[:2] == [3, 4]
+    # "first quarter" reads as Q1, the way reports are named.
+    assert _ranked(store, question="What was the revenue in the first quarter of 2023?")[0] == 2
+    # One shared word ("2023", held by two of the names) is no sign of which file is meant.
+    assert _ranked(store, question="What was the revenue in 2023?") == [1, 2, 3]
+
+
+def test_name_matching_needs_two_words_of_the_name() -> None:
+    from rag.doc_names import DocumentNames
+
+    names = DocumentNames(["black-death.txt", "martin-luther.txt", "docs/2022_Q3_report.pdf"])
+    assert names.match("What was the Black Cloister?") == {}
+    assert set(names.match("When did Martin Luther die?")) == {"martin-luther.txt"}
+    assert set(names.match("What does the third quarter 2022 report say?")) == {"docs/2022_Q3_report.pdf"}
+    assert names.match("Martin Luther and the Black Death")["martin-luther.txt"] == 1.0
 
 
 def test_keywords_from_other_documents_barely_count() -> None:

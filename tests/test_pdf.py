@@ -438,16 +438,39 @@ def test_tiny_pdfs_that_expand_are_bounded(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_a_row_of_years_with_a_change_column_heads_the_table(tmp_path: Path) -> None:
-    from reportlab.lib.pagesizes import letter
-    from reportlab.platypus import SimpleDocTemplate, Table
-
     rows = [
         ["", "Three Months Ended", "", ""],
         ["", "2023", "2022", "Change"],
         ["Americas", "35,383", "37,472", "(6)%"],
         ["Total net sales", "81,797", "82,959", "(1)%"],
     ]
-    path = tmp_path / "segments.pdf"
-    SimpleDocTemplate(str(path), pagesize=letter).build([Table(rows, colWidths=[150, 90, 90, 90])])
-    row = next(line for line in load(path).text.splitlines() if line.startswith("Total net sales"))
+    row = _row_of_table(tmp_path / "segments.pdf", rows, [150, 90, 90, 90], "Total net sales")
     assert "2023: 81,797" in row and "2022: 82,959" in row and "Change: (1)%" in row
+
+
+def test_a_group_heading_set_over_its_last_column_names_the_whole_group(tmp_path: Path) -> None:
+    # Filings set "Three Months Ended" flush right over the group's last column, not across the group.
+    rows = [
+        ["", "", "Three Months Ended", "", "Six Months Ended"],
+        ["", "", "December 31,", "", "December 31,"],
+        ["", "2022", "2021", "2022", "2021"],
+        ["Revenue", "52,747", "51,728", "102,869", "97,045"],
+        ["Research and development", "6,844", "5,758", "13,472", "11,357"],
+    ]
+    row = _row_of_table(tmp_path / "income.pdf", rows, [170, 70, 90, 70, 90], "Research and development", right=True)
+    assert "Three Months Ended December 31, 2022: 6,844" in row
+    assert "Three Months Ended December 31, 2021: 5,758" in row
+    assert "Six Months Ended December 31, 2022: 13,472" in row
+    assert "Six Months Ended December 31, 2021: 11,357" in row
+
+
+def _row_of_table(path: Path, rows: list[list[str]], widths: list[int], label: str, right: bool = False) -> str:
+    """The extracted line of the row labelled ``label`` of a one-table PDF written to ``path``."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.platypus import SimpleDocTemplate, Table, TableStyle
+
+    table = Table(rows, colWidths=widths)
+    if right:
+        table.setStyle(TableStyle([("ALIGN", (1, 0), (-1, -1), "RIGHT")]))
+    SimpleDocTemplate(str(path), pagesize=letter).build([table])
+    return next(line for line in load(path).text.splitlines() if line.startswith(label))

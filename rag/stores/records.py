@@ -12,7 +12,7 @@ import numpy as np
 
 #: The recorded settings an index's vectors and chunks depend on: an index (or a Milvus collection,
 #: or a shard to merge) built with other values cannot be used or combined; it must be rebuilt.
-COMPATIBILITY_KEYS = ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap", "extractor")
+COMPATIBILITY_KEYS = ("model_fingerprint", "dimension", "chunk_tokens", "chunk_overlap", "chunker", "extractor")
 
 
 def incompatible_key(recorded: dict[str, Any], wanted: dict[str, Any]) -> str | None:
