@@ -12,6 +12,7 @@ from typing import Protocol
 from .boxes import span_layout
 from .documents import Document
 from .sections import caption_paragraphs
+from .text import file_stem
 
 #: Paragraphs first, then lines, sentences, clauses, words; never mid-word unless a word is huge.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
@@ -27,8 +28,7 @@ _LONG_RUN = re.compile(rf"\S{{{LONG_RUN_CHARS},}}")
 
 def chunk_title(source: str, section: str, document_title: str = "") -> str:
     """A chunk's context: the words of its file name (and the document's own title), then its section heading."""
-    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    words = " ".join(re.sub(r"[_\-]+", " ", stem).split())
+    words = " ".join(re.sub(r"[_\-]+", " ", file_stem(source)).split())
     if document_title and document_title.lower() not in words.lower():
         words = f"{words} - {document_title}"
     return f"{words}: {section}" if section and section != words else words
@@ -119,7 +119,7 @@ class Chunker:
             pieces = self._section_spans(text[lo:hi])
             spans = [span for a, b in pieces for span in self._enforce_limit(text, lo + a, lo + b)]
             for x, y in self._merge_small(text, spans) if paged else spans:
-                layout = span_layout(document.runs, document.page_at(x), x, y) if document.runs else ""
+                layout = span_layout(document.runs, document.page_at(x), x, y) if paged else ""
                 section = document.section_at(x)
                 title = chunk_title(document.source, section, document.title)
                 i = bisect.bisect_right(caption_starts, x) - 1
@@ -145,7 +145,8 @@ class Chunker:
                 else:
                     out.append(pending)
                 pending = None
-            if self.tokenizer.count(text[x:y]) < small:
+            # Every word is at least one word piece: only a span of few words needs counting.
+            if len(text[x:y].split()) < small and self.tokenizer.count(text[x:y]) < small:
                 pending = (x, y)
             else:
                 out.append((x, y))

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from .text import content_terms
+from .text import content_terms, file_stem
 
 #: "first quarter" (or "first fiscal quarter") also reads as "q1", the way reports are named.
 _ORDINAL_QUARTER = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\b", re.I)
@@ -17,9 +17,7 @@ _QUARTERS = {"first": "q1", "second": "q2", "third": "q3", "fourth": "q4"}
 
 def name_terms(source: str) -> set[str]:
     """Content words of a file's name, without folders and extension: ``2022 Q3 AAPL.pdf`` -> 2022, q3, aapl."""
-    stem = source.rsplit("/", 1)[-1]
-    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
-    return set(content_terms(re.sub(r"[_\-.]+", " ", stem)))
+    return set(content_terms(re.sub(r"[_\-.]+", " ", file_stem(source))))
 
 
 def question_terms(question: str) -> set[str]:
@@ -41,9 +39,6 @@ class DocumentNames:
         n = len(self._terms)
         self._idf = {term: math.log(1 + n / len(holders)) for term, holders in self._by_term.items()}
         self._mass = {source: sum(self._idf[t] for t in terms) for source, terms in self._terms.items()}
-
-    def __len__(self) -> int:
-        return len(self._terms)
 
     def match(self, question: str) -> dict[str, float]:
         """Per file that the question names, the share of its name's weight that the question holds (0-1].

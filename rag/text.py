@@ -129,6 +129,11 @@ def stem(word: str) -> str:
     return word
 
 
+def file_stem(source: str) -> str:
+    """A file's name without its folders and extension: ``docs/2022 Q3 AAPL.pdf`` -> ``2022 Q3 AAPL``."""
+    return source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
 def content_terms(text: str) -> list[str]:
     """Lower-cased words of ``text`` without stop words, unstemmed (for keyword search)."""
     return [w for w in (m.group().lower() for m in WORD.finditer(text)) if w not in STOPWORDS]

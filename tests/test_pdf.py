@@ -67,11 +67,11 @@ def _paragraph_pdf(path: Path, paragraphs: list[str], columns: int = 1, header: 
     return path
 
 
-def _table_pdf(path: Path) -> Path:
-    from reportlab.lib.pagesizes import letter
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+#: Figures and their headers set flush right, as filings set them.
+RIGHT_ALIGNED = ("ALIGN", (1, 0), (-1, -1), "RIGHT")
 
+
+def _table_pdf(path: Path) -> Path:
     rows = [
         ["", "Three Months Ended", "", "Nine Months Ended", ""],
         ["", "July 1, 2023", "June 25, 2022", "July 1, 2023", "June 25, 2022"],
@@ -81,14 +81,25 @@ def _table_pdf(path: Path) -> Path:
         ["Total net sales", "81,797", "82,959", "293,787", "304,182"],
         ["Gross margin", "36,413", "35,885", "128,721", "132,687"],
     ]
+    spans = [("SPAN", (1, 0), (2, 0)), ("SPAN", (3, 0), (4, 0))]
+    intro = "Condensed statements of operations of the Orrin Company (in millions)."
+    return _write_table_pdf(path, rows, [150, 90, 90, 90, 90], [*spans, RIGHT_ALIGNED], intro)
+
+
+def _write_table_pdf(
+    path: Path, rows: list[list[str]], widths: list[int], style: list[tuple] | None = None, intro: str = ""
+) -> Path:
+    """A one-page PDF of one table (reportlab table style commands ``style``), after a paragraph ``intro``."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = Table(rows, colWidths=[150, 90, 90, 90, 90])
-    table.setStyle(
-        TableStyle([("SPAN", (1, 0), (2, 0)), ("SPAN", (3, 0), (4, 0)), ("ALIGN", (1, 0), (-1, -1), "RIGHT")])
-    )
-    style = getSampleStyleSheet()["BodyText"]
-    doc = SimpleDocTemplate(str(path), pagesize=letter)
-    doc.build([Paragraph("Condensed statements of operations of the Orrin Company (in millions).", style), table])
+    table = Table(rows, colWidths=widths)
+    if style:
+        table.setStyle(TableStyle(style))
+    story = [Paragraph(intro, getSampleStyleSheet()["BodyText"])] if intro else []
+    SimpleDocTemplate(str(path), pagesize=letter).build([*story, table])
     return path
 
 
@@ -466,11 +477,5 @@ def test_a_group_heading_set_over_its_last_column_names_the_whole_group(tmp_path
 
 def _row_of_table(path: Path, rows: list[list[str]], widths: list[int], label: str, right: bool = False) -> str:
     """The extracted line of the row labelled ``label`` of a one-table PDF written to ``path``."""
-    from reportlab.lib.pagesizes import letter
-    from reportlab.platypus import SimpleDocTemplate, Table, TableStyle
-
-    table = Table(rows, colWidths=widths)
-    if right:
-        table.setStyle(TableStyle([("ALIGN", (1, 0), (-1, -1), "RIGHT")]))
-    SimpleDocTemplate(str(path), pagesize=letter).build([table])
+    _write_table_pdf(path, rows, widths, [RIGHT_ALIGNED] if right else None)
     return next(line for line in load(path).text.splitlines() if line.startswith(label))
