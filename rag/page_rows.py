@@ -14,7 +14,7 @@ from .boxes import Run
 
 #: A gap wider than this many times the row's text height splits a row into fragments (cells, columns).
 FRAGMENT_GAP = 1.2
-NUMERIC = re.compile(r"^[\s$€£¥(]*[-+−–—]?[\d.,]*\d[\d.,]*\s*%?\)?[*†]?$|^[\s$]*[—–-]+\s*$")
+NUMERIC = re.compile(r"^[\s$€£¥(]*[-+−–—]?[\d.,]*\d[\d.,]*\s*(?:%\)?|\)\s*%?)?[*†]?$|^[\s$]*[—–-]+\s*$")
 YEARISH = re.compile(r"^(?:19|20)\d\d$|^\d{1,2}$|^[A-Z][a-z]+\.? \d{1,2},?(?: (?:19|20)\d\d)?$")
 CURRENCY = {"$", "€", "£", "¥"}
 

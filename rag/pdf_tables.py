@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+import re
+
 from .page_rows import NUMERIC, YEARISH, Fragment, Row, TextWriter, Word
+
+_PERIOD = re.compile(
+    r"\b(?:19|20)\d\d\b|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b"
+    r"|\b(?:Q[1-4]|YTD|FY)\b|\b(?:Months|Weeks|Year|Quarter)s? Ended\b"
+)
 
 
 def is_data_row(row: Row) -> bool:
@@ -64,14 +71,35 @@ def _is_header_row(row: Row, values_x: float) -> bool:
 
 
 def _column_anchors(rows: list[Row]) -> list[tuple[float, float]]:
-    """x-ranges of the value columns of a table, from its numeric fragments."""
-    spans = sorted(
-        ((f.x0, f.x1) for r in rows for f in (r.fragments[1:] if not r.fragments[0].numeric else r.fragments)),
-        key=lambda s: s[1],
-    )
+    """x-ranges of the value columns of a table: its figures, and its other cells ("Level 2") that
+    lie in a column of figures or apart from them (not a footer line caught in the table)."""
+    # A row's first cell is its label when it is words, or starts where the words labels start ("2025").
+    left = min((r.fragments[0].x0 for r in rows if not r.fragments[0].numeric), default=-1e9)
+    cells = [
+        f
+        for r in rows
+        for f in (r.fragments[1:] if not r.fragments[0].numeric or r.fragments[0].x0 < left + 10 else r.fragments)
+    ]
+    figures = _merged([(f.x0, f.x1) for f in cells if f.numeric])
+    others = [(f.x0, f.x1) for f in cells if not f.numeric and all(_inside_or_apart(f, a, b) for a, b in figures)]
+    return _merged(figures + others)
+
+
+def _inside_or_apart(fragment: Fragment, a: float, b: float) -> bool:
+    """Whether ``fragment`` lies mostly inside the column ``a``-``b``, or not over it at all."""
+    overlap = min(b, fragment.x1) - max(a, fragment.x0)
+    return overlap <= 1.0 or overlap >= (fragment.x1 - fragment.x0) / 2
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """x-ranges that end within a few points of each other, or overlap by a third of the narrower one
+    ("$ 21,448" over "35.4 %"), as one column each."""
     columns: list[list[float]] = []
-    for x0, x1 in spans:
-        if columns and x1 - columns[-1][1] < 6.0:
+    for x0, x1 in sorted(spans, key=lambda s: s[1]):
+        if columns and (
+            x1 - columns[-1][1] < 6.0
+            or columns[-1][1] - max(x0, columns[-1][0]) > min(x1 - x0, columns[-1][1] - columns[-1][0]) / 3
+        ):
             columns[-1][0] = min(columns[-1][0], x0)
             columns[-1][1] = max(columns[-1][1], x1)
         else:
@@ -101,28 +129,62 @@ def _column_of(fragment: Fragment, columns: list[tuple[float, float]]) -> int:
     return best
 
 
+def _dated(text: str) -> bool:
+    """Whether a header names a period ("2023", "July 1,", "Q2 2023", "Three Months Ended")."""
+    return _PERIOD.search(text) is not None
+
+
+def _name_columns(row: Row, columns: list[tuple[float, float]], below: list[str]) -> dict[int, Fragment]:
+    """The fragment of a header ``row`` that names each value column (``below``: each column's header
+    text from the rows under this one).
+
+    A fragment names the columns whose share of the width it overlaps. A heading over a group of
+    columns also names the group's other columns: the ones up to it when it is set flush right over
+    its group's last column, as many filings do, else the ones nearer to it than to the next heading.
+    It does so only for a period ("Three Months Ended" over "2023  2022", "July 1, 2023" over "Cost  Fair
+    value") or over periods, and over columns headed alike: a "Change" column beside "2023  2022" is
+    named only by what is over it, and so is every column by a note in parentheses ("(In millions)").
+    """
+    cells = _column_cells(columns)
+    fragments = [f for f in row.fragments if f.x1 > cells[0][0] and f.x0 < cells[-1][1]]
+    named: dict[int, Fragment] = {}
+    for fragment in fragments:
+        for k, (a, b) in enumerate(cells):
+            if min(b, fragment.x1) - max(a, fragment.x0) > 1.0:
+                named.setdefault(k, fragment)
+    if not named or len(named) == len(columns):
+        return named
+    flush_right = all(any(abs(f.x1 - b) <= 2.5 for _, b in columns) for f in fragments)
+    direct = dict(named)
+    for k in range(len(columns)):
+        if k in direct:
+            continue
+        centre = (columns[k][0] + columns[k][1]) / 2
+        if flush_right:
+            heading = next((direct[j] for j in range(k + 1, len(columns)) if j in direct), None)
+        else:
+            heading = min(fragments, key=lambda f: max(f.x0 - centre, centre - f.x1, 0.0))
+        if heading is None or heading.text.startswith("(") or not (_dated(heading.text) or _dated(below[k])):
+            continue
+        if any(f is heading and _dated(below[j]) == _dated(below[k]) for j, f in direct.items()):
+            named[k] = heading
+    return named
+
+
 def write_table(out: TextWriter, head: list[Row], body: list[Row]) -> None:
     """Write a table's ``body`` rows one line each, every value named by its column headers from ``head``."""
     columns = _column_anchors(body)
     if not columns:
         return
+    below = [""] * len(columns)
+    naming: list[dict[int, Fragment]] = []
+    for row in reversed(head):  # bottom up: a heading's group is read from the headers under it
+        named = _name_columns(row, columns, below)
+        naming.append(named)
+        for k, fragment in named.items():
+            below[k] = f"{fragment.text} {below[k]}"
     headers: list[list[Word]] = [[] for _ in columns]
-    cells = _column_cells(columns)
-    for row in head:
-        named: dict[int, Fragment] = {}
-        for fragment in row.fragments:
-            for k, (a, b) in enumerate(cells):
-                if min(b, fragment.x1) - max(a, fragment.x0) > 1.0:
-                    named.setdefault(k, fragment)
-        spanning = {id(f) for f in named.values()}
-        if 0 < len(spanning) < len(columns):
-            # A heading over a group of columns, set flush right over the group's last column (as
-            # filings do: "Three Months Ended" over "2023  2022"), names the columns before it too.
-            for k in range(len(columns)):
-                if k not in named:
-                    right = [named[j] for j in range(k + 1, len(columns)) if j in named]
-                    if right:
-                        named[k] = right[0]
+    for named in reversed(naming):
         for k in sorted(named):
             headers[k].extend(named[k].words)
     for n, row in enumerate(body):

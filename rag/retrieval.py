@@ -48,7 +48,8 @@ class Retriever:
     documents) and by how clearly its best chunk stands out: keywords count fully when both point at
     the same documents and one passage shares the question's words, little when the question's words
     are common across the collection; and it raises the passages of a file that the question names
-    (two or more words of its file name, :mod:`rag.doc_names`). ``blend`` weighs both sides equally, ``rrf``
+    (two or more words of its file name) and, for a question about the latest report, of the newest
+    file of a series named by date (:mod:`rag.doc_names`). ``blend`` weighs both sides equally, ``rrf``
     fuses by reciprocal rank; ``dense`` and ``bm25`` use one side only. Every passage's
     ``score`` is its cosine similarity to the question, whatever ranked it, so scores are comparable
     across questions; the list order is the fused rank.
@@ -72,7 +73,13 @@ class Retriever:
             records = self.store.chunks(list(dict.fromkeys(top)))
             weight = ADAPTIVE_WEIGHT * math.sqrt(_agreement(dense, sparse, records) * _clarity(sparse))
             fused = _blend(dense, sparse, 1.0 - weight, weight)
-            named = self.document_names().match(question)
+            names = self.document_names()
+            named = names.match(question)
+            if names.asks_newest(question):  # "in the latest 10-Q": the newest of the series found counts as named
+                head = [i for i, _ in fused[:AGREEMENT_DEPTH]]
+                records.update(self.store.chunks([i for i in head if i not in records]))
+                for source in names.newest(records[i].source for i in head if i in records):
+                    named[source] = named.get(source, 0.0) + 1.0
             if named:
                 pool = fused[: max(NAME_POOL, 3 * k + 5)]
                 records.update(self.store.chunks([i for i, _ in pool if i not in records]))

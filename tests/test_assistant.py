@@ -296,6 +296,7 @@ def test_a_question_naming_a_report_gets_that_report(assistant_factory, tmp_path
         ("What was Orrin's revenue in Q3 2022?", "2022 Q3"),
         ("What was Orrin's revenue in the second quarter of 2023?", "2023 Q2"),
         ("What was Orrin's revenue in the third quarter of 2023?", "2023 Q3"),
+        ("What was Orrin's revenue in the latest quarterly report?", "2024 Q1"),
     ):
         answer = assistant.ask(question)
         assert [c.source for c in answer.citations] == [f"{period} Orrin.txt"], question

@@ -63,6 +63,37 @@ def test_name_matching_needs_two_words_of_the_name() -> None:
     assert names.match("Martin Luther and the Black Death")["martin-luther.txt"] == 1.0
 
 
+def test_a_question_about_the_latest_report_gets_the_newest_of_its_series() -> None:
+    dense = [(1, 0.80), (2, 0.79), (3, 0.78), (4, 0.77), (5, 0.60)]
+    sparse = [(1, 9.0), (2, 8.9), (3, 8.8), (4, 8.7), (5, 8.0)]
+    sources = {
+        1: "2023 Q1 ACME.pdf",
+        2: "2022 Q4 ACME.pdf",
+        3: "2023 Q3 ACME.pdf",
+        4: "acme-handbook.pdf",
+        5: "2023 Q4 OTHER.pdf",  # the newest file of a series the search did not find first
+    }
+    store = Lists(dense, sparse, sources)
+    assert _ranked(store, question="What was ACME's revenue?") == [1, 2, 3]
+    assert _ranked(store, question="What was ACME's revenue in the latest report?") == [3, 1, 2]
+    assert _ranked(store, question="What was the revenue in the most recent quarter?")[0] == 3
+    # A question that also asks about the reports before it needs them all, as found.
+    assert _ranked(store, question="How does the latest revenue compare to previous quarters?") == [1, 2, 3]
+
+
+def test_series_of_reports_are_read_from_dated_file_names() -> None:
+    from rag.doc_names import DocumentNames
+
+    names = DocumentNames(
+        ["sales-march-2024.pdf", "sales-january-2024.pdf", "sales-december-2023.pdf", "notes.txt", "2021 plan.md"]
+    )
+    assert names.asks_newest("What were sales in the latest report?")
+    assert not names.asks_newest("What were sales in March?")
+    assert names.newest(["sales-december-2023.pdf"]) == {"sales-march-2024.pdf"}
+    assert names.newest(["notes.txt", "2021 plan.md"]) == set()  # no series: one dated file is not a series
+    assert not DocumentNames(["black-death.txt", "doctor-who.txt"]).asks_newest("Who is the most recent Doctor?")
+
+
 def test_keywords_from_other_documents_barely_count() -> None:
     dense = [(1, 0.80), (2, 0.78), (3, 0.70)]
     sparse = [(7, 30.0), (8, 29.0), (9, 28.0)]  # strong keyword hits, all in a document dense search did not find

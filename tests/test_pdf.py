@@ -479,3 +479,56 @@ def _row_of_table(path: Path, rows: list[list[str]], widths: list[int], label: s
     """The extracted line of the row labelled ``label`` of a one-table PDF written to ``path``."""
     _write_table_pdf(path, rows, widths, [RIGHT_ALIGNED] if right else None)
     return next(line for line in load(path).text.splitlines() if line.startswith(label))
+
+
+def test_period_groups_over_amount_and_share_columns_name_each_column(tmp_path: Path) -> None:
+    # Each period is centred over two columns, an amount and its share of revenue (as Intel sets its
+    # statements): every column takes its own period, and "% of Net" stays with the share columns.
+    rows = [
+        ["", "Three Months Ended", "", "", "", "Six Months Ended", "", "", ""],
+        ["", "Q2 2023", "", "Q2 2022", "", "YTD 2023", "", "YTD 2022", ""],
+        ["", "", "% of Net", "", "% of Net", "", "% of Net", "", "% of Net"],
+        ["", "Amount", "Revenue", "Amount", "Revenue", "Amount", "Revenue", "Amount", "Revenue"],
+        ["Net revenue", "12,949", "100.0 %", "15,321", "100.0 %", "24,664", "100.0 %", "33,674", "100.0 %"],
+        ["Research and development", "4,080", "31.5 %", "4,400", "28.7 %", "8,189", "33.2 %", "8,762", "26.0 %"],
+    ]
+    spans = [("SPAN", (1, 0), (4, 0)), ("SPAN", (5, 0), (8, 0))]
+    spans += [("SPAN", (c, 1), (c + 1, 1)) for c in (1, 3, 5, 7)]
+    path = _write_table_pdf(
+        tmp_path / "intel.pdf",
+        rows,
+        [130, 50, 60, 50, 60, 50, 60, 50, 60],
+        [*spans, ("ALIGN", (1, 0), (-1, 1), "CENTER"), ("ALIGN", (1, 2), (-1, -1), "RIGHT")],
+    )
+    row = next(line for line in load(path).text.splitlines() if line.startswith("Research and development"))
+    expected = [
+        "Three Months Ended Q2 2023 Amount: 4,080",
+        "Three Months Ended Q2 2023 % of Net Revenue: 31.5 %",
+        "Three Months Ended Q2 2022 Amount: 4,400",
+        "Three Months Ended Q2 2022 % of Net Revenue: 28.7 %",
+        "Six Months Ended YTD 2023 Amount: 8,189",
+        "Six Months Ended YTD 2022 % of Net Revenue: 26.0 %",
+    ]
+    assert [cell for cell in expected if cell not in row] == [], row
+
+
+def test_a_change_column_beside_a_period_group_keeps_its_own_header(tmp_path: Path) -> None:
+    # Dates set over two lines, "Three Months Ended" over them, and a "Change" column after the group:
+    # the change is not one of the group's periods.
+    rows = [
+        ["", "Three Months Ended", "", "", "Nine Months Ended", "", ""],
+        ["", "July 1,", "June 25,", "", "July 1,", "June 25,", ""],
+        ["", "2023", "2022", "Change", "2023", "2022", "Change"],
+        ["Americas", "$ 35,383", "$ 37,472", "(6)%", "$ 122,445", "$ 129,850", "(6)%"],
+        ["Greater China", "15,758", "14,604", "8 %", "57,475", "58,730", "(2)%"],
+    ]
+    spans = [("SPAN", (1, 0), (2, 0)), ("SPAN", (4, 0), (5, 0)), ("ALIGN", (1, 0), (-1, 1), "CENTER")]
+    path = _write_table_pdf(
+        tmp_path / "segments.pdf", rows, [130, 70, 70, 50, 70, 70, 50], [*spans, ("ALIGN", (1, 2), (-1, -1), "RIGHT")]
+    )
+    row = next(line for line in load(path).text.splitlines() if line.startswith("Greater China"))
+    assert "Three Months Ended July 1, 2023: 15,758" in row
+    assert "Three Months Ended June 25, 2022: 14,604" in row
+    assert "| Change: 8 % |" in row
+    assert "Nine Months Ended June 25, 2022: 58,730" in row
+    assert row.endswith("| Change: (2)%")
