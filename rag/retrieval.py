@@ -75,14 +75,14 @@ class Retriever:
             fused = _blend(dense, sparse, 1.0 - weight, weight)
             names = self.document_names()
             named = names.match(question)
-            if names.asks_newest(question):  # "in the latest 10-Q": the newest of the series found counts as named
-                head = [i for i, _ in fused[:AGREEMENT_DEPTH]]
-                records.update(self.store.chunks([i for i in head if i not in records]))
-                for source in names.newest(records[i].source for i in head if i in records):
-                    named[source] = named.get(source, 0.0) + 1.0
-            if named:
+            newest = names.asks_newest(question)
+            if named or newest:
                 pool = fused[: max(NAME_POOL, 3 * k + 5)]
                 records.update(self.store.chunks([i for i, _ in pool if i not in records]))
+                if newest:  # "in the latest 10-Q": the newest of the series found first counts as named
+                    head = (records[i].source for i, _ in pool[:AGREEMENT_DEPTH] if i in records)
+                    for source in names.newest(head):
+                        named[source] = named.get(source, 0.0) + 1.0
                 fused = sorted(
                     ((i, s + NAME_WEIGHT * named.get(records[i].source, 0.0)) for i, s in pool if i in records),
                     key=lambda item: item[1],

@@ -468,16 +468,20 @@ def test_a_group_heading_set_over_its_last_column_names_the_whole_group(tmp_path
         ["Revenue", "52,747", "51,728", "102,869", "97,045"],
         ["Research and development", "6,844", "5,758", "13,472", "11,357"],
     ]
-    row = _row_of_table(tmp_path / "income.pdf", rows, [170, 70, 90, 70, 90], "Research and development", right=True)
+    row = _row_of_table(
+        tmp_path / "income.pdf", rows, [170, 70, 90, 70, 90], "Research and development", [RIGHT_ALIGNED]
+    )
     assert "Three Months Ended December 31, 2022: 6,844" in row
     assert "Three Months Ended December 31, 2021: 5,758" in row
     assert "Six Months Ended December 31, 2022: 13,472" in row
     assert "Six Months Ended December 31, 2021: 11,357" in row
 
 
-def _row_of_table(path: Path, rows: list[list[str]], widths: list[int], label: str, right: bool = False) -> str:
-    """The extracted line of the row labelled ``label`` of a one-table PDF written to ``path``."""
-    _write_table_pdf(path, rows, widths, [RIGHT_ALIGNED] if right else None)
+def _row_of_table(
+    path: Path, rows: list[list[str]], widths: list[int], label: str, style: list[tuple] | None = None
+) -> str:
+    """The extracted line of the row labelled ``label`` of a one-table PDF (style ``style``) at ``path``."""
+    _write_table_pdf(path, rows, widths, style)
     return next(line for line in load(path).text.splitlines() if line.startswith(label))
 
 
@@ -494,13 +498,9 @@ def test_period_groups_over_amount_and_share_columns_name_each_column(tmp_path: 
     ]
     spans = [("SPAN", (1, 0), (4, 0)), ("SPAN", (5, 0), (8, 0))]
     spans += [("SPAN", (c, 1), (c + 1, 1)) for c in (1, 3, 5, 7)]
-    path = _write_table_pdf(
-        tmp_path / "intel.pdf",
-        rows,
-        [130, 50, 60, 50, 60, 50, 60, 50, 60],
-        [*spans, ("ALIGN", (1, 0), (-1, 1), "CENTER"), ("ALIGN", (1, 2), (-1, -1), "RIGHT")],
-    )
-    row = next(line for line in load(path).text.splitlines() if line.startswith("Research and development"))
+    style = [*spans, ("ALIGN", (1, 0), (-1, 1), "CENTER"), ("ALIGN", (1, 2), (-1, -1), "RIGHT")]
+    widths = [130, 50, 60, 50, 60, 50, 60, 50, 60]
+    row = _row_of_table(tmp_path / "intel.pdf", rows, widths, "Research and development", style)
     expected = [
         "Three Months Ended Q2 2023 Amount: 4,080",
         "Three Months Ended Q2 2023 % of Net Revenue: 31.5 %",
@@ -523,10 +523,8 @@ def test_a_change_column_beside_a_period_group_keeps_its_own_header(tmp_path: Pa
         ["Greater China", "15,758", "14,604", "8 %", "57,475", "58,730", "(2)%"],
     ]
     spans = [("SPAN", (1, 0), (2, 0)), ("SPAN", (4, 0), (5, 0)), ("ALIGN", (1, 0), (-1, 1), "CENTER")]
-    path = _write_table_pdf(
-        tmp_path / "segments.pdf", rows, [130, 70, 70, 50, 70, 70, 50], [*spans, ("ALIGN", (1, 2), (-1, -1), "RIGHT")]
-    )
-    row = next(line for line in load(path).text.splitlines() if line.startswith("Greater China"))
+    style = [*spans, ("ALIGN", (1, 2), (-1, -1), "RIGHT")]
+    row = _row_of_table(tmp_path / "segments.pdf", rows, [130, 70, 70, 50, 70, 70, 50], "Greater China", style)
     assert "Three Months Ended July 1, 2023: 15,758" in row
     assert "Three Months Ended June 25, 2022: 14,604" in row
     assert "| Change: 8 % |" in row
