@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .answers import Answerer, document_identity
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
 from .documents import discover
@@ -24,7 +25,7 @@ from .errors import (
     InputError,
     RagError,
 )
-from .extractive import ExtractiveAnswerer, best_first
+from .extractive import best_first
 from .indexing import Indexer, library_versions
 from .originals import PAGE_WIDTH, Originals
 from .pdf import EXTRACTOR
@@ -79,9 +80,20 @@ class Assistant:
         return Retriever(self.store, self.settings.fusion)
 
     @cached_property
-    def answerer(self) -> ExtractiveAnswerer:
-        """Builds extractive answers."""
-        return ExtractiveAnswerer(self.settings.max_answer_sentences, self.settings.min_score)
+    def answerer(self) -> Answerer:
+        """Builds extractive answers (a field or cell when a value is asked for, else sentences)."""
+        return Answerer(self.settings.max_answer_sentences, self.settings.min_score)
+
+    def identities(self) -> dict[str, str]:
+        """Each indexed document's identity (file name words, title, first-page lines), by source;
+        read once per committed change of the index."""
+        generation = self.store.generation()
+        cached = getattr(self, "_identities", None)
+        if cached is None or cached[0] != generation:
+            documents = self.store.documents()
+            cached = (generation, {d.source: document_identity(d.source, d.summary()["extraction"]) for d in documents})
+            self._identities = cached
+        return cached[1]
 
     def configure(self, **changes: Any) -> Settings:
         """Change settings of this assistant (validated like :meth:`Settings.replace`); returns the new ones.
@@ -298,14 +310,17 @@ class Assistant:
         # Each passage's score becomes its match score (0-1, the scale of min_score); same order.
         scored = self.answerer.rescore(search, passages)
         confidence = max((p.score for p in scored), default=0.0)
+        identities = self.identities()
 
         def extractive() -> Answer:
-            answer = self.answerer.answer(search, passages)
+            answer = self.answerer.answer(search, passages, identities)
             return answer if search == question else replace(answer, question=question)
 
         generator = self.generator
-        if generator is not None and passages and confidence >= self.settings.min_score:
-            for item in generator.stream(search, scored, extractive):
+        # The model sees only passages whose document matches the question's names and periods.
+        allowed = self.answerer.check(search, scored, identities).allowed if generator is not None else []
+        if generator is not None and allowed and confidence >= self.settings.min_score:
+            for item in generator.stream(search, allowed, extractive):
                 if isinstance(item, Answer):
                     item = replace(item, question=question, passages=best_first(item.passages), confidence=confidence)
                 yield item

@@ -26,11 +26,14 @@ LONG_RUN_CHARS = 1000
 _LONG_RUN = re.compile(rf"\S{{{LONG_RUN_CHARS},}}")
 
 
-def chunk_title(source: str, section: str, document_title: str = "") -> str:
-    """A chunk's context: the words of its file name (and the document's own title), then its section heading."""
+def chunk_title(source: str, section: str, document_title: str = "", identity: str = "") -> str:
+    """A chunk's context: the words of its file name (and the document's own title and identifying lines,
+    such as a report's place, date and number), then its section heading."""
     words = " ".join(re.sub(r"[_\-]+", " ", file_stem(source)).split())
     if document_title and document_title.lower() not in words.lower():
         words = f"{words} - {document_title}"
+    if identity:
+        words = f"{words} ({identity})"
     return f"{words}: {section}" if section and section != words else words
 
 
@@ -121,7 +124,7 @@ class Chunker:
             for x, y in self._merge_small(text, spans) if paged else spans:
                 layout = span_layout(document.runs, document.page_at(x), x, y) if paged else ""
                 section = document.section_at(x)
-                title = chunk_title(document.source, section, document.title)
+                title = chunk_title(document.source, section, document.title, document.identity)
                 i = bisect.bisect_right(caption_starts, x) - 1
                 if i >= 0 and captions[i].title not in title:
                     title = f"{title} - {captions[i].title}"

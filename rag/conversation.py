@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .answers.question import DATE, QUARTER, YEAR, read_period
 from .text import STOPWORDS, clean_question, content_words
 from .types import Answer
 
@@ -37,6 +38,9 @@ _CONTINUATION = re.compile(r"^\s*(and|but|also|so|what about|how about|and what|
 _QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
 _MARKERS = re.compile(r"\s*\[\d+\]")
 _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+")
+_SPAN_ENDED = re.compile(
+    r"\b(?:three|six|nine|twelve|\d{1,2})[- ]months?\s+ended\s+[A-Z][a-z]+\.? \d{1,2},? (?:19|20)\d\d\b", re.I
+)
 _WORDS = re.compile(r"[A-Za-z0-9][\w'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
@@ -92,6 +96,10 @@ def carry_terms(question: str, previous: str, previous_answer: str = "") -> str:
     have = set(content_words(question))
     carried: list[str] = []
     seen = set(have)
+    if not read_period(question):  # the earlier turn's period holds until the question names its own
+        for phrase in period_phrases(previous):
+            carried.append(phrase)
+            seen |= set(content_words(phrase))
     names_of_answer = [t for t in _key_terms(previous_answer) if t[0].isupper() and " " in t]
     for term in [*_key_terms(previous), *names_of_answer[:2]]:
         words = set(content_words(term))
@@ -106,6 +114,17 @@ def carry_terms(question: str, previous: str, previous_answer: str = "") -> str:
     names = [t for t in carried if t[0].isupper()]
     others = [t for t in carried if not t[0].isupper()]
     return f"{question} (about: {', '.join(names + others)})"
+
+
+def period_phrases(text: str) -> list[str]:
+    """The phrases of ``text`` that name a period: a span of months with its end date ("three months
+    ended July 1, 2023"), a date, a quarter ("Q3 2023", "third quarter of 2023"), a year."""
+    found: list[tuple[int, int]] = []
+    for pattern in (_SPAN_ENDED, DATE, QUARTER, YEAR):
+        for m in pattern.finditer(text):
+            if m.group().strip() and not any(a <= m.start() < b or a < m.end() <= b for a, b in found):
+                found.append((m.start(), m.end()))
+    return [text[a:b].strip() for a, b in sorted(found)]
 
 
 def _same(a: str, b: str) -> bool:

@@ -48,6 +48,8 @@ class Document:
     report: dict[str, Any] = field(default_factory=dict)
     #: The document's own title where it shows one (a PDF's largest lines on its first page), else "".
     title: str = ""
+    #: The lines that say which document this is (a PDF's first-page fields and dates), joined by "; ".
+    identity: str = ""
 
     def page_at(self, offset: int) -> int | None:
         """1-based page of the text at ``offset`` (PDFs and images), else None."""
@@ -202,7 +204,8 @@ def _load_pdf(data: bytes, source: str, path: Path, image: bool = False) -> Docu
     sections = [Section(start, f"page {number}") for start, number in extracted.pages]
     fmt = "image" if image else "pdf"
     return Document(
-        source, path, extracted.text, fmt, sections, fmt, runs=extracted.runs, report=report, title=extracted.title
+        source, path, extracted.text, fmt, sections, fmt, runs=extracted.runs, report=report, title=extracted.title,
+        identity="; ".join(report.get("identity", [])),
     )
 
 

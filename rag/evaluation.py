@@ -45,6 +45,8 @@ class Question:
     sources: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
     type: str = ""
+    #: A form field's value as printed (ntsb-forms layout: ``field`` and ``answer``).
+    value: str = ""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class EvalSet:
     kind: str  # "squad", "beir" or "docs" (questions answered by whole files, e.g. sec-10q)
     docs: Path
     questions: list[Question]
+    #: Questions the documents cannot answer (``unanswerable.jsonl`` beside ``questions.jsonl``).
+    unanswerable: list[Question] = field(default_factory=list)
 
 
 def load_eval_set(path: Path, cache: Path | None = None) -> EvalSet:
@@ -80,7 +84,13 @@ def load_eval_set(path: Path, cache: Path | None = None) -> EvalSet:
                 )
             )
         kind = "docs" if questions and questions[0].sources else "squad"
-        return EvalSet(path.name, kind, path / "docs", questions)
+        unanswerable = []
+        if (path / "unanswerable.jsonl").is_file():
+            for line in (path / "unanswerable.jsonl").read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    q = json.loads(line)
+                    unanswerable.append(Question(str(q["id"]), q["question"]))
+        return EvalSet(path.name, kind, path / "docs", questions, unanswerable)
     if (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file():
         return _load_beir(path, cache)
     raise InputError(
@@ -102,7 +112,14 @@ def _docs_question(q: dict[str, Any]) -> Question:
         figures=tuple(f for f in figures if f),
         type=str(q.get("type", "")),
         answers=(q.get("answer", ""),),
+        value=str(q.get("answer", "")) if "field" in q else "",
     )
+
+
+def value_found(value: str, text: str) -> bool:
+    """Whether a field's ``value`` is in ``text``, case and runs of white space ignored."""
+    wanted = " ".join(value.lower().split())
+    return bool(wanted) and wanted in " ".join(text.lower().split())
 
 
 def figure_found(figure: str, text: str) -> bool:
@@ -219,7 +236,8 @@ def evaluate(
     words: list[int] = []
     latencies: list[float] = []
     depth = max(k, 10) if eval_set.kind in ("beir", "docs") else k
-    all_sources = multi = figure_hits = figure_questions = 0.0
+    all_sources = multi = figure_hits = figure_questions = figure_answers = 0.0
+    value_questions = value1 = valuek = value_answers = 0.0
     for q in questions:
         began = time.perf_counter()
         answer = assistant.ask(q.text, k=depth)
@@ -238,6 +256,14 @@ def evaluate(
             if q.figures and q.type.startswith("Single-Doc Single-Chunk"):
                 figure_questions += 1
                 figure_hits += any(figure_found(f, p.text) for f in q.figures for p in passages[:k])
+                said = _MARKER.sub("", answer.text)
+                figure_answers += answer.answered and any(figure_found(f, said) for f in q.figures)
+            if q.value:
+                value_questions += 1
+                held = [p.source in q.sources and value_found(q.value, p.text) for p in passages]
+                value1 += bool(held[:1] and held[0])
+                valuek += any(held[:k])
+                value_answers += answer.answered and value_found(q.value, _MARKER.sub("", answer.text))
         if answer.answered:
             answered += 1
             words.append(len(_MARKER.sub("", answer.text).split()))
@@ -255,8 +281,15 @@ def evaluate(
         metrics["ndcg@10"] = ndcg / n
     if eval_set.kind == "docs":
         metrics["all_sources@10"] = all_sources / max(1.0, multi)
-        metrics[f"figure@{k}"] = figure_hits / max(1.0, figure_questions)
-        metrics["figure_questions"] = figure_questions
+        if figure_questions:
+            metrics[f"figure@{k}"] = figure_hits / figure_questions
+            metrics["figure_in_answer"] = figure_answers / figure_questions
+            metrics["figure_questions"] = figure_questions
+        if value_questions:
+            metrics["value@1"] = value1 / value_questions
+            metrics[f"value@{k}"] = valuek / value_questions
+            metrics["value_in_answer"] = value_answers / value_questions
+            metrics["value_questions"] = value_questions
     if eval_set.kind == "squad":
         metrics["answer_contains_gold"] = contains / n
         metrics["citation_on_gold"] = cited / n
@@ -267,6 +300,10 @@ def evaluate(
     metrics["latency_p95_ms"] = (
         1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] if latencies else 0.0
     )
+    if eval_set.unanswerable:
+        refused = sum(not assistant.ask(q.text, k=depth).answered for q in eval_set.unanswerable)
+        metrics["unanswerable_refused"] = refused / len(eval_set.unanswerable)
+        metrics["unanswerable_questions"] = float(len(eval_set.unanswerable))
     settings = {"k": k, "min_score": assistant.settings.min_score, "chunk_tokens": assistant.settings.chunk_tokens}
     return EvalResult(eval_set.name, len(questions), k, metrics, settings)
 

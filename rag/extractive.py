@@ -110,6 +110,12 @@ def is_heading(sentence: str, text: str = "", end: int = -1) -> bool:
     return capitalised >= 0.6 * len(long_words)
 
 
+def is_caption(sentence: str) -> bool:
+    """Whether ``sentence`` only introduces what follows (it ends in a colon: a caption, a table's lead-in,
+    an empty form field ``Registration:``): it is never an answer on its own."""
+    return sentence.rstrip().endswith(":")
+
+
 # ------------------------------------------------------------------ the extractive answerer
 
 
@@ -189,7 +195,7 @@ class ExtractiveAnswerer:
                 sentence = passage.text[a - passage.start : b - passage.start]
                 if is_instruction(sentence):
                     continue
-                if is_heading(sentence, passage.text, b - passage.start):
+                if is_heading(sentence, passage.text, b - passage.start) or is_caption(sentence):
                     headings.add(len(texts))
                 texts.append((i, a, b, sentence))
         coverage = [0.0] * len(passages)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from .boxes import Run
+from .page_forms import form_fields, label_columns
 from .page_rows import FRAGMENT_GAP as FRAGMENT_GAP  # re-exported: it lived here before rag.page_rows
 from .page_rows import Fragment as Fragment  # re-exported: it lived here before rag.page_rows
 from .page_rows import Row, TextWriter, Word, rows_of
@@ -104,6 +105,7 @@ def _write_prose(out: TextWriter, rows: list[Row], width: float) -> None:
     right = max(r.x1 for r in rows)
     heights = [r.height for r in rows]
     line = median(heights)
+    columns = label_columns(rows)
     previous: Row | None = None
     for row in rows:
         words = [w for f in row.fragments for w in f.words]
@@ -129,8 +131,24 @@ def _write_prose(out: TextWriter, rows: list[Row], width: float) -> None:
                 out.plain(" ")
             else:
                 out.plain("\n\n" if gap > 0.5 * line or len(previous.fragments) > 1 else "\n")
-        out.words(words)
+        fields = form_fields(row, columns)
+        if fields:
+            _write_fields(out, fields)
+        else:
+            out.words(words)
         previous = row
+
+
+def _write_fields(out: TextWriter, fields: list[list[Fragment]]) -> None:
+    """A form row, one field a line: ``Label: value`` (a label printed without its colon gets one)."""
+    for i, pieces in enumerate(fields):
+        if i:
+            out.plain("\n")
+        label, values = pieces[0], pieces[1:]
+        out.words(label.words)
+        for fragment in values:
+            out.plain(" " if label.text.rstrip().endswith(":") or fragment is not values[0] else ": ")
+            out.words(fragment.words)
 
 
 def lay_out(pages: Sequence[tuple[int, float, float, list[Word]]]) -> Layout:

@@ -14,10 +14,11 @@ from typing import Any
 from .boxes import Run
 from .budgets import check_chars, checkpoint
 from .errors import DocumentError
+from .page_forms import identity_lines
 from .layout import Layout, Word, lay_out, title_of
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
-EXTRACTOR = "pdfium-layout-3"
+EXTRACTOR = "pdfium-layout-4"
 
 #: A page with fewer visible characters than this has no usable text layer (a scan): it is OCR'd.
 MIN_TEXT_CHARS = 20
@@ -190,6 +191,9 @@ def extract_pdf(data: bytes, budgets: Budgets | None = None) -> Extracted:
     report = _report(pages, layout, warnings)
     starts = [(p.start, p.number) for p in layout.pages if p.end > p.start]
     title = title_of(pages[0].words) if pages else ""
+    first = next((p for p in layout.pages if p.end > p.start), None)
+    report["title"] = title
+    report["identity"] = identity_lines(layout.text[first.start : first.end]) if first else []
     return Extracted(layout.text, starts, layout.runs, report, title)
 
 

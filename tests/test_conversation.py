@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from rag.answers.question import read_period
 from rag.conversation import MAX_CARRIED_TERMS, ChatSession, _key_terms, carry_terms, is_follow_up
 
 WHO = "Who invited Prime Minister Takaichi to visit the United States?"
@@ -113,3 +114,15 @@ def test_a_session_keeps_only_its_memory() -> None:
     assert [turn["question"] for turn in chat.history()] == ["When will she visit?", "Where is it?"]
     chat.reset()
     assert chat.history() == []
+
+
+def test_a_follow_up_keeps_the_earlier_period_until_it_names_its_own() -> None:
+    first = "What were Apple's iPhone net sales for the three months ended July 1, 2023?"
+    kept = carry_terms("And Mac?", first)
+    assert "three months ended July 1, 2023" in kept
+    assert read_period(kept).dates == ((2023, 7, 1),)
+    replaced = carry_terms("What about 2022?", first)
+    assert "July 1, 2023" not in replaced
+    assert read_period(replaced).years == (2022,)
+    quarter = carry_terms("And Microsoft?", "What was Intel's revenue in Q3 2023?")
+    assert read_period(quarter).quarters == ((3, 2023),)

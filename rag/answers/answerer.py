@@ -1,0 +1,113 @@
+"""The answer: the value asked for with its labels, else the sentences that answer, else a refusal.
+
+1. Passages whose document or text does not match the question's names and periods are set aside
+   (:mod:`rag.answers.constraints`); when none is left, the answer says the documents do not hold it.
+2. A question that asks for a value gets the matching field or table cell (:mod:`rag.answers.values`),
+   quoted with its labels: ``Total net sales, Three Months Ended July 1, 2023: $81,797 [1]``.
+3. Otherwise the sentences that answer it (:class:`rag.extractive.ExtractiveAnswerer`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from ..extractive import ExtractiveAnswerer, best_first
+from ..text import content_words, file_stem
+from ..types import NOT_FOUND, Answer, Citation, Passage
+from .constraints import Scope, missing_names, missing_period
+from .question import Asked, read_question
+from .values import best_cell
+
+#: Questions that ask for an explanation, not a value: answered with sentences.
+_EXPLAIN = re.compile(
+    r"\b(why|explain|describe|discuss|summari[sz]e|factors?|drivers?|reasons?|risks?|strateg\w*|impact\w*|affect\w*"
+    r"|compare\w*|relate\w*|changes? in|how (?:has|have|did|does|do) \w+(?: \w+)? (?:change|evolve|trend))\b",
+    re.I,
+)
+
+
+def document_identity(source: str, report: Mapping[str, object] | None) -> str:
+    """What a document says about itself: its file name's words, its title and its identifying lines."""
+    report = report or {}
+    words = " ".join(re.sub(r"[_\-]+", " ", file_stem(source)).split())
+    lines = [words, str(report.get("title") or "")]
+    identity = report.get("identity") or []
+    if isinstance(identity, list):
+        lines.extend(str(line) for line in identity)
+    return "\n".join(line for line in lines if line)
+
+
+def wants_value(asked: Asked) -> bool:
+    """Whether the question asks for one value (a field, a figure) rather than an explanation."""
+    return not _EXPLAIN.search(asked.text)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Passages sorted into those that match the question's names and periods and those that do not."""
+
+    allowed: list[Passage]
+    why_not: str  # for the best passage set aside: what it lacks ("Tesla", "Q4 2023"), else ""
+    positions: tuple[int, ...] = ()  # where each allowed passage stands among those checked
+
+
+def check_passages(asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
+    """Keep the passages whose text or document holds every name and period the question gives."""
+    allowed: list[Passage] = []
+    positions: list[int] = []
+    why_not = ""
+    for i, p in enumerate(passages):
+        scope = Scope(f"{p.section}\n{p.text}", identities.get(p.source) or document_identity(p.source, None))
+        names = missing_names(asked, scope)
+        period = missing_period(asked.period, scope.all)
+        if names or period:
+            why_not = why_not or (names[0] if names else period)
+            continue
+        allowed.append(p)
+        positions.append(i)
+    return Checked(allowed, why_not, tuple(positions))
+
+
+class Answerer:
+    """Builds extractive answers: a cell or field when the question asks for a value, else sentences."""
+
+    def __init__(self, max_sentences: int = 3, min_score: float = 0.52) -> None:
+        self.sentences = ExtractiveAnswerer(max_sentences, min_score)
+        self.min_score = min_score
+
+    def rescore(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """``passages`` in order, each with its 0-1 match score (see :meth:`ExtractiveAnswerer.rescore`)."""
+        return self.sentences.rescore(question, passages)
+
+    def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
+        """The passages that match the question's names and periods (see :func:`check_passages`)."""
+        return check_passages(read_question(question), passages, identities)
+
+    def answer(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Answer:
+        """Answer ``question`` from ``passages`` (as retrieved, ``score`` = cosine) of documents whose
+        identities are ``identities`` (source -> :func:`document_identity`)."""
+        asked = read_question(question)
+        passages = list(passages)
+        scored = self.rescore(question, passages)
+        ranked = best_first(scored)
+        confidence = max((p.score for p in scored), default=0.0)
+        checked = check_passages(asked, passages, identities)
+        if passages and not checked.allowed:
+            note = f"No passage found here matches {checked.why_not!r} from the question."
+            return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
+        allowed_confidence = max((p.score for p in self.rescore(question, checked.allowed)), default=0.0)
+        if wants_value(asked) and allowed_confidence >= self.min_score:
+            words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in checked.allowed}}
+            match = best_cell(asked, checked.allowed, words)
+            if match is not None:
+                position = checked.positions[match.passage]
+                # The passage that holds the asked value is the best match, whatever its words scored.
+                passage = replace(scored[position], score=max(scored[position].score, confidence))
+                citation = Citation.of(1, passage, match.cell.spans())
+                text = f"{match.cell.quote()} [1]"
+                ranked = [passage, *best_first([p for i, p in enumerate(scored) if i != position])]
+                return Answer(question, text, True, [citation], ranked, confidence=confidence)
+        answer = self.sentences.answer(question, checked.allowed)
+        return replace(answer, passages=ranked, confidence=confidence)

@@ -1,0 +1,127 @@
+"""Checks of a passage (with what its document says about itself) against what a question pins down.
+
+A passage may answer only if every name the question gives appears in it or in its document's identity
+(file name, title, first-page lines), and every period the question gives (a date, a quarter, a year)
+appears there too. A table cell must also sit in a column whose period agrees with the question's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .question import DATE, QUARTER, YEAR, Asked, Period, _dates, read_period
+
+_SPAN_IN_HEADER = re.compile(r"\b(three|six|nine|twelve)\s+months\b|\b(quarter|year)\s+ended\b", re.I)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The text a passage is judged by: its own text and its document's identity."""
+
+    text: str
+    identity: str
+
+    @property
+    def all(self) -> str:
+        """Both, one after the other."""
+        return f"{self.identity}\n{self.text}"
+
+
+def missing_names(asked: Asked, scope: Scope) -> list[str]:
+    """The question's names that neither the passage nor its document's identity holds (a name in
+    capitals also matches the initials of a run of capitalised words: NTSB, National Transportation
+    Safety Board)."""
+    haystack = _letters(scope.all)
+    missing = []
+    for name in asked.names:
+        if all(f" {w} " in haystack for w in _letters(name).split()):
+            continue
+        if name.isupper() and 2 <= len(name) <= 8 and name.isalpha() and _abbreviates(name.lower(), scope.all):
+            continue
+        missing.append(name)
+    return missing
+
+
+_CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][\w&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?){2,}")
+
+
+def _abbreviates(acronym: str, text: str) -> bool:
+    initials = _initials(text)
+    return acronym in initials or (len(acronym) >= 3 and any(acronym in run for run in initials))
+
+
+def _initials(text: str) -> set[str]:
+    """Initials of the runs of capitalised words in ``text`` ("National Transportation Safety Board" -> ntsb)."""
+    out = set()
+    for m in _CAPITALISED_RUN.finditer(text):
+        words = [w for w in m.group().split() if w[:1].isupper()]
+        out.add("".join(w[0] for w in words).lower())
+    return out
+
+
+def _letters(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s ", " "))) + " "
+
+
+def missing_period(period: Period, text: str) -> str:
+    """What of ``period`` (its dates, quarters and years) ``text`` does not hold; '' when it all does."""
+    if not period:
+        return ""
+    held = read_period(text)
+    for date in period.dates:
+        if date not in held.dates:
+            return _date_words(date)
+    for quarter, year in period.quarters:
+        if not any(q == quarter and (y == year or not year) for q, y in held.quarters):
+            return f"Q{quarter} {year}" if year else f"Q{quarter}"
+    dated_years = {d[0] for d in period.dates} | {y for _, y in period.quarters}
+    for year in period.years:
+        if year not in dated_years and year not in held.years:
+            return str(year)
+    return ""
+
+
+def _date_words(date: tuple[int, int, int]) -> str:
+    from .question import MONTHS
+
+    year, month, day = date
+    return f"{MONTHS[month - 1].capitalize()} {day}, {year}" if 1 <= month <= 12 else f"{year}"
+
+
+def header_agrees(period: Period, header: str) -> bool | None:
+    """Whether a column header's period agrees with the question's: True (it names the asked period),
+    False (it names another date, year or span of months), None (it names no period)."""
+    if not period or not header.strip():
+        return None
+    dates = _dates(header)
+    years = {int(y) for y in YEAR.findall(DATE.sub(" ", header))} | {d[0] for d in dates}
+    span = _SPAN_IN_HEADER.search(header)
+    span_word = (
+        (span.group(1) or ("three" if (span.group(2) or "").lower() == "quarter" else "twelve")).lower() if span else ""
+    )
+    verdict: bool | None = None
+    if period.dates and dates:
+        if not set(period.dates) & set(dates):
+            return False
+        verdict = True
+    elif period.years and years:
+        if not set(period.years) & years:
+            return False
+        verdict = True
+    if period.span and span_word:
+        if period.span != span_word:
+            return False
+        verdict = True
+    return verdict
+
+
+def names_period_words(asked: Asked) -> str:
+    """The question's names and period as words, for a reader (``Tesla, Q3 2023``)."""
+    parts = list(asked.names)
+    parts.extend(_date_words(d) for d in asked.period.dates)
+    parts.extend(f"Q{q} {y}" if y else f"Q{q}" for q, y in asked.period.quarters)
+    return ", ".join(parts)
+
+
+__all__ = ["QUARTER", "Scope", "header_agrees", "missing_names", "missing_period", "names_period_words"]

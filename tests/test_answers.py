@@ -1,0 +1,222 @@
+"""The answer layer's parts on their own: reading a question, cells of a passage, constraint checks, the
+choice of a cell. (The whole path, with the real model and real files, is in test_answers_real.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answers import Answerer, cells_of, check_passages, document_identity, read_question, wants_value
+from rag.answers.constraints import Scope, header_agrees, missing_names, missing_period
+from rag.answers.question import read_period
+from rag.answers.values import best_cell
+from rag.page_forms import identity_lines, is_label
+from rag.types import Passage
+
+
+def passage(text: str, source: str = "report.pdf", start: int = 100, score: float = 0.8) -> Passage:
+    return Passage(source, start, start + len(text), text, score)
+
+
+# ------------------------------------------------------------------ questions
+
+
+@pytest.mark.parametrize(
+    ("question", "dates", "quarters", "years", "span"),
+    [
+        (
+            "What was Apple's total net sales for the three months ended July 1, 2023?",
+            ((2023, 7, 1),),
+            (),
+            (2023,),
+            "three",
+        ),
+        ("What was Tesla's total revenue in the third quarter of 2023?", (), ((3, 2023),), (2023,), "three"),
+        ("What was Uber's gross bookings in Q3 2023?", (), ((3, 2023),), (2023,), "three"),
+        ("What was Dell's revenue in Q2 fiscal 2024?", (), ((2, 2024),), (2024,), "three"),
+        (
+            "In the accident at Tallahassee, FL on 12/08/2007, what was the altimeter setting?",
+            ((2007, 12, 8),),
+            (),
+            (2007,),
+            "",
+        ),
+        ("How much did it spend in the nine months ended 2023-07-01?", ((2023, 7, 1),), (), (2023,), "nine"),
+        ("Who wrote the book?", (), (), (), ""),
+    ],
+)
+def test_periods_are_read_from_the_question(question, dates, quarters, years, span):
+    period = read_period(question)
+    assert period.dates == dates
+    assert period.quarters == quarters
+    assert period.years == years
+    assert period.span == span
+
+
+def test_names_and_measure_words():
+    asked = read_question("What was Microsoft's Intelligent Cloud revenue for the quarter ended December 31, 2023?")
+    assert asked.names == ("Microsoft", "Intelligent Cloud")
+    assert asked.measure == {"revenu", "microsoft", "intellig", "cloud"}
+    asked = read_question("How much did IBM spend on research and development?")
+    assert asked.names == ("IBM",)
+    assert {"research", "develop", "spend"} <= asked.measure
+    assert read_question("what was the NTSB accident number?").names == ("NTSB",)
+    assert read_question("When was the iPhone launched?").names == ("iPhone",)
+
+
+def test_explanations_are_not_value_questions():
+    assert wants_value(read_question("What was the altimeter setting?"))
+    assert wants_value(read_question("How much did Apple spend on research and development?"))
+    assert not wants_value(read_question("What are the major factors contributing to the change in gross margin?"))
+    assert not wants_value(read_question("Why did revenue fall?"))
+
+
+# ------------------------------------------------------------------ cells
+
+
+def test_form_fields_and_table_cells_keep_their_offsets():
+    text = (
+        "Altimeter Setting: 30.27 inches Hg\nRegistration:\n"
+        "Total net sales | Three Months Ended July 1, 2023: $ 81,797 | Three Months Ended June 25, 2022: $ 82,959\n"
+        "A sentence with no field."
+    )
+    p = passage(text)
+    cells = cells_of(p)
+    assert [(c.label, c.header, c.value, c.kind) for c in cells] == [
+        ("Altimeter Setting", "", "30.27 inches Hg", "field"),
+        ("Registration", "", "", "field"),
+        ("Total net sales", "Three Months Ended July 1, 2023", "$ 81,797", "cell"),
+        ("Total net sales", "Three Months Ended June 25, 2022", "$ 82,959", "cell"),
+    ]
+    document = " " * p.start + text
+    for c in cells:
+        assert document[c.start : c.end].endswith(c.value)
+        assert document[c.label_start : c.label_end] == c.label
+    assert cells[1].empty and not cells[0].empty
+    assert cells[2].quote() == "Total net sales, Three Months Ended July 1, 2023: $81,797"
+    assert cells[0].quote() == "Altimeter Setting: 30.27 inches Hg"
+
+
+def test_label_shapes():
+    assert is_label("Date & Time: 12/08/2007")
+    assert is_label("Certified Max Gross Wt.: 2000 lbs")
+    assert not is_label("The pilot said: we are going down")
+    assert not is_label("at 10:30 the plane left")
+    assert not is_label("A sentence. Then: more")
+
+
+def test_identity_lines_take_fields_and_dates_of_the_first_page():
+    page = (
+        "Aviation Accident Final Report\n\nLocation: Tallahassee, FL\nAccident Number: NYC08CA055\n"
+        "Defining Event:\nA long paragraph of prose that goes on for a while and does not identify the report "
+        "at all, however long it is, and so it is left out of the identity lines entirely.\n"
+        "For the quarterly period ended July 1, 2023"
+    )
+    assert identity_lines(page) == [
+        "Location: Tallahassee, FL",
+        "Accident Number: NYC08CA055",
+        "For the quarterly period ended July 1, 2023",
+    ]
+
+
+# ------------------------------------------------------------------ constraints
+
+
+def test_names_must_be_in_the_passage_or_its_document():
+    asked = read_question("What was Tesla's total revenue in the third quarter of 2023?")
+    scope = Scope("Total revenue | Three Months Ended Sep 30, 2023: 14,158", "2023 Q3 INTC\nINTEL CORPORATION")
+    assert missing_names(asked, scope) == ["Tesla"]
+    asked = read_question("What was Intel's total revenue?")
+    assert missing_names(asked, scope) == []
+    acronym = read_question("What was the NTSB accident number?")
+    assert missing_names(acronym, Scope("Accident Number: X1", "National Transportation Safety Board Report")) == []
+
+
+def test_periods_must_be_held():
+    period = read_period("for the quarter ended December 30, 2023")
+    assert missing_period(period, "For the quarterly period ended July 1, 2023") == "December 30, 2023"
+    assert missing_period(period, "Three Months Ended December 30, 2023") == ""
+    q4 = read_period("in the fourth quarter of 2023")
+    assert missing_period(q4, "2023 Q3 INTC\nthird quarter of 2023") == "Q4 2023"
+    assert missing_period(read_period("Q1 2023"), "2023 Q1 AAPL") == ""
+    assert missing_period(read_period("on 12/08/2007"), "Date & Time: 12/08/2007, 1730 EST") == ""
+    assert missing_period(read_period("on 12/08/2007"), "Date & Time: December 8, 2007") == ""
+
+
+def test_column_headers_must_agree():
+    period = read_period("for the three months ended July 1, 2023")
+    assert header_agrees(period, "Three Months Ended July 1, 2023") is True
+    assert header_agrees(period, "Nine Months Ended July 1, 2023") is False
+    assert header_agrees(period, "Three Months Ended June 25, 2022") is False
+    assert header_agrees(period, "Change") is None
+
+
+# ------------------------------------------------------------------ choosing
+
+
+def test_the_cell_in_the_asked_row_and_column_is_chosen():
+    asked = read_question("What was Apple's total net sales for the three months ended July 1, 2023?")
+    p = passage(
+        "Products | Three Months Ended July 1, 2023: $ 60,584 | Nine Months Ended July 1, 2023: $ 230,901\n"
+        "Total net sales | Three Months Ended June 25, 2022: $ 82,959 | Three Months Ended July 1, 2023: $ 81,797"
+        " | Nine Months Ended July 1, 2023: $ 282,105",
+        "2023 Q3 AAPL.pdf",
+    )
+    match = best_cell(asked, [p], {})
+    assert match is not None
+    assert match.cell.value == "$ 81,797"
+
+
+def test_empty_fields_and_unrelated_labels_are_never_chosen():
+    asked = read_question("What was the registration?")
+    p = passage("Registration:\nAircraft Damage: Substantial\nLocation: Tallahassee, FL")
+    assert best_cell(asked, [p], {}) is None
+    asked = read_question("how badly was the aircraft damaged?")
+    match = best_cell(asked, [p], {})
+    assert match is not None and match.cell.value == "Substantial"
+
+
+def test_the_answerer_quotes_the_cell_and_cites_it():
+    question = "In the accident at Tallahassee, FL on 12/08/2007, what was the altimeter setting?"
+    report = passage("Wind Speed/Gusts: Calm /\nAltimeter Setting: 30.27 inches Hg\nTemperature/Dew Point: 22°C / 17°C")
+    other = passage("Altimeter Setting: 29.92 inches Hg", source="other.pdf")
+    identities = {
+        "report.pdf": document_identity(
+            "report.pdf", {"identity": ["Location: Tallahassee, FL", "Date & Time: 12/08/2007"]}
+        ),
+        "other.pdf": document_identity("other.pdf", {"identity": ["Location: Wausau, WI", "Date & Time: 12/08/2007"]}),
+    }
+    answer = Answerer(min_score=0.0).answer(question, [other, report], identities)
+    assert answer.answered
+    assert answer.text == "Altimeter Setting: 30.27 inches Hg [1]"
+    citation = answer.citations[0]
+    assert citation.source == "report.pdf"
+    document = " " * report.start + report.text
+    quoted = [document[a:b] for a, b in citation.highlights]
+    assert quoted == ["Altimeter Setting", "30.27 inches Hg"]
+
+
+def test_a_question_about_what_no_document_names_is_refused():
+    identities = {"2023 Q3 INTC.pdf": "2023 Q3 INTC\nINTEL CORPORATION"}
+    p = passage("Total revenue | Three Months Ended Sep 30, 2023: $ 14,158", "2023 Q3 INTC.pdf", score=0.9)
+    answer = Answerer(min_score=0.0).answer(
+        "What was Tesla's total revenue in the third quarter of 2023?", [p], identities
+    )
+    assert not answer.answered
+    assert "Tesla" in (answer.note or "")
+    checked = check_passages(read_question("What was Intel's total revenue in Q3 2023?"), [p], identities)
+    assert checked.allowed == [p]
+
+
+def test_a_follow_up_asks_for_its_own_row_in_the_carried_period():
+    table = passage(
+        "iPhone | Three Months Ended July 1, 2023: $ 39,669 | Three Months Ended June 25, 2022: $ 40,665\n"
+        "Mac | Three Months Ended July 1, 2023: $ 6,840 | Three Months Ended June 25, 2022: $ 7,382\n"
+        "Total net sales | Three Months Ended July 1, 2023: $ 81,797 | Three Months Ended June 25, 2022: $ 82,959",
+        "2023 Q3 AAPL.pdf",
+    )
+    asked = read_question("And Mac? (about: Apple's, three months ended July 1, 2023, iPhone, net, sales)")
+    assert asked.measure == {"mac"}
+    assert asked.period.dates == ((2023, 7, 1),)
+    match = best_cell(asked, [table], {"2023 Q3 AAPL.pdf": {"appl", "inc"}})
+    assert match is not None
+    assert (match.cell.label, match.cell.value) == ("Mac", "$ 6,840")
