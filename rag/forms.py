@@ -21,7 +21,7 @@ _LINE = re.compile(r"[^\n]+")
 _BLANK = re.compile(r"^[\s_.\-–—]*$")
 _LABEL_CHARS = 40
 _LABEL_WORDS = 6
-_NOT_IN_LABEL = set("!?;\"“”|<>{}[]=")
+_NOT_IN_LABEL = set('!?;"“”|<>{}[]=')
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ delimiter row such as ``| --- | :-: |``, body rows) is written as ``label | head
 (:func:`rag.tables.table_lines`), the same rows HTML, DOCX and PDF tables give. So a row is found
 and cited with its column names, and ``Document.text`` (what citations and the viewer show) stays one
 string whose offsets every chunk keeps. Headings are found in the file and moved to the derived text.
-Rows with more or fewer cells than the header are padded or keep their extra cells unnamed.
+Rows with more or fewer cells than the header are padded or keep their extra cells unnamed; as in GFM,
+a table ends at a blank line or another block, and a table inside a code fence is code.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
 _PIPE = re.compile(r"(?<!\\)\|")
 _LINE = re.compile(r"[^\n]*\n?")
+_OTHER_BLOCK = re.compile(  # code, heading, fence, quote, list item, thematic break
+    r" {4}|\t| {0,3}(?:#{1,6}(?:[ \t]|$)|```|~~~|>|[-*+][ \t]|\d{1,9}[.)][ \t]|(?:[-*_][ \t]*){3,}$)"
+)
 
 
 def split_row(line: str) -> list[str]:
@@ -43,6 +47,12 @@ def _is_delimiter(line: str, width: int) -> bool:
 
 def _is_row(line: str) -> bool:
     return bool(line.strip()) and _PIPE.search(line) is not None and not line.startswith("    ")
+
+
+def _continues(line: str) -> bool:
+    """Whether a line after a table's rows is one more row: GFM ends a table at a blank line or at the
+    start of another block (heading, fence, quote, list, rule), not at a line without a pipe."""
+    return bool(line.strip()) and not _OTHER_BLOCK.match(line)
 
 
 def find_tables(text: str) -> list[tuple[int, int, list[list[str]]]]:
@@ -74,7 +84,7 @@ def find_tables(text: str) -> list[tuple[int, int, list[list[str]]]]:
         ):
             rows = [split_row(line)]
             j = i + 2
-            while j < len(lines) and _is_row(lines[j][1].rstrip("\n")) and not _FENCE.match(lines[j][1]):
+            while j < len(lines) and _continues(lines[j][1].rstrip("\n")):
                 rows.append(split_row(lines[j][1].rstrip("\n")))
                 j += 1
             last_start, last = lines[j - 1]
