@@ -18,11 +18,12 @@ from .budgets import checkpoint
 from .sections import Section, markdown_sections
 from .tables import table_lines
 
+#: A line that may be a delimiter row (a pipe, dashes): a file without one has no table.
+_DELIMITER_LINE = re.compile(r"^[ \t|:-]+$", re.M)
 _DELIMITER_CELL = re.compile(r"^[ \t]*:?-+:?[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_FENCE_LINE = re.compile(r"^ {0,3}(```|~~~)", re.M)
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
 _PIPE = re.compile(r"(?<!\\)\|")
-_LINE = re.compile(r"[^\n]*\n?")
 _OTHER_BLOCK = re.compile(  # code, heading, fence, quote, list item, thematic break
     r" {4}|\t| {0,3}(?:#{1,6}(?:[ \t]|$)|```|~~~|>|[-*+][ \t]|\d{1,9}[.)][ \t]|(?:[-*_][ \t]*){3,}$)"
 )
@@ -38,11 +39,12 @@ def split_row(line: str) -> list[str]:
     return [cell.strip().replace("\\|", "|") for cell in _PIPE.split(body)]
 
 
-def _is_delimiter(line: str, width: int) -> bool:
-    if "|" not in line or "-" not in line or line.startswith("    "):
+def _is_delimiter(line: str, header: str) -> bool:
+    """Whether ``line`` is the delimiter row of a table whose header row is ``header`` (as many cells)."""
+    if "|" not in line or "-" not in line or line.startswith("    ") or line.strip(" \t|:-"):
         return False
     cells = split_row(line)
-    return len(cells) == width and all(_DELIMITER_CELL.match(c) for c in cells)
+    return len(cells) == len(split_row(header)) and all(_DELIMITER_CELL.match(c) for c in cells)
 
 
 def _is_row(line: str) -> bool:
@@ -55,49 +57,60 @@ def _continues(line: str) -> bool:
     return bool(line.strip()) and not _OTHER_BLOCK.match(line)
 
 
+def _fences(text: str) -> list[tuple[int, int]]:
+    """Spans of fenced code blocks (an unclosed fence runs to the end)."""
+    spans: list[tuple[int, int]] = []
+    opened: tuple[int, str] | None = None
+    for m in _FENCE_LINE.finditer(text):
+        if opened is None:
+            opened = (m.start(), m.group(1))
+        elif m.group(1) == opened[1]:
+            spans.append((opened[0], m.end()))
+            opened = None
+    if opened is not None:
+        spans.append((opened[0], len(text)))
+    return spans
+
+
 def find_tables(text: str) -> list[tuple[int, int, list[list[str]]]]:
     """The GFM tables of a Markdown text, outside code fences: (start, end, rows) with the header row first."""
-    lines = [(m.start(), m.group()) for m in _LINE.finditer(text) if m.group()]
+    fences = _fences(text)
+    fence_starts = [a for a, _ in fences]
     found: list[tuple[int, int, list[list[str]]]] = []
-    fence = ""
-    i = 0
-    while i < len(lines):
-        if i % 4096 == 0:
+    done = 0  # tables do not overlap: a delimiter row inside an earlier table is one of its rows
+    for number, m in enumerate(_DELIMITER_LINE.finditer(text)):
+        if number % 1024 == 0:
             checkpoint()
-        start, line = lines[i]
-        line = line.rstrip("\n")
-        mark = _FENCE.match(line)
-        if fence:
-            if mark and mark.group(1) == fence:
-                fence = ""
-            i += 1
+        if m.start() < done or m.start() == 0 or "|" not in m.group() or "-" not in m.group():
             continue
-        if mark:
-            fence = mark.group(1)
-            i += 1
+        head_start = text.rfind("\n", 0, m.start() - 1) + 1
+        header = text[head_start : m.start() - 1]
+        k = bisect.bisect_right(fence_starts, head_start) - 1
+        if k >= 0 and fences[k][1] > head_start:
             continue
-        if (
-            i + 1 < len(lines)
-            and _is_row(line)
-            and not _HEADING.match(line)
-            and _is_delimiter(lines[i + 1][1].rstrip("\n"), len(split_row(line)))
-        ):
-            rows = [split_row(line)]
-            j = i + 2
-            while j < len(lines) and _continues(lines[j][1].rstrip("\n")):
-                rows.append(split_row(lines[j][1].rstrip("\n")))
-                j += 1
-            last_start, last = lines[j - 1]
-            found.append((start, last_start + len(last.rstrip("\n")), rows))
-            i = j
+        if not _is_row(header) or _HEADING.match(header) or not _is_delimiter(m.group(), header):
             continue
-        i += 1
+        rows = [split_row(header)]
+        end = pos = m.end()
+        while pos < len(text):
+            line_end = text.find("\n", pos + 1)
+            line_end = len(text) if line_end < 0 else line_end
+            line = text[pos + 1 : line_end]
+            if not _continues(line):
+                break
+            rows.append(split_row(line))
+            end = pos = line_end
+            if len(rows) % 4096 == 0:
+                checkpoint()
+        found.append((head_start, end, rows))
+        done = end
     return found
 
 
 def markdown_text(raw: str) -> tuple[str, list[Section], int]:
     """The derived text of a Markdown file (its tables as rows), its headings, and how many tables it has."""
-    tables = find_tables(raw) if "|" in raw else []
+    maybe = "|" in raw and any("|" in m.group() and "-" in m.group() for m in _DELIMITER_LINE.finditer(raw))
+    tables = find_tables(raw) if maybe else []
     if not tables:
         return raw, markdown_sections(raw), 0
     parts: list[str] = []
@@ -117,9 +130,16 @@ def markdown_text(raw: str) -> tuple[str, list[Section], int]:
     text = "".join(parts)
     ends = [m[1] for m in moves]
 
-    def moved(offset: int) -> int:
+    def moved(offset: int) -> int | None:
+        """Where ``offset`` of the file is in the derived text; None inside a table (its rows are rewritten)."""
         k = bisect.bisect_right(ends, offset) - 1
+        if k + 1 < len(moves) and moves[k + 1][0] <= offset:
+            return None
         return offset + (moves[k][2] if k >= 0 else 0)
 
-    sections = [Section(moved(s.start), s.title) for s in markdown_sections(raw)]
+    sections = []
+    for s in markdown_sections(raw):
+        start = moved(s.start)
+        if start is not None:  # a "heading" inside a table's rows is one of its rows
+            sections.append(Section(start, s.title))
     return text, sections, count
