@@ -46,9 +46,8 @@ class _Cell:
     colspan: int = 1
     blocks: int = 0
 
-    @property
-    def text(self) -> str:
-        return clean_cell("".join(self.parts))
+    #: The cell's text on one line, set when the table has been read.
+    text: str = ""
 
 
 @dataclass
@@ -75,7 +74,9 @@ class ReadTable:
 
 
 def _span(attrs: Sequence[tuple[str, str | None]], name: str, limit: int) -> int:
-    value = dict(attrs).get(name)
+    if not attrs:
+        return 1
+    value = next((v for k, v in attrs if k == name), None)
     digits = "".join(ch for ch in (value or "").strip()[:12] if ch.isdigit())
     if not digits:
         return 1
@@ -162,6 +163,9 @@ def _parse(events: list[Event], skip_tags: set[str]) -> tuple[ReadTable, list[_R
             if alt:
                 cell.parts.append(f" {alt} ")
     table.caption = clean_cell("".join(caption))
+    for row in rows:
+        for c in row.cells:
+            c.text, c.parts = clean_cell("".join(c.parts)), []
     return table, rows, heading
 
 

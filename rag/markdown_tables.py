@@ -5,8 +5,9 @@ delimiter row such as ``| --- | :-: |``, body rows) is written as ``label | head
 (:func:`rag.tables.table_lines`), the same rows HTML, DOCX and PDF tables give. So a row is found
 and cited with its column names, and ``Document.text`` (what citations and the viewer show) stays one
 string whose offsets every chunk keeps. Headings are found in the file and moved to the derived text.
-Rows with more or fewer cells than the header are padded or keep their extra cells unnamed; as in GFM,
-a table ends at a blank line or another block, and a table inside a code fence is code.
+As in GFM, a row with fewer cells than the header has the rest empty, cells past the header's count are
+dropped (a page never shows them), a table ends at a blank line or another block, and a table inside a
+code fence is code.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def find_tables(text: str) -> list[tuple[int, int, list[list[str]]]]:
             line = text[pos + 1 : line_end]
             if not _continues(line):
                 break
-            rows.append(split_row(line))
+            rows.append(split_row(line)[: len(rows[0])])  # as GFM: cells past the header's are not shown
             end = pos = line_end
             if len(rows) % 4096 == 0:
                 checkpoint()
@@ -139,7 +140,7 @@ def markdown_text(raw: str) -> tuple[str, list[Section], int]:
 
     sections = []
     for s in markdown_sections(raw):
-        start = moved(s.start)
-        if start is not None:  # a "heading" inside a table's rows is one of its rows
-            sections.append(Section(start, s.title))
+        at = moved(s.start)
+        if at is not None:  # a "heading" inside a table's rows is one of its rows
+            sections.append(Section(at, s.title))
     return text, sections, count
