@@ -264,6 +264,10 @@ class _TextExtractor(HTMLParser):
             return
         self.tables += 1
         self._break(2)
+        if self.label:  # a definition that is a table: its term heads the table
+            self._emit(self.label)
+            self._break(1)
+            self.label = ""
         for number, line in enumerate(([table.caption] if table.caption else []) + table.lines, 1):
             self._emit(line)
             self._break(1)

@@ -90,6 +90,8 @@ def test_html_two_column_table_and_dl_are_forms() -> None:
         "<tr><td>Voucher</td><td></td></tr><tr><td colspan=2>Payment</td></tr><tr><td>Paid</td><td>Yes</td></tr>"
         "</table><dl><dt>Venue</dt><dd>Orvik meadows</dd><dt>Gates</dt><dd>open at <b>10:00</b></dd>"
         "<dt>Parking</dt><dd></dd><dt>Dogs</dt></dl><p>End.</p>"
+        "<dl><dt>Prices</dt><dd><table><tr><th>Ticket</th><th>Adult</th></tr><tr><td>Day</td><td>€35</td></tr>"
+        "</table></dd></dl>"
     )
     assert _lines(html) == [
         "Booking",
@@ -101,6 +103,8 @@ def test_html_two_column_table_and_dl_are_forms() -> None:
         "Gates: open at 10:00",
         "Dogs",
         "End.",
+        "Prices",
+        "Day | Adult: €35",
     ]
 
 
@@ -368,6 +372,18 @@ def test_nested_tables(tmp_path: Path, depth: int) -> None:
     assert "core" in doc.text and doc.text.count("cell") == depth
     if depth > 10:
         assert any("nested" in w for w in doc.report["warnings"])
+
+
+def test_docx_form_with_hundreds_of_fields(tmp_path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    for line in range(50):
+        d.add_paragraph("\t".join(f"Field {line}-{i}: value {i}" if i % 3 else f"Blank {line}-{i}:" for i in range(12)))
+    d.save(str(tmp_path / "wide.docx"))
+    lines = _within(tmp_path / "wide.docx").text.splitlines()
+    assert "Field 49-11: value 11" in lines and len([x for x in lines if x.startswith("Field")]) == 50 * 8
+    assert not any(x.startswith("Blank") for x in lines)  # 200 empty fields left out
 
 
 def test_unclosed_tables_and_a_budget_of_characters(tmp_path: Path) -> None:
