@@ -232,7 +232,7 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
     from docx.text.paragraph import Paragraph
 
     from .forms import form_lines
-    from .tables import table_lines
+    from .tables import table_lines, two_column_form
 
     parts: list[str] = []
     sections: list[Section] = []
@@ -243,7 +243,9 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
             checkpoint()
             check_chars(offset)
         if isinstance(block, Table):
-            text = "\n".join(table_lines([[cell.text for cell in row.cells] for row in block.rows]))
+            rows = [[cell.text for cell in row.cells] for row in block.rows]
+            form = two_column_form(rows) if rows and max(len(r) for r in rows) == 2 else None
+            text = "\n".join(form if form is not None else table_lines(rows))
             tables += 1 if text else 0
         elif isinstance(block, Paragraph):
             text = form_lines(block.text).strip()  # several "Label: value" fields on a line: one a line

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .tables import clean_cell, table_lines
+from .tables import clean_cell, table_lines, two_column_form
 
 #: One recorded parser event: ("start", tag, attrs), ("end", tag) or ("data", text).
 Event = tuple
@@ -30,8 +30,6 @@ MAX_NESTING = 6
 #: A cell with more text than this, or this many blocks, holds prose: the table lays out a page.
 _PROSE_CHARS = 1000
 _PROSE_BLOCKS = 4
-#: A form's labels are short.
-_LABEL_CHARS = 100
 
 _CELL_BLOCKS = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "pre", "hr", "section", "article"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -235,23 +233,6 @@ def _grid(rows: list[_Row]) -> tuple[list[list[str]], list[bool]] | None:
     return grid, all_header
 
 
-def _form_lines(grid: list[list[str]], keep_labels: bool) -> list[str] | None:
-    """A two-column table without a header row read as ``Label: value`` lines, or None when its first
-    column does not hold labels. An empty field is left out (unless ``keep_labels``: its value was a
-    nested table, read after this one)."""
-    lines: list[str] = []
-    for row in grid:
-        label, value = [*row, "", ""][:2]
-        if len(label) > _LABEL_CHARS:
-            return None
-        label = label.rstrip(":").rstrip()
-        if label and value and value != row[0]:
-            lines.append(f"{label}: {value}")
-        elif value or keep_labels:  # a row spanning both columns (a sub-heading), or a value alone
-            lines.append(label or value)
-    return lines
-
-
 def read_table(events: list[Event], skip_tags: set[str]) -> ReadTable:
     """Read one recorded ``<table>`` (its events from the start tag to the end tag) into rows."""
     table, rows, heading = _parse(events, skip_tags)
@@ -284,7 +265,7 @@ def read_table(events: list[Event], skip_tags: set[str]) -> ReadTable:
     grid = [grid[n] for n in keep]
     width = max((len(line) for line in grid), default=0)
     if not explicit and width == 2:
-        form = _form_lines(grid, bool(table.inner))
+        form = two_column_form(grid, bool(table.inner))
         if form is not None:
             table.lines = form
             return table

@@ -1,10 +1,10 @@
-"""Tables from structured formats (DOCX, HTML) written as text rows that keep their labels and headers.
+"""Tables from structured formats (DOCX, HTML, Markdown) written as text rows that keep their labels and headers.
 
 Each body row becomes one line, ``label | header: value | header: value``: the first cell is the
 row's label, and each other cell is prefixed by its column's header (the header rows' cells in that
 column, joined; a value that spans columns, as a merged cell does, names each of their headers). The
 same shape as PDF tables (:mod:`rag.layout`), so a row is found by its label and its column names
-wherever the table came from.
+wherever the table came from. A two-column table of labels and values is a form: ``Label: value``.
 """
 
 from __future__ import annotations
@@ -62,4 +62,32 @@ def table_lines(rows: Sequence[Sequence[str]], headers: int | None = None) -> li
                     heads.append(name)
             cells.append(f"{' / '.join(heads)}: {value}" if heads else value)
         lines.append(" | ".join(cells))
+    return lines
+
+
+#: A form's labels are short.
+_LABEL_CHARS = 100
+
+
+def two_column_form(rows: Sequence[Sequence[str]], keep_labels: bool = False) -> list[str] | None:
+    """A two-column table read as a form, ``Label: value`` lines; None when it reads as a table instead.
+
+    It is a table when its first column holds long text, or when its first row names a column of
+    figures (``Quarter | Revenue`` over ``Q1 | 1,200``: read by :func:`table_lines`). An empty field is
+    left out (unless ``keep_labels``); a row whose one cell spans both columns stays a line of its own.
+    """
+    cleaned = [[clean_cell(c) for c in [*row, "", ""][:2]] for row in rows if any(clean_cell(c) for c in row)]
+    if not cleaned or any(len(label) > _LABEL_CHARS for label, _ in cleaned):
+        return None
+    values = [value for _, value in cleaned[1:] if value]
+    named = len(cleaned) > 1 and bool(cleaned[0][1]) and not _NUMBER.match(cleaned[0][1])
+    if named and values and all(_NUMBER.match(v) for v in values):  # a header over a column of figures
+        return None
+    lines: list[str] = []
+    for first, value in cleaned:
+        label = first.rstrip(":").rstrip()
+        if label and value and value != first:
+            lines.append(f"{label}: {value}")
+        elif value or keep_labels:  # a row spanning both columns (a sub-heading), or a value alone
+            lines.append(label or value)
     return lines

@@ -108,6 +108,36 @@ def test_html_two_column_table_and_dl_are_forms() -> None:
     ]
 
 
+def test_two_column_table_over_figures_is_a_table() -> None:
+    html = "<table><tr><td>Quarter</td><td>Revenue</td></tr><tr><td>Q1</td><td>1,200</td></tr>"
+    html += "<tr><td>Q2</td><td>1,350</td></tr></table>"
+    assert _lines(html) == ["Q1 | Revenue: 1,200", "Q2 | Revenue: 1,350"]
+
+
+def test_docx_two_column_table_is_a_form(tmp_path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    form = d.add_table(rows=4, cols=2)
+    for r, (label, value) in enumerate(
+        [("Name", "Ana Lind"), ("Date of birth:", "3 May 1990"), ("Fax", ""), ("Plan", "Gold")]
+    ):
+        form.cell(r, 0).text, form.cell(r, 1).text = label, value
+    figures = d.add_table(rows=3, cols=2)
+    for r, (label, value) in enumerate([("Quarter", "Revenue"), ("Q1", "1,200"), ("Q2", "1,350")]):
+        figures.cell(r, 0).text, figures.cell(r, 1).text = label, value
+    d.save(str(tmp_path / "form.docx"))
+    doc = load(tmp_path / "form.docx")
+    assert doc.text.splitlines() == [
+        "Name: Ana Lind",
+        "Date of birth: 3 May 1990",
+        "Plan: Gold",
+        "",
+        "Q1 | Revenue: 1,200",
+        "Q2 | Revenue: 1,350",
+    ]
+
+
 def test_html_nested_table_is_read_as_its_own_table() -> None:
     html = (
         "<table><thead><tr><th>Stage</th><th>Friday</th><th>Saturday</th></tr></thead>"
