@@ -264,6 +264,12 @@ def read_table(events: list[Event], skip_tags: set[str]) -> ReadTable:
             explicit += 1
     grid = [grid[n] for n in keep]
     width = max((len(line) for line in grid), default=0)
+    titles: list[str] = []
+    while explicit and width > 1 and len({cell for cell in grid[0] if cell}) == 1 and len(grid) > 1:
+        titles.append(next(cell for cell in grid[0] if cell))  # one cell across the table: a title, not a header
+        grid, explicit = grid[1:], explicit - 1
+    if titles:
+        table.caption = " - ".join([table.caption, *titles] if table.caption else titles)
     if not explicit and width == 2:
         form = two_column_form(grid, bool(table.inner))
         if form is not None:

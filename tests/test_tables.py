@@ -108,6 +108,12 @@ def test_html_two_column_table_and_dl_are_forms() -> None:
     ]
 
 
+def test_a_title_row_across_the_table_is_not_a_header() -> None:
+    html = "<table><tr><th colspan=2>Lake Orvik</th></tr><tr><th>Area</th><td>12 km²</td></tr>"
+    html += "<tr><th>Max. depth</th><td>41 m</td></tr></table>"
+    assert _lines(html) == ["Lake Orvik", "Area: 12 km²", "Max. depth: 41 m"]
+
+
 def test_two_column_table_over_figures_is_a_table() -> None:
     html = "<table><tr><td>Quarter</td><td>Revenue</td></tr><tr><td>Q1</td><td>1,200</td></tr>"
     html += "<tr><td>Q2</td><td>1,350</td></tr></table>"
