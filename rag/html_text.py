@@ -177,6 +177,7 @@ class _TextExtractor(HTMLParser):
             return
         if self.table_events is not None:
             self.table_events.append(("start", tag, attrs))
+            self.table_depth += tag == "table"  # "<table/>" opens a table, as in a browser
             return
         self.handle_starttag(tag, attrs)
         if tag in _HEADING_TAGS:
