@@ -58,7 +58,7 @@ class _Row:
 class ReadTable:
     """What one recorded table holds: its caption, rows as text, and what to do with it."""
 
-    caption: str = ""
+    caption: str = ""  # its caption, and title rows (one cell across the table), one a line
     #: ``label | header: value`` (or ``Label: value``) lines; empty when the table is read as running text.
     lines: list[str] = field(default_factory=list)
     #: The recorded events of tables nested in its cells, each to be read as a table of its own.
@@ -269,7 +269,7 @@ def read_table(events: list[Event], skip_tags: set[str]) -> ReadTable:
         titles.append(next(cell for cell in grid[0] if cell))  # one cell across the table: a title, not a header
         grid, explicit = grid[1:], explicit - 1
     if titles:
-        table.caption = " - ".join([table.caption, *titles] if table.caption else titles)
+        table.caption = "\n".join([table.caption, *titles] if table.caption else titles)
     if not explicit and width == 2:
         form = two_column_form(grid, bool(table.inner))
         if form is not None:

@@ -6,9 +6,13 @@ input (huge, wide, spanning, nested, ragged) read within the budgets.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rag.budgets import Budget
 from rag.documents import load, load_within
@@ -428,3 +432,49 @@ def test_unclosed_tables_and_a_budget_of_characters(tmp_path: Path) -> None:
     rows = "".join(f"<tr><td>row {r}</td><td>{'x' * 50}</td><td>y</td></tr>" for r in range(5000))
     with pytest.raises(DocumentError, match="characters"):
         load_within(write(tmp_path / "big.html", f"<table>{rows}</table>"), None, None, Budget(chars=100_000))
+
+
+# ---------------------------------------------------------------- properties
+
+_WORD = st.text(alphabet="abcdefgh€:|,.0123 ", min_size=1, max_size=12)
+
+
+@st.composite
+def _table_html(draw: st.DrawFn, depth: int = 0) -> str:
+    """Random tables: headers, spans (some huge), captions, empty cells, nested tables, definition lists."""
+    parts = [draw(st.sampled_from(["<table>", "<table role=presentation>"]))]
+    if draw(st.booleans()):
+        parts.append(f"<caption>{html.escape(draw(_WORD))}</caption>")
+    for _ in range(draw(st.integers(0, 5))):
+        parts.append(draw(st.sampled_from(["<tr>", "<thead><tr>", "<tbody><tr>", "<tr>"])))
+        for _ in range(draw(st.integers(0, 5))):
+            tag = draw(st.sampled_from(["td", "th"]))
+            span = draw(
+                st.sampled_from(["", " colspan=2", " rowspan=3", f" colspan={10**9}", " rowspan=0", " colspan=x"])
+            )
+            kind = draw(st.sampled_from(["word", "word", "empty", "nested", "dl"] if depth < 2 else ["word", "empty"]))
+            if kind == "nested":
+                inner = draw(_table_html(depth + 1))
+            elif kind == "dl":
+                inner = f"<dl><dt>{html.escape(draw(_WORD))}</dt><dd>{html.escape(draw(_WORD))}</dd></dl>"
+            else:
+                inner = html.escape(draw(_WORD)) if kind == "word" else ""
+            parts.append(f"<{tag}{span}>{inner}</{tag}>")
+        parts.append("</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(":|/") for w in text.split()} - {""}
+
+
+@settings(max_examples=200, deadline=None)
+@given(page=_table_html())
+def test_property_tables_read_without_inventing_words(page: str) -> None:
+    text, sections, report = read_html(f"<h1>Head</h1>{page}<p>tail</p>")
+    source_words = _words(html.unescape(re.sub(r"<[^>]*>", " ", page))) | {"Head", "tail"}
+    assert _words(text) <= source_words, (page, text)
+    assert text.startswith("Head") and text.endswith("tail")
+    assert [s.title for s in sections] == ["Head"]
+    assert set(report) <= {"tables", "warnings"}
