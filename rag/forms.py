@@ -66,6 +66,8 @@ def line_fields(line: str, offset: int = 0) -> list[Field]:
         pos = gap.end()
     if pos < len(line):
         pieces.append((pos, len(line)))
+    pieces = [(a + len(line[a:b]) - len(line[a:b].lstrip()), a + len(line[a:b].rstrip())) for a, b in pieces]
+    pieces = [(a, b) for a, b in pieces if b > a]
     if len(pieces) < 2:
         return []
     labels = [_label(line[a:b]) for a, b in pieces]

@@ -478,3 +478,46 @@ def test_property_tables_read_without_inventing_words(page: str) -> None:
     assert text.startswith("Head") and text.endswith("tail")
     assert [s.title for s in sections] == ["Head"]
     assert set(report) <= {"tables", "warnings"}
+
+
+_MD_LINE = st.sampled_from(
+    [
+        "| a | b |",
+        "|---|---|",
+        "| 1 | 2 | 3 |",
+        "x y",
+        "",
+        "# H",
+        "```",
+        "- item",
+        "c \\| d",
+        "|:-:|",
+        "---",
+        "Title",
+        "===",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_MD_LINE, max_size=30))
+def test_property_markdown_rows_keep_words_and_headings(lines: list[str]) -> None:
+    raw = "\n".join(lines)
+    text, sections, tables = markdown_text(raw)
+    seen = _words(text.replace("\\|", " ").replace("-", " "))
+    assert seen <= _words(raw.replace("\\|", " ").replace("-", " "))
+    if not tables:
+        assert text == raw
+    for s in sections:
+        assert 0 <= s.start < len(text)
+        assert text[s.start :].lstrip(" #").startswith(s.title[:1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(line=st.lists(st.sampled_from(["Name:", "Jo", "\t", "   ", "Date: 5", "10:30", "a: b", ":", " "]), max_size=12))
+def test_property_form_fields_are_spans_of_the_text(line: list[str]) -> None:
+    text = "".join(line) + "\nnext line"
+    for f in form_fields(text):
+        span = text[f.start : f.end]
+        assert span == span.strip() and (not f.label or re.match(re.escape(f.label) + r"\s*:", span)), (text, f)
+        assert " ".join(text[f.start : f.end].split()).endswith(f.value)
