@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .answers import Answerer, document_identity
 from .chunking import Chunker
 from .config import Settings, default_corpus_dir, default_index_dir
-from .documents import discover
+from .documents import READERS, discover
 from .embedding import Embedder
 from .errors import (
     ConfigError,
@@ -143,7 +143,7 @@ class Assistant:
             "embedding_input": "title line (file name: section - caption) + chunk text",
             "keyword_index": "SQLite FTS5 BM25 (porter stemmer), title and text",
             "metric": "cosine (normalised inner product)",
-            "extractor": EXTRACTOR,
+            "extractor": f"{EXTRACTOR} {READERS}",
             "versions": library_versions(),
         }
 

@@ -1,8 +1,10 @@
 """Documents: find files, read them (txt, md, html, pdf, docx) into text with section headings.
 
-Offsets everywhere in the assistant are into ``Document.text``. For plain text and markdown that
-text is the decoded file with universal newlines, exactly what ``open(path).read()`` returns for a
-UTF-8 file; for HTML, PDF and DOCX it is the extracted text.
+Offsets everywhere in the assistant are into ``Document.text``. For plain text that text is the
+decoded file with universal newlines, exactly what ``open(path).read()`` returns for a UTF-8 file; for
+Markdown it is that too, except that each table is written as ``label | header: value`` rows
+(:mod:`rag.markdown_tables`); for HTML, PDF and DOCX it is the extracted text (tables as rows, forms
+one field a line).
 """
 
 from __future__ import annotations
@@ -22,14 +24,20 @@ from .budgets import Budget, check_chars, checkpoint, safe_docx, within
 from .encodings import decode_text
 from .errors import DocumentError
 from .html_text import escape_unclosed as escape_unclosed  # re-exported: it lived here before rag.html_text
-from .html_text import html_to_text
+from .html_text import html_to_text as html_to_text  # re-exported: tests and callers read HTML through it
+from .html_text import read_html
 from .html_text import repair_markup as repair_markup  # re-exported: it lived here before rag.html_text
-from .sections import Section, markdown_sections, text_sections
+from .markdown_tables import markdown_text
+from .sections import Section, text_sections
+from .sections import markdown_sections as markdown_sections  # re-exported: headings of Markdown text
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | IMAGE_SUFFIXES | {".pdf", ".docx"}
+#: How HTML, Markdown and DOCX files are read into text; recorded with the index (beside the PDF
+#: extractor's name), so an index built by older readers is rebuilt. Change it when their text changes.
+READERS = "html-tables-1 markdown-tables-1 docx-forms-1"
 
 
 @dataclass
@@ -173,12 +181,14 @@ def load(path: Path, source: str | None = None, max_bytes: int | None = None) ->
     if not text.strip():
         raise DocumentError("file holds only white space: nothing to index")
     if suffix in HTML_SUFFIXES:
-        html_text, sections = html_to_text(text)
+        html_text, sections, report = read_html(text)
         if not html_text.strip():
             raise DocumentError("HTML page has no visible text")
-        return Document(source, path, html_text, "html", sections, encoding)
+        return Document(source, path, html_text, "html", sections, encoding, report=report)
     if suffix in {".md", ".markdown"}:
-        return Document(source, path, text, "markdown", markdown_sections(text), encoding)
+        md_text, sections, tables = markdown_text(text)
+        report = {"tables": tables} if tables else {}
+        return Document(source, path, md_text, "markdown", sections, encoding, report=report)
     return Document(source, path, text, "text", text_sections(text), encoding)
 
 
@@ -224,7 +234,8 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    from .tables import table_lines
+    from .forms import form_lines
+    from .tables import table_lines, two_column_form
 
     parts: list[str] = []
     sections: list[Section] = []
@@ -235,10 +246,12 @@ def _load_docx(data: bytes, source: str, path: Path) -> Document:
             checkpoint()
             check_chars(offset)
         if isinstance(block, Table):
-            text = "\n".join(table_lines([[cell.text for cell in row.cells] for row in block.rows]))
+            rows = [[cell.text for cell in row.cells] for row in block.rows]
+            form = two_column_form(rows) if rows and max(len(r) for r in rows) == 2 else None
+            text = "\n".join(form if form is not None else table_lines(rows))
             tables += 1 if text else 0
         elif isinstance(block, Paragraph):
-            text = block.text.strip()
+            text = form_lines(block.text).strip()  # several "Label: value" fields on a line: one a line
         else:  # pragma: no cover - python-docx yields only these two
             continue
         if not text:

@@ -1,11 +1,18 @@
-"""HTML to text: visible text only (no script, style or hidden parts), headings as sections, broken markup repaired."""
+"""HTML to text: visible text only (no script, style or hidden parts), headings as sections, broken markup repaired.
+
+Tables are read as ``label | header: value`` rows (:mod:`rag.html_tables`), two-column tables without a
+header row and ``<dl>`` lists as ``Label: value`` lines; a table that lays out the page is read as text.
+"""
 
 from __future__ import annotations
 
 import bisect
 import re
 from html.parser import HTMLParser
+from typing import Any
 
+from .budgets import check_chars, checkpoint
+from .html_tables import MAX_NESTING, Event, read_table
 from .sections import Section
 
 _KNOWN_TAGS = set(
@@ -102,6 +109,15 @@ class _TextExtractor(HTMLParser):
         self.pre_depth = 0
         self.heading: tuple[str, int, int] | None = None  # tag, offset, len(parts) at start
         self.sections: list[Section] = []
+        self.table_events: list[Event] | None = None  # a <table> being recorded, to be read whole
+        self.table_depth = 0
+        self.flat = 0  # > 0 while tables are read as running text (inside a too deeply nested one)
+        self.nesting = 0  # tables being read inside one another
+        self.tables = 0
+        self.warnings: list[str] = []
+        self.term: list[str] | None = None  # the text of a <dt> being read
+        self.terms: list[str] = []  # terms waiting for their <dd>
+        self.label = ""  # a term to write before its definition's first words
 
     def _break(self, n: int) -> None:
         if self.length:
@@ -122,11 +138,27 @@ class _TextExtractor(HTMLParser):
         self.length += len(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.table_events is not None:
+            self.table_events.append(("start", tag, attrs))
+            self.table_depth += tag == "table"
+            return
+        if tag == "table" and not self.skip_depth and not self.flat and self.term is None:
+            self.table_events, self.table_depth = [("start", tag, attrs)], 1
+            return
+        self._start(tag, attrs)
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:
             if tag not in {"br", "hr"}:
                 self.skip_depth += 1
             return
         if self.skip_depth:
+            return
+        if tag in ("dt", "dd", "dl"):
+            self._definition(tag)
+            if tag == "dt":
+                return
+        if self.term is not None:
             return
         if tag == "pre":
             self.pre_depth += 1
@@ -143,16 +175,33 @@ class _TextExtractor(HTMLParser):
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:
             return
+        if self.table_events is not None:
+            self.table_events.append(("start", tag, attrs))
+            self.table_depth += tag == "table"  # "<table/>" opens a table, as in a browser
+            return
         self.handle_starttag(tag, attrs)
         if tag in _HEADING_TAGS:
             self._close_heading()
 
     def handle_endtag(self, tag: str) -> None:
+        if self.table_events is not None:
+            self.table_events.append(("end", tag))
+            if tag == "table":
+                self.table_depth -= 1
+                if not self.table_depth:
+                    self._end_recording()
+            return
         if tag in _SKIP_TAGS:
             self.skip_depth = max(0, self.skip_depth - 1)
             return
         if self.skip_depth:
             return
+        if tag in ("dt", "dl"):
+            self._definition("/" + tag)
+        if self.term is not None:
+            return
+        if tag == "dd":
+            self.label = ""
         if tag == "pre":
             self.pre_depth = max(0, self.pre_depth - 1)
         if tag in _HEADING_TAGS:
@@ -170,8 +219,18 @@ class _TextExtractor(HTMLParser):
             self.sections.append(Section(offset, title[:200]))
 
     def handle_data(self, data: str) -> None:
+        if self.table_events is not None:
+            self.table_events.append(("data", data))
+            return
         if self.skip_depth:
             return
+        if self.term is not None:
+            self.term.append(data)
+            return
+        if self.label and data.strip():
+            label, self.label = self.label, ""
+            self._emit(label + ": ")
+            data = data.lstrip()
         if not self.pre_depth:
             data = re.sub(r"\s+", " ", data)
             if not self.length or self.pending_newlines:
@@ -184,17 +243,107 @@ class _TextExtractor(HTMLParser):
             self.heading = (tag, starts_at, len(self.parts))
         self._emit(data)
 
+    # ------------------------------------------------------------ tables
+
+    def _end_recording(self) -> None:
+        events, self.table_events, self.table_depth = self.table_events or [], None, 0
+        self._read_table(events)
+
+    def _read_table(self, events: list[Event]) -> None:
+        checkpoint()
+        table = read_table(events, _SKIP_TAGS)
+        if table.warning:
+            self.warnings.append(table.warning)
+        if table.plain:  # running text, as a page shows it; tables inside are read on their own
+            too_deep = table.nesting > MAX_NESTING or self.nesting >= MAX_NESTING
+            self.flat += too_deep
+            self.nesting += 1
+            self._start(events[0][1], events[0][2])
+            self._replay(events[1:])
+            self.nesting -= 1
+            self.flat -= too_deep
+            return
+        self.tables += 1
+        self._break(2)
+        if self.label:  # a definition that is a table: its term heads the table
+            self._emit(self.label)
+            self._break(1)
+            self.label = ""
+        for number, line in enumerate(([table.caption] if table.caption else []) + table.lines, 1):
+            self._emit(line)
+            self._break(1)
+            if number % 1024 == 0:
+                checkpoint()
+                check_chars(self.length)
+        self._break(2)
+        self.nesting += 1
+        for inner in table.inner:
+            self._replay(inner)
+        self.nesting -= 1
+
+    def _replay(self, events: list[Event]) -> None:
+        for event in events:
+            if event[0] == "data":
+                self.handle_data(event[1])
+            elif event[0] == "start":
+                self.handle_starttag(event[1], event[2])
+            else:
+                self.handle_endtag(event[1])
+        if self.table_events is not None and self.nesting:  # an inner table left open: read it here
+            self._end_recording()
+
+    # ------------------------------------------------------------ definition lists
+
+    def _definition(self, tag: str) -> None:
+        """``<dl>``: each term is written before its definitions' text, as ``term: definition``."""
+        if tag in ("dt", "/dt", "dd", "dl", "/dl") and self.term is not None:
+            term = " ".join("".join(self.term).split())
+            self.term = None
+            if term:
+                self.terms.append(term)
+        if tag == "dt":
+            self.term = []
+            self._break(1)
+        elif tag == "dd":
+            self.label = " / ".join(self.terms) if self.terms else self.label
+            self.terms = []
+            self._break(1)
+        elif tag in ("dl", "/dl"):
+            self._unused_terms()
+
+    def _unused_terms(self) -> None:
+        for term in self.terms:  # terms without a definition are still text
+            self._break(1)
+            self._emit(term)
+        self.terms, self.label = [], ""
+
     def text(self) -> str:
+        if self.table_events is not None:  # a table never closed: read what there is
+            self._end_recording()
+        if self.term is not None:
+            self._definition("/dl")
+        self._unused_terms()
         self._close_heading()
         return "".join(self.parts)
 
 
 def html_to_text(html: str) -> tuple[str, list[Section]]:
     """Visible text of an HTML page (no script/style), paragraphs kept, with its headings."""
+    text, sections, _ = read_html(html)
+    return text, sections
+
+
+def read_html(html: str) -> tuple[str, list[Section], dict[str, Any]]:
+    """:func:`html_to_text`, and what extraction found: ``{"tables": n, "warnings": [...]}`` (empty keys left out)."""
     parser = _TextExtractor()
     parser.feed(escape_unclosed(repair_markup(html)))
     parser.close()
     raw = parser.text()
+    report: dict[str, Any] = {}
+    if parser.tables:
+        report["tables"] = parser.tables
+    if parser.warnings:
+        report["warnings"] = sorted(set(parser.warnings))[:20]
     # Trailing spaces before newlines are cosmetic; remove them while keeping section offsets right.
     cleaned: list[str] = []
     shift: list[tuple[int, int]] = []  # (raw offset, removed so far)
@@ -216,4 +365,4 @@ def html_to_text(html: str) -> tuple[str, list[Section]]:
     stripped = len(text) - len(text.rstrip())
     text = text.rstrip() if stripped else text
     sections = [Section(moved(s.start), s.title) for s in parser.sections if moved(s.start) < len(text)]
-    return text, sections
+    return text, sections, report
