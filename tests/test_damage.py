@@ -20,7 +20,7 @@ import pytest
 
 from rag import Assistant
 
-from .conftest import FACTS, write
+from .conftest import FACTS, missing, write
 
 RAG = [sys.executable, "-m", "rag.cli"]
 QUESTION, WORDS, SOURCE = "Who designed the Harlow Bridge?", "Mirela Quist", "bridges.html"
@@ -85,7 +85,7 @@ def mount_tmpfs(where: Path, size: str) -> None:
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root in a machine or container that allows it): {done.stderr}")
+        missing(f"cannot mount a tmpfs here (needs root in a machine or container that allows it): {done.stderr!r}")
 
 
 @pytest.fixture()
@@ -138,7 +138,7 @@ def test_read_only_index_answers_and_refuses_changes_in_one_line(facts_index: Pa
         shutil.copytree(facts_index, where / "index")
         remount = subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True, text=True)
         if remount.returncode != 0:
-            pytest.skip(f"cannot remount read-only: {remount.stderr}")
+            missing(f"cannot remount read-only: {remount.stderr}")
         index = where / "index"
         answer, data = ask_json(index)
         assert answer.returncode == 0, answer.stderr

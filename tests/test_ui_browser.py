@@ -6,13 +6,12 @@ as inert text. With a scripted OpenAI-compatible server (tests/fake_openai.py on
 Settings tab lists its models and switches to it, a generated answer streams in with its model named,
 an unsupported citation gets its badge, a follow-up shows the question it was rewritten into, and a
 failing server shows the note and the extractive answer. Screenshots go to ``test-artifacts/``.
-``make test`` installs Chromium when it is missing and sets REQUIRE_BROWSER=1, so there the tests
-fail instead of skipping.
+``make test`` installs Chromium when it is missing and sets REQUIRE_PREREQS=1 (as CI=true does), so there
+the tests fail instead of skipping (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import ROOT, SEED_QUESTION, SEEDS
+from .conftest import ROOT, SEED_QUESTION, SEEDS, missing
 from .fake_openai import FakeOpenAI, Reply, Request
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,16 +48,10 @@ FOLLOW_UP = "When will she visit?"
 STANDALONE = "When will Prime Minister Takaichi visit the United States?"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser tests required (REQUIRE_BROWSER=1) but {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - the test extras install it
-    _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    missing("the playwright package is not installed (pip install -e '.[test]')")
 
 
 def free_port() -> int:
@@ -96,7 +89,7 @@ def app_url(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -687,7 +680,7 @@ def _audit(page: Page) -> list[str]:
 
 def test_accessibility_audit_finds_nothing_serious(page: Page, watch: Watch, tmp_path: Path) -> None:
     if not AXE:
-        _unavailable("axe-core is not fetched (make browser puts it in .cache/)")
+        missing("axe-core is not fetched (make browser puts it in .cache/)")
     page.evaluate(
         """() => { window.__live = [];
         new MutationObserver(() => document.querySelectorAll('[aria-live]').forEach((e) => {
