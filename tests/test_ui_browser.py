@@ -62,15 +62,19 @@ def free_port() -> int:
 
 @dataclass
 class Watch:
-    """What the page did that it must not: dialogs, uncaught errors, requests leaving this machine."""
+    """What the page did that it must not: dialogs, uncaught errors, console errors, requests leaving this
+    machine. Every page that ``open_page`` opens is checked when its test ends; tests also check it midway."""
 
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
     def assert_clean(self) -> None:
         assert self.dialogs == [], f"a dialog fired: {self.dialogs}"
+        assert self.errors == [], f"uncaught errors in the page: {self.errors}"
+        assert self.console == [], f"errors in the page's console: {self.console}"
         assert self.external == [], f"the page contacted other hosts: {self.external}"
 
 
@@ -113,7 +117,11 @@ def open_page(browser: Browser, app_url: str, watch: Watch, request: pytest.Fixt
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.on("dialog", lambda dialog: (watch.dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("pageerror", lambda error: watch.errors.append(str(error)))
+    page.on("pageerror", lambda error: watch.errors.append(f"{error.name}: {error.message}"))
+    page.on(
+        "console",
+        lambda msg: watch.console.append(f"{msg.text} ({msg.location.get('url')})") if msg.type == "error" else None,
+    )
 
     def on_request(req: Any) -> None:
         watch.requests.append(req.url)
@@ -129,6 +137,7 @@ def open_page(browser: Browser, app_url: str, watch: Watch, request: pytest.Fixt
         page.screenshot(path=str(ARTIFACTS / f"final-{request.node.name}.png"), full_page=True, animations="disabled")
     finally:
         context.close()
+    watch.assert_clean()  # every browser test, whatever it checked itself
 
 
 def shot(page: Page, name: str) -> None:
@@ -584,13 +593,17 @@ def test_past_chats_survive_a_reload_and_can_be_reopened_or_deleted(
     ask(page, FOLLOW_UP)
     assert "Takaichi" in page.locator("#rag-chat .rag-searched").last.inner_text()
 
-    # Another browser (a new context: its own storage) sees none of this.
-    other = next(open_page(browser, app_url, Watch(), request))
-    other.wait_for_timeout(500)
+    # Another browser (a new context: its own storage) sees none of this: once its own first question is
+    # answered (after the page's load events), its list holds that chat only and its chat that answer only.
+    opened = open_page(browser, app_url, Watch(), request)
+    other = next(opened)
+    ask(other, UNANSWERABLE)
     other.locator("#rag-history input").click()
-    assert other.get_by_role("option").count() == 0
-    assert other.locator("#rag-chat .rag-sources").count() == 0
-    other.context.close()
+    theirs = [o.replace("✓", "").strip() for o in other.get_by_role("option").all_inner_texts()]
+    assert len(theirs) == 1 and theirs[0].startswith("What is the boiling point"), theirs
+    assert other.locator("#rag-chat .rag-sources").count() == 1
+    assert "Donald Trump" not in other.locator("#rag-chat").inner_text()
+    assert next(opened, None) is None  # closes it, and checks its page stayed clean
 
     # Delete: the open chat is emptied and leaves the list.
     page.click("#rag-history-delete")
