@@ -3,8 +3,9 @@
 Off unless ``RAG_TEST_PAUSE`` or ``RAG_TEST_TRACE`` is set (tests set them only in the child processes they
 start). ``RAG_TEST_TRACE`` names a file to which each step passed is appended as a line. When a step's name
 matches the glob pattern ``RAG_TEST_PAUSE``, the writer writes the step's name to the file
-``RAG_TEST_PAUSE_FILE`` (atomically) and waits there to be killed. If nobody kills it within
-``RAG_TEST_PAUSE_SECONDS`` (default 300) it exits with status 86, so a test that forgot it fails, not hangs.
+``RAG_TEST_PAUSE_FILE`` (atomically) and waits there: to be killed, or, when ``RAG_TEST_PAUSE_RELEASE`` names
+a file, until that file exists, and then goes on. If neither happens within ``RAG_TEST_PAUSE_SECONDS``
+(default 300) it exits with status 86, so a test that forgot it fails, not hangs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def pause_point(step: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, flag)
+    release = os.environ.get("RAG_TEST_PAUSE_RELEASE", "")
     deadline = time.monotonic() + float(os.environ.get("RAG_TEST_PAUSE_SECONDS", "300"))
     while time.monotonic() < deadline:
+        if release and os.path.exists(release):
+            return
         time.sleep(0.05)
     os._exit(PAUSE_EXPIRED)
