@@ -183,16 +183,19 @@ def test_http_bearer_guard(seed_index: Path) -> None:
     from rag.mcp_server import http_app
 
     app = http_app(Assistant(index_dir=seed_index), api_key="k3y")
-    with TestClient(app) as client:
-        hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        assert client.post("/mcp", json=hello).status_code == 401
-        assert client.post("/mcp", json=hello, headers={"Authorization": "Bearer nope"}).status_code == 401
-        allowed = client.post(
-            "/mcp",
-            json=hello,
-            headers={"Authorization": "Bearer k3y", "Accept": "application/json, text/event-stream"},
-        )
-        assert allowed.status_code != 401
+    # The host a local client sends (the server refuses other Host headers: DNS rebinding).
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        client_info = {"name": "t", "version": "0"}
+        params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info}
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+        accept = {"Accept": "application/json, text/event-stream"}
+        assert client.post("/mcp", json=hello, headers=accept).status_code == 401
+        assert client.post("/mcp", json=hello, headers={**accept, "Authorization": "Bearer nope"}).status_code == 401
+        assert client.post("/mcp", json=hello, headers={**accept, "Authorization": "Basic k3y"}).status_code == 401
+        allowed = client.post("/mcp", json=hello, headers={**accept, "Authorization": "Bearer k3y"})
+        assert allowed.status_code == 200, (allowed.status_code, allowed.text)
+        assert allowed.headers.get("mcp-session-id"), "the server opened a session"
+        assert '"id":1,"result":' in allowed.text and '"tools"' in allowed.text, allowed.text[:300]
 
 
 def test_http_port_in_use_is_one_clear_line(seed_index: Path) -> None:
