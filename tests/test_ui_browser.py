@@ -748,3 +748,53 @@ def test_documents_tab_fits_a_390_px_screen(browser: Browser, app_url: str, tmp_
         assert not overlap, f"the upload label covers its icon: {label} {icon}"
     finally:
         context.close()
+
+
+def test_chats_survive_a_server_restart_only_with_rag_ui_secret(
+    browser: Browser, seed_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The README: the chats' encryption key is made at each start unless RAG_UI_SECRET is set. The same
+    browser, the same address, the server restarted: with the same secret the chat is back after a reload;
+    with none (a new key) the stored chats cannot be read, and the next question starts the only chat."""
+    from rag import Assistant
+    from ui.server import launch
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    port = free_port()
+
+    def serve(secret: str | None) -> tuple[Any, str]:
+        if secret:
+            monkeypatch.setenv("RAG_UI_SECRET", secret)
+        else:
+            monkeypatch.delenv("RAG_UI_SECRET", raising=False)
+        return launch(Assistant(index_dir=index), "127.0.0.1", port, block=False)
+
+    app, url = serve("correct horse battery staple")
+    watch = Watch()
+    opened = open_page(browser, url, watch, request)
+    page = next(opened)
+    try:
+        ask(page, SEED_QUESTION)
+        app.close()
+        app, again = serve("correct horse battery staple")
+        assert again == url
+        page.reload()
+        page.wait_for_selector("#rag-chat .rag-sources")  # restored from the browser's storage
+        assert "Donald Trump" in last_answer_text(page)
+        app.close()
+        app, _ = serve(None)
+        page.reload()
+        page.wait_for_selector("#rag-question textarea")
+        ask(page, UNANSWERABLE)  # answered after the page's load events, which restore what they can
+        page.locator("#rag-history input").click()
+        options = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert len(options) == 1 and options[0].startswith("What is the boiling point"), options
+        assert "Donald Trump" not in page.locator("#rag-chat").inner_text()
+        # Gradio logs that it could not read the stored chats with the new key; that and nothing else.
+        unreadable = [c for c in watch.console if c.startswith("Error reading from localStorage")]
+        assert unreadable and len(unreadable) == len(watch.console), watch.console
+        watch.console.clear()
+    finally:
+        app.close()
+    assert next(opened, None) is None  # closes the page and checks it stayed clean
