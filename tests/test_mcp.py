@@ -22,6 +22,7 @@ from .fake_openai import free_port
 mcp = pytest.importorskip("mcp")
 from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
 
 SEED_FILE = next(SEEDS.glob("*.txt"))
 READ_TOOLS = {"ask", "search", "list_sources"}
@@ -148,8 +149,20 @@ def test_streamable_http_with_write_tools(http_server: tuple[str, Path]) -> None
             assert report["added"] == ["lighthouse.md"] and report["failed"] == []
             answer = await client.call_tool("ask", {"question": "Who painted the Hexaplume lighthouse?"})
             assert "Oskar Lund" in answer.structured_content["answer"]
-            names = {r.name for r in (await client.list_resources()).resources}
-            assert names == {SEED_FILE.name, "lighthouse.md"}
+            resources = (await client.list_resources()).resources
+            assert {r.name for r in resources} == {SEED_FILE.name, "lighthouse.md"}
+            # A file changed since it was indexed is reported, not served with offsets that no longer match.
+            uri = next(r.uri for r in resources if r.name == "lighthouse.md")
+            assert LIGHTHOUSE in (await client.read_resource(uri)).contents[0].text
+            note.write_text(f"# Lighthouse\n\n{LIGHTHOUSE} The lamp was replaced in 2001.\n")
+            with pytest.raises(MCPError, match=r"'lighthouse\.md' changed since it was indexed: index it again"):
+                await client.read_resource(uri)
+            report = (await client.call_tool("index", {"paths": [str(note.parent)]})).structured_content
+            assert report["updated"] == ["lighthouse.md"], report
+            assert "replaced in 2001" in (await client.read_resource(uri)).contents[0].text
+            note.rename(note.with_name("moved.md"))
+            with pytest.raises(MCPError, match="no longer at"):
+                await client.read_resource(uri)
             missing = await client.call_tool("index", {"paths": [str(folder / "nowhere")]})
             assert missing.is_error and "no such file" in missing.content[0].text
 
