@@ -526,3 +526,23 @@ def test_a_change_column_beside_a_period_group_keeps_its_own_header(tmp_path: Pa
     assert "| Change: 8 % |" in row
     assert "Nine Months Ended June 25, 2022: 58,730" in row
     assert row.endswith("| Change: (2)%")
+
+
+@needs_ocr
+def test_image_over_60_megapixels_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: images over 60 megapixels are refused before decoding. A 1-bit PNG of 8000 x 7600 pixels
+    (60.8 million, a few kB on disk) is reported with its size, and its pixels are never decoded."""
+    from PIL import Image
+
+    from rag.ocr import MAX_PIXELS
+
+    assert MAX_PIXELS == 60_000_000
+    path = tmp_path / "poster.png"
+    Image.new("1", (8000, 7600), 1).save(path)
+    assert path.stat().st_size < 1_000_000
+    decoded: list[object] = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or real_load(self))
+    with pytest.raises(DocumentError, match=r"image is 8000x7600 pixels, over the limit of 60,000,000 pixels"):
+        load(path)
+    assert decoded == [], "the image was decoded before its size was checked"
