@@ -174,8 +174,10 @@ def _last_json(output: bytes) -> dict[str, Any] | None:
 def main() -> int:
     """The child: read a job (JSON on stdin), index, print the report (JSON on stdout)."""
     from .assistant import Assistant
+    from .stores.pause import pause_point
 
     job = json.loads(sys.stdin.read())
+    pause_point("worker job")  # tests only (rag/stores/pause.py): a worker known to be running
     try:
         settings = Settings.from_env({}, **job["settings"])
         report = Assistant(settings=settings).index([Path(p) for p in job["paths"]], progress=True)

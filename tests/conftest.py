@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -16,8 +18,59 @@ for _name in [n for n in os.environ if n.startswith("RAG_")]:
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+SQUAD = SHARED_EVAL / "squad-dev"
+SEC = SHARED_EVAL / "sec-10q"
 SEED_QUESTION = "Who invited Prime Minister Takaichi to visit the United States?"
+
+# ---------------------------------------------------------------------------------------------- prerequisites
+# Some tests need what only the Makefile installs (Chromium, Tesseract, Debian's PDF manuals, a tmpfs mount as
+# root) or the shared evaluation data beside the checkout. Run by hand without them, they skip. With one switch,
+# REQUIRE_PREREQS=1 (set by `make test`) or CI=true, every skip is a failure instead: there nothing may be
+# left unchecked because a prerequisite is missing.
+
+#: Whether a skipped test fails (``make test`` and CI) rather than skips.
+PREREQS_REQUIRED = os.environ.get("REQUIRE_PREREQS", "") == "1" or os.environ.get("CI", "").lower() in {"true", "1"}
+_REQUIRED_SAYS = "REQUIRE_PREREQS=1 or CI=true: a test may not skip here ('make test' installs what it needs)"
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for ``reason`` (a prerequisite is missing); under REQUIRE_PREREQS=1 or CI=true, fail."""
+    if PREREQS_REQUIRED:
+        pytest.fail(f"{_REQUIRED_SAYS}, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def _skip_reason(longrepr: Any) -> str:
+    said = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return said.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Under the switch, a skip from any cause (a skipif mark, pytest.skip, importorskip) fails the test."""
+    report = yield
+    if PREREQS_REQUIRED and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"{_REQUIRED_SAYS}, but it skipped: {_skip_reason(report.longrepr)}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[Any]:
+    """The same for a whole module skipped while it is collected (``pytest.importorskip`` at its top)."""
+    report = yield
+    if PREREQS_REQUIRED and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"{_REQUIRED_SAYS}, but {collector.nodeid} skipped: {_skip_reason(report.longrepr)}"
+    return report
+
+
+needs_squad = pytest.mark.skipif(not (SQUAD / "docs").is_dir(), reason=f"the squad-dev set is not at {SQUAD}")
+needs_sec = pytest.mark.skipif(not (SEC / "docs").is_dir(), reason=f"the sec-10q set is not at {SEC}")
+needs_ocr = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="tesseract-ocr is not installed (make ocr installs it)"
+)
 
 
 @pytest.fixture(scope="session")

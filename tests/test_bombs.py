@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,62 @@ def test_docx_bombs_are_refused_with_bounded_memory(tmp_path: Path) -> None:
         text=True,
     )
     assert "Mirela Quist" in answer.stdout
+
+
+def forged_docx(path: Path, real: int, declared: int, method: int) -> Path:
+    """A DOCX whose word/document.xml inflates to ``real`` bytes while the zip's local header and central
+    directory both declare ``declared`` (the 32-bit size fields patched after writing)."""
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes(["The Harlow Bridge was designed by engineer Mirela Quist."])))
+    name = "word/document.xml"
+    with zipfile.ZipFile(path, "w") as out:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename != name:
+                out.writestr(member.filename, data)
+                continue
+            head, tail = data.split(b"<w:body>")
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            with out.open(info, "w") as f:
+                f.write(head + b"<w:body>")
+                for _ in range(real // len(PARAGRAPH)):
+                    f.write(PARAGRAPH)
+                f.write(tail)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        at = z.getinfo(name).header_offset
+    assert raw[at : at + 4] == b"PK\x03\x04"
+    struct.pack_into("<I", raw, at + 22, declared)  # the local header's uncompressed size
+    entries = [i for i in range(len(raw)) if raw.startswith(b"PK\x01\x02", i)]
+    (entry,) = [i for i in entries if raw[i + 46 : i + 46 + struct.unpack_from("<H", raw, i + 28)[0]] == name.encode()]
+    struct.pack_into("<I", raw, entry + 24, declared)  # the central directory's
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED], ids=["deflated", "stored"])
+def test_docx_whose_directory_lies_about_sizes_is_read_no_further(tmp_path: Path, method: int) -> None:
+    """The README: the XML is counted "whatever the zip's directory claims". A part declared as 1 MiB that
+    inflates to 48 MiB passes the declared-size check (budget 8 MB), is read only up to its declared size,
+    and is then reported as damaged (its CRC fails): nothing near the real size is ever held."""
+    import tracemalloc
+
+    from rag.budgets import Budget
+    from rag.documents import load_within
+
+    path = forged_docx(tmp_path / "lying.docx", real=48 * MB, declared=MB, method=method)
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("word/document.xml").file_size == MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(Exception, match=r"damaged DOCX \(part word/document.xml: Bad CRC-32"):
+            load_within(path, None, None, Budget(unzipped_bytes=8 * MB))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The file's own bytes are read whole (48 MiB when stored, under 1 MiB deflated); beyond them, little.
+    size = path.stat().st_size
+    assert peak < size + 8 * MB, f"{peak / MB:.1f} MiB allocated reading a {size / MB:.1f} MiB file"
 
 
 def test_docx_budgets_are_settings(tmp_path: Path) -> None:

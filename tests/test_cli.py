@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SEED_QUESTION, SEEDS, SQUAD
+from .conftest import SEED_QUESTION, SEEDS, SQUAD, needs_squad
 
 RAG = [sys.executable, "-m", "rag.cli"]
 
@@ -164,7 +164,7 @@ def test_plain_ask_quotes_the_sentence_of_each_source(cli_index: tuple[Path, Pat
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SQUAD.is_dir(), reason="../shared/eval/squad-dev is not present")
+@needs_squad
 def test_squad_dev_articles_are_cited(tmp_path: Path) -> None:
     index = tmp_path / "squad"
     result = run("index", str(SQUAD / "docs"), "--index", str(index), "--json")

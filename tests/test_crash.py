@@ -28,7 +28,7 @@ import pytest
 from rag import Assistant
 from rag.stores import DATABASE, Changes, DocumentRecord, FaissStore, NewChunk
 
-from .conftest import SQUAD
+from .conftest import SQUAD, needs_squad
 
 RAG = [sys.executable, "-m", "rag.cli"]
 SQUAD_DOCS = SQUAD / "docs"
@@ -63,7 +63,7 @@ def chunk_layout(assistant: Assistant) -> list[tuple[str, int, int]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.skipif(not SQUAD_DOCS.is_dir(), reason="../shared/eval/squad-dev is not present")
+@needs_squad
 def test_sigkill_during_rag_index(tmp_path: Path) -> None:
     seed = int(os.environ.get("CRASH_SEED", str(time.time_ns() % 2**32)))
     rng = random.Random(seed)

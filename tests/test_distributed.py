@@ -21,9 +21,10 @@ import pytest
 from rag import Assistant, IndexReport, RagError
 from rag.distributed import RayIndexer, _Embed
 
-from .conftest import FACTS, ROOT, SQUAD, write
+from .conftest import FACTS, ROOT, SQUAD, needs_squad, write
 
 ray = pytest.importorskip("ray")
+pytestmark = needs_squad  # its corpus takes three squad-dev articles
 
 ARTICLES = ["amazon-rainforest.txt", "black-death.txt", "huguenot.txt"]
 

@@ -1,7 +1,8 @@
 """Generated answers against a real scripted OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py).
 
 The assistant uses the real embedding model and a real index of seeds/; only the language model is
-scripted. Timeouts are set to 1 s so that failure cases stay quick; nothing here measures time.
+scripted. The timeout is 30 s (a hang guard), 1 s only in the cases about a slow server, which is 3 s slow:
+a loaded machine cannot turn a happy path into the fallback. Nothing here measures time.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ def server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture()
 def llm(seed_index: Path, server: FakeOpenAI) -> Callable[..., Assistant]:
-    """Assistants over the seed index that talk to the fake server (1 s timeout)."""
+    """Assistants over the seed index that talk to the fake server. Its timeout, 30 s, is a hang guard: a
+    loaded machine must not turn a happy path into the extractive fallback. Tests of a slow server pass
+    ``llm_timeout=SHORT`` and a server slower than that."""
 
     def make(**overrides: object) -> Assistant:
-        values: dict[str, object] = {"llm_base_url": server.url, "llm_model": "m", "llm_timeout": 1.0}
+        values: dict[str, object] = {"llm_base_url": server.url, "llm_model": "m", "llm_timeout": 30.0}
         values.update(overrides)
         return Assistant(index_dir=seed_index, **values)
 
@@ -371,10 +374,13 @@ def test_model_defaults_to_the_first_listed_and_key_is_sent(llm: Callable[..., A
 # ------------------------------------------------------------------ failures
 
 
+#: The timeout of the tests about a slow server; their server takes SLOW seconds, well past it.
+SHORT, SLOW = 1.0, 3
+
 FAILURES = [
-    pytest.param(Reply(delay=3), ["did not answer within 1 s", "RAG_LLM_TIMEOUT"], id="timeout"),
+    pytest.param(Reply(delay=SLOW), ["did not answer within 1 s", "RAG_LLM_TIMEOUT"], id="timeout"),
     pytest.param(
-        Reply("Trump [1] invited her [1]", stall_after=2, chunk_delay=3), ["stalled", "within 1 s"], id="stall"
+        Reply("Trump [1] invited her [1]", stall_after=2, chunk_delay=SLOW), ["stalled", "within 1 s"], id="stall"
     ),
     pytest.param(Reply(status=500, error="CUDA out of memory"), ["HTTP 500", "CUDA out of memory"], id="http-500"),
     pytest.param(Reply(status=401, error="bad key"), ["RAG_LLM_API_KEY"], id="http-401"),
@@ -395,7 +401,8 @@ def test_server_failures_give_the_extractive_answer_with_a_note(
     llm: Callable[..., Assistant], server: FakeOpenAI, reply: Reply, words: list[str]
 ) -> None:
     server.default = reply
-    deltas, answer = run_stream(llm())
+    slow = reply.delay or reply.chunk_delay  # only these cases need a short timeout
+    deltas, answer = run_stream(llm(llm_timeout=SHORT) if slow else llm())
     assert_extractive_fallback(answer, *words)
     if deltas and "".join(deltas) != answer.text:  # tokens came before the failure: the note explains
         assert answer.note

@@ -84,9 +84,12 @@ def test_the_limits_are_settings_checked_when_built() -> None:
                 Settings.from_env(**{name: bad})
 
 
-def test_an_upload_batch_with_a_bomb_indexes_the_rest_while_questions_are_answered(tmp_path: Path) -> None:
+def test_an_upload_batch_with_a_bomb_indexes_the_rest_while_questions_are_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The web chat's library: the bomb is refused with the reason, the good file of the same batch is
-    indexed, the folder keeps no copy of the bomb, and questions are answered while the worker runs."""
+    indexed, the folder keeps no copy of the bomb, and questions are answered while the worker runs: its
+    first worker waits at the start of its job (rag/stores/pause.py) until the questions are answered."""
     uploads = tmp_path / "uploads"
     write(uploads / "seed.txt", (ROOT / "seeds" / "000_22749be4b06f8346.txt").read_text(encoding="utf-8"))
     settings = _unbudgeted(tmp_path / "index")
@@ -96,20 +99,27 @@ def test_an_upload_batch_with_a_bomb_indexes_the_rest_while_questions_are_answer
     write(uploads / "kiln.txt", GOOD)
     bomb = _bomb(uploads)
 
+    paused, release = tmp_path / "paused", tmp_path / "release"
+    monkeypatch.setenv("RAG_TEST_PAUSE", "worker job")
+    monkeypatch.setenv("RAG_TEST_PAUSE_FILE", str(paused))
+    monkeypatch.setenv("RAG_TEST_PAUSE_RELEASE", str(release))  # later workers pass once it exists
     outcome: dict[str, object] = {}
     adding = threading.Thread(target=lambda: outcome.update(result=library.add([bomb, uploads / "kiln.txt"])))
     adding.start()
-    deadline = time.monotonic() + 60
-    while library.worker is not None and library.worker.pid is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 300  # a hang guard
+    while not paused.is_file():
+        assert adding.is_alive(), "the upload ended before its worker started"
+        assert time.monotonic() < deadline, "the upload never started its worker"
         time.sleep(0.01)
     running = library.worker.pid if library.worker is not None else None
-    assert running is not None, "the upload never started its worker"
+    assert running is not None and Path(f"/proc/{running}").exists()
     answers = [assistant.ask("Who invited Prime Minister Takaichi to visit the United States?") for _ in range(3)]
-    still = Path(f"/proc/{running}").exists()
+    assert Path(f"/proc/{running}").exists() and library.worker is not None and library.worker.pid == running
+    release.write_text("go")
     adding.join(timeout=300)
+    assert not adding.is_alive(), "the upload did not finish within 300 s"
 
     assert all(a.answered and "Trump" in a.text for a in answers)
-    assert still, "the questions were not answered while the worker was indexing (the test proves nothing)"
     result = outcome["result"]
     lines = dict((text.split(":", 1)[0], text) for _, text in result.lines())  # type: ignore[attr-defined]
     assert "more than 700 MB" in lines["paragraphs.docx"] and "indexed" in lines["kiln.txt"]

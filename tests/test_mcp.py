@@ -22,6 +22,7 @@ from .fake_openai import free_port
 mcp = pytest.importorskip("mcp")
 from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
 
 SEED_FILE = next(SEEDS.glob("*.txt"))
 READ_TOOLS = {"ask", "search", "list_sources"}
@@ -148,8 +149,20 @@ def test_streamable_http_with_write_tools(http_server: tuple[str, Path]) -> None
             assert report["added"] == ["lighthouse.md"] and report["failed"] == []
             answer = await client.call_tool("ask", {"question": "Who painted the Hexaplume lighthouse?"})
             assert "Oskar Lund" in answer.structured_content["answer"]
-            names = {r.name for r in (await client.list_resources()).resources}
-            assert names == {SEED_FILE.name, "lighthouse.md"}
+            resources = (await client.list_resources()).resources
+            assert {r.name for r in resources} == {SEED_FILE.name, "lighthouse.md"}
+            # A file changed since it was indexed is reported, not served with offsets that no longer match.
+            uri = next(r.uri for r in resources if r.name == "lighthouse.md")
+            assert LIGHTHOUSE in (await client.read_resource(uri)).contents[0].text
+            note.write_text(f"# Lighthouse\n\n{LIGHTHOUSE} The lamp was replaced in 2001.\n")
+            with pytest.raises(MCPError, match=r"'lighthouse\.md' changed since it was indexed: index it again"):
+                await client.read_resource(uri)
+            report = (await client.call_tool("index", {"paths": [str(note.parent)]})).structured_content
+            assert report["updated"] == ["lighthouse.md"], report
+            assert "replaced in 2001" in (await client.read_resource(uri)).contents[0].text
+            note.rename(note.with_name("moved.md"))
+            with pytest.raises(MCPError, match="no longer at"):
+                await client.read_resource(uri)
             missing = await client.call_tool("index", {"paths": [str(folder / "nowhere")]})
             assert missing.is_error and "no such file" in missing.content[0].text
 
@@ -183,16 +196,19 @@ def test_http_bearer_guard(seed_index: Path) -> None:
     from rag.mcp_server import http_app
 
     app = http_app(Assistant(index_dir=seed_index), api_key="k3y")
-    with TestClient(app) as client:
-        hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        assert client.post("/mcp", json=hello).status_code == 401
-        assert client.post("/mcp", json=hello, headers={"Authorization": "Bearer nope"}).status_code == 401
-        allowed = client.post(
-            "/mcp",
-            json=hello,
-            headers={"Authorization": "Bearer k3y", "Accept": "application/json, text/event-stream"},
-        )
-        assert allowed.status_code != 401
+    # The host a local client sends (the server refuses other Host headers: DNS rebinding).
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        client_info = {"name": "t", "version": "0"}
+        params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info}
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+        accept = {"Accept": "application/json, text/event-stream"}
+        assert client.post("/mcp", json=hello, headers=accept).status_code == 401
+        assert client.post("/mcp", json=hello, headers={**accept, "Authorization": "Bearer nope"}).status_code == 401
+        assert client.post("/mcp", json=hello, headers={**accept, "Authorization": "Basic k3y"}).status_code == 401
+        allowed = client.post("/mcp", json=hello, headers={**accept, "Authorization": "Bearer k3y"})
+        assert allowed.status_code == 200, (allowed.status_code, allowed.text)
+        assert allowed.headers.get("mcp-session-id"), "the server opened a session"
+        assert '"id":1,"result":' in allowed.text and '"tools"' in allowed.text, allowed.text[:300]
 
 
 def test_http_port_in_use_is_one_clear_line(seed_index: Path) -> None:

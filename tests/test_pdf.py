@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,7 @@ import pytest
 from rag.documents import load
 from rag.errors import DocumentError
 
-from .conftest import ROOT, encrypted_pdf
-
-SEC = ROOT.parent / "shared" / "eval" / "sec-10q"
-needs_ocr = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+from .conftest import SEC, encrypted_pdf, missing, needs_ocr
 
 WRAPPED = (
     "After installing or modifying its configuration file, every application must run the refresh-catalog "
@@ -279,7 +275,7 @@ def test_ocr_leaves_the_thread_limit_to_tesseract(tmp_path: Path, monkeypatch: p
 def test_debian_specification_sentence_is_not_cut(tmp_path: Path) -> None:
     spec = Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")
     if not spec.is_file():
-        pytest.skip("Debian's shared-mime-info documentation is not installed (make test installs it)")
+        missing("Debian's shared-mime-info documentation is not installed (make test-pdfs installs it)")
     text = load(spec).text
     assert (
         "After installing, uninstalling or modifying this file, the application MUST run the "
@@ -291,7 +287,7 @@ def test_debian_specification_sentence_is_not_cut(tmp_path: Path) -> None:
 def test_every_sec_filing_loads(name: str) -> None:
     path = SEC / "docs" / name
     if not path.is_file():
-        pytest.skip("../shared/eval/sec-10q is not beside the checkout")
+        missing(f"the sec-10q set is not at {SEC}")
     doc = load(path)
     report = doc.report
     assert report["pages"] >= 20 and report["text_pages"] >= report["pages"] - 1
@@ -304,7 +300,7 @@ def test_every_sec_filing_loads(name: str) -> None:
 def test_debian_manual_list_items_stay_apart() -> None:
     manual = Path("/usr/share/doc/libtasn1-doc/libtasn1.pdf")
     if not manual.is_file():
-        pytest.skip("Debian's libtasn1-doc is not installed (make test installs it)")
+        missing("Debian's libtasn1-doc is not installed (make test-pdfs installs it)")
     text = load(manual).text
     start = text.index("The main features of this library are:")
     block = text[start : start + 400]
@@ -322,7 +318,7 @@ def test_filing_page_answers_the_same_from_its_scan(tmp_path: Path, assistant_fa
 
     filing = SEC / "docs" / "2023 Q3 AAPL.pdf"
     if not filing.is_file():
-        pytest.skip("../shared/eval/sec-10q is not beside the checkout")
+        missing(f"the sec-10q set is not at {SEC}")
     writer = pypdf.PdfWriter()
     writer.append(str(filing), pages=[3])  # page 4: condensed consolidated statements of operations
     born = tmp_path / "born" / "apple-q3-2023-operations.pdf"
@@ -530,3 +526,23 @@ def test_a_change_column_beside_a_period_group_keeps_its_own_header(tmp_path: Pa
     assert "| Change: 8 % |" in row
     assert "Nine Months Ended June 25, 2022: 58,730" in row
     assert row.endswith("| Change: (2)%")
+
+
+@needs_ocr
+def test_image_over_60_megapixels_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: images over 60 megapixels are refused before decoding. A 1-bit PNG of 8000 x 7600 pixels
+    (60.8 million, a few kB on disk) is reported with its size, and its pixels are never decoded."""
+    from PIL import Image
+
+    from rag.ocr import MAX_PIXELS
+
+    assert MAX_PIXELS == 60_000_000
+    path = tmp_path / "poster.png"
+    Image.new("1", (8000, 7600), 1).save(path)
+    assert path.stat().st_size < 1_000_000
+    decoded: list[object] = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or real_load(self))
+    with pytest.raises(DocumentError, match=r"image is 8000x7600 pixels, over the limit of 60,000,000 pixels"):
+        load(path)
+    assert decoded == [], "the image was decoded before its size was checked"

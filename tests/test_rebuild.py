@@ -1,15 +1,18 @@
 """Rebuilds and long-running readers (issue 18, findings 4 and 5).
 
 ``rag index --rebuild`` builds the new index inside one transaction beside the old one: killed at any
-moment it leaves the old index or the new one, never an empty one. A reader that stays open (the web
-server) sees a rebuild by another process at its next question, and its own later writes land in the
-rebuilt index. An empty index says so instead of "the documents do not contain an answer".
+moment it leaves the old index or the new one, never an empty one. The kills land at known steps of the
+write: test-only pause points (rag/stores/pause.py) stop the writer there, and the test kills it while it
+waits. A reader that stays open (the web server) sees a rebuild by another process at its next question,
+and its own later writes land in the rebuilt index. An empty index says so instead of "the documents do
+not contain an answer".
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,26 +91,73 @@ def test_rebuild_killed_while_writing_keeps_the_old_index(tmp_path: Path) -> Non
     assert sorted(p.name for p in index.iterdir() if ".tmp" in p.name) == []
 
 
-@pytest.mark.timeout(600)
-def test_rebuild_killed_at_random_moments_leaves_old_or_new(tmp_path: Path) -> None:
+#: The steps of a rebuild's write (rag/stores/pause.py), in the order a rebuild passes them, and the index that a
+#: kill at each leaves: before the commit the old one, after it the new one (derived files rebuilt by readers).
+STEPS = [
+    ("reset", "old"),  # inside the transaction: the old tables dropped
+    ("chunks", "old"),  # inside the transaction: every new chunk written, not committed
+    ("committed", "new"),  # the catalog committed, no vector file for it yet
+    ("replace vectors-*.faiss", "new"),  # the new vector file written and synced, not yet in place
+    ("replace vectors-*.faiss.sha256", "new"),  # in place, its checksum not yet
+    ("vectors", "new"),  # vector file and checksum in place, the manifest still the old one
+    ("replace manifest.json", "new"),  # the new manifest written, not yet in place
+    ("manifest", "new"),  # everything written, the lock still held
+]
+
+
+def _rebuild(new: Path, index: Path, trace: Path, **env: str) -> subprocess.Popen[bytes]:
+    environ = {**os.environ, "RAG_TEST_TRACE": str(trace), **env}
+    command = [*RAG, "index", str(new), "--index", str(index), "--rebuild", "--quiet"]
+    return subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(flag: Path, proc: subprocess.Popen[bytes], step: str, seconds: float = 300) -> str:
+    """The step the writer paused at; fails if it ends first or never gets there (a hang guard only)."""
+    deadline = time.monotonic() + seconds
+    while not flag.is_file():
+        if proc.poll() is not None:
+            pytest.fail(f"the rebuild ended (status {proc.returncode}) without reaching step {step!r}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the rebuild did not reach step {step!r} within {seconds:.0f} s")
+        time.sleep(0.02)
+    return flag.read_text()
+
+
+@pytest.mark.timeout(900)
+def test_rebuild_killed_at_each_step_of_its_write_leaves_old_or_new(tmp_path: Path) -> None:
+    """Each kill lands at a known step: the writer pauses there, says so, and is killed while it waits."""
     _, new, index = _corpora(tmp_path)
     template = tmp_path / "template"
-    subprocess.run(["cp", "-a", str(index), str(template)], check=True)
-    began = time.perf_counter()
-    clean = subprocess.run([*RAG, "index", str(new), "--index", str(index), "--rebuild"], capture_output=True)
-    duration = time.perf_counter() - began
-    assert clean.returncode == 0, clean.stderr
+    shutil.copytree(index, template)
+    # A clean rebuild, traced: the steps it passes, in order (each step of STEPS exactly once).
+    clean = _rebuild(new, index, tmp_path / "clean-trace")
+    assert clean.wait(timeout=300) == 0, clean.stderr.read() if clean.stderr else ""
+    passed = (tmp_path / "clean-trace").read_text().splitlines()
+    at = [next(i for i, step in enumerate(passed) if fnmatch.fnmatchcase(step, pattern)) for pattern, _ in STEPS]
+    assert at == sorted(at), passed
+    assert [sum(fnmatch.fnmatchcase(step, p) for step in passed) for p, _ in STEPS] == [1] * len(STEPS), passed
     assert _state(index) == "new"
-    rng = random.Random(int(os.environ.get("CRASH_SEED", "18")))
-    kills = int(os.environ.get("REBUILD_KILLS", "5"))
-    for i in range(kills):
-        subprocess.run(["rm", "-rf", str(index)], check=True)
-        subprocess.run(["cp", "-a", str(template), str(index)], check=True)
-        proc = subprocess.Popen([*RAG, "index", str(new), "--index", str(index), "--rebuild", "--quiet"])
-        time.sleep(duration * (i + rng.random()) / kills)
+    for (pattern, expected), where in zip(STEPS, at, strict=True):
+        shutil.rmtree(index)
+        shutil.copytree(template, index)
+        flag, trace = tmp_path / f"paused-{where}", tmp_path / f"trace-{where}"
+        proc = _rebuild(new, index, trace, RAG_TEST_PAUSE=pattern, RAG_TEST_PAUSE_FILE=str(flag))
+        paused = _wait_for(flag, proc, pattern)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert _state(index) in {"old", "new"}
+        assert proc.wait(timeout=60) == -signal.SIGKILL, (pattern, proc.returncode)
+        # Where it landed: at this step, after every step before it and none after.
+        assert paused == passed[where], (pattern, paused)
+        assert trace.read_text().splitlines() == passed[: where + 1], pattern
+        assert _state(index) == expected, pattern
+        if not pattern.startswith("replace "):
+            continue
+        # Killed with a written temporary file: the next rebuild finishes and leaves none.
+        assert [p.name for p in index.iterdir() if ".tmp" in p.name], pattern
+        again = subprocess.run([*RAG, "index", str(new), "--index", str(index), "--rebuild"], capture_output=True)
+        assert again.returncode == 0, (pattern, again.stderr)
+        assert _state(index) == "new"
+        assert sorted(p.name for p in index.iterdir() if ".tmp" in p.name) == [], pattern
 
 
 def test_open_reader_sees_a_rebuild_by_another_process_and_keeps_its_writes(tmp_path: Path) -> None:

@@ -188,13 +188,12 @@ def run_measured(args: list[str], timeout: float) -> tuple[int, str, str, int, f
 def test_hostile_corpus_is_indexed_or_reported(tmp_path: Path) -> None:
     corpus = build_hostile_corpus(tmp_path)
     index = tmp_path / "index"
-    code, out, err, peak, seconds = run_measured(
+    code, out, err, peak, _ = run_measured(
         [*RAG, "index", str(corpus), "--index", str(index), "--json"], timeout=600
     )
     assert code == 3, err  # indexed what it could; some files failed (each reported below)
     assert "Traceback" not in err
-    assert peak < 3 * GB, f"peak RSS {peak / GB:.2f} GB"
-    assert seconds < 300, f"took {seconds:.0f} s"
+    assert peak < 3 * GB, f"peak RSS {peak / GB:.2f} GB"  # the 600 s timeout above is the hang guard
     report = json.loads(out)
 
     # Every file is accounted for exactly once: indexed, failed with its reason, or skipped with its reason.
@@ -246,14 +245,14 @@ def test_long_one_line_text_is_split_in_bounded_pieces(monkeypatch: pytest.Monke
     real = chunker._split
     monkeypatch.setattr(chunker, "_split", lambda text: handed.append(len(text)) or real(text))
     text = "The harbour ships barley to the mills. " * 12_000 + "x" * 300_000 + " tail words at the end."
-    began = time.perf_counter()
     chunks = chunker.chunk(Document("big.txt", Path("big.txt"), text, "text", []))
-    elapsed = time.perf_counter() - began
     assert max(handed) <= BLOCK_CHARS
     assert sum(1 for c in chunks if set(c.text) == {"x"}) == pytest.approx(300_000 / chunker.max_run_chars, abs=2)
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     assert all(text[c.start : c.end] == c.text for c in chunks)
-    assert elapsed < 60
+    # Linear by construction, not by a stopwatch: no character is handed to the splitter twice, and the run
+    # without white space never is (it is cut directly).
+    assert sum(handed) <= len(text) - 300_000
 
 
 # ---------------------------------------------------------------- bad input everywhere else
@@ -492,23 +491,36 @@ def test_assistant_keeps_answering_while_another_process_indexes(facts_index: Pa
     assert assistant.ask(QUESTIONS[0][0]).answered
     old_sources = {d.source for d in assistant.sources()}
 
+    # The writer stops inside its transaction (every new chunk written, not committed) until released, so
+    # the questions below are answered while it indexes, whatever the machine's load (rag/stores/pause.py).
+    paused, release = tmp_path / "paused", tmp_path / "release"
+    env = {**os.environ, "RAG_TEST_PAUSE": "chunks", "RAG_TEST_PAUSE_FILE": str(paused)}
+    env["RAG_TEST_PAUSE_RELEASE"] = str(release)
+    seen_generations = set()
+
+    def answer_all() -> None:
+        for question, words, source in QUESTIONS:
+            answer = assistant.ask(question)
+            assert answer.answered and words in answer.text and answer.citations[0].source == source
+            stats = assistant.stats()
+            assert stats["documents"] in (before["documents"], before["documents"] + 2)
+            seen_generations.add(stats["generation"])
+
     with tempfile.TemporaryFile() as err:
-        writer = subprocess.Popen([*RAG, "index", str(more), "--index", str(index), "--quiet"], stderr=err)
-        answered_during = 0
-        seen_generations = set()
-        while writer.poll() is None or answered_during == 0:
-            for question, words, source in QUESTIONS:
-                answer = assistant.ask(question)
-                assert answer.answered and words in answer.text and answer.citations[0].source == source
-                stats = assistant.stats()
-                assert stats["documents"] in (before["documents"], before["documents"] + 2)
-                seen_generations.add(stats["generation"])
-                answered_during += writer.poll() is None
+        writer = subprocess.Popen([*RAG, "index", str(more), "--index", str(index), "--quiet"], stderr=err, env=env)
+        deadline = time.monotonic() + 600  # a hang guard, not a measure
+        while not paused.is_file():  # reading and embedding: answer meanwhile
+            assert writer.poll() is None, f"the writer ended (status {writer.returncode}) before its commit"
+            assert time.monotonic() < deadline, "the writer did not reach its commit within 600 s"
+            answer_all()
             time.sleep(0.2)  # like a server between requests: leave the writer some CPU
-        assert writer.wait() == 0
+        answer_all()  # the writer holds its write transaction open: the committed state answers
+        assert assistant.stats()["documents"] == before["documents"]
+        assert writer.poll() is None, "the writer was not paused"
+        release.write_text("go")
+        assert writer.wait(timeout=600) == 0
         err.seek(0)
         assert b"Traceback" not in err.read()
-    assert answered_during >= 3, "the writer finished before the assistant could answer during it"
 
     # The same object sees the commit: new documents, new vectors, no restart.
     after = assistant.stats()

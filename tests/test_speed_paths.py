@@ -18,7 +18,7 @@ from rag.embedding import Embedder
 from rag.encoders.torch_bert import cpu_supports_bf16, resolve_precision
 from rag.stores import Changes, DocumentRecord, FaissStore, NewChunk
 
-from .conftest import SEED_QUESTION, SEEDS, SQUAD
+from .conftest import SEED_QUESTION, SEEDS, SQUAD, missing
 
 TEXTS = [
     SEED_QUESTION,
@@ -42,11 +42,10 @@ def reference() -> np.ndarray:
 
 
 def many_texts() -> list[str]:
-    texts = list(TEXTS)
-    if SQUAD.is_dir():
-        text = (SQUAD / "docs" / "oxygen.txt").read_text(encoding="utf-8")
-        texts += [p for p in text.split("\n\n") if p.strip()][:40]
-    return texts
+    if not (SQUAD / "docs").is_dir():
+        missing(f"the squad-dev set is not at {SQUAD} (its paragraphs give the texts of mixed lengths)")
+    text = (SQUAD / "docs" / "oxygen.txt").read_text(encoding="utf-8")
+    return [*TEXTS, *[p for p in text.split("\n\n") if p.strip()][:40]]
 
 
 def test_auto_precision_follows_the_cpu() -> None:

@@ -324,8 +324,10 @@ def test_config_is_recorded_for_the_assistant_to_check(stores, kind: str, tmp_pa
 CRASH = """
 import os, signal, sys
 from pathlib import Path
+pause = {k: v for k, v in os.environ.items() if k.startswith("RAG_TEST_")}  # tests.conftest clears RAG_*
 from rag.stores import Changes, open_store
 from tests.test_store_contract import corpus, document, settings_for
+os.environ.update(pause)
 
 kind, base, point = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 store = open_store(settings_for(kind, base))
@@ -359,45 +361,59 @@ OLD = {"a.txt": corpus("alpha", 30), "b.txt": corpus("beta", 30)}
 NEW = {"a.txt": corpus("alpha2", 40), "c.txt": corpus("gamma", 1500)}
 
 
-def _crash(kind: str, base: Path, point: str, delay: float | None = None) -> str:
+def _crash(kind: str, base: Path, point: str) -> str:
+    """Run CRASH killed at ``point``: "before-commit", "after-commit", or a step of the write where it pauses
+    (rag/stores/pause.py) and is killed while it waits. Returns the step it was killed at."""
+    flag = base / "paused"
+    patched = point in ("before-commit", "after-commit")  # CRASH kills itself there
+    env = None if patched else {**os.environ, "RAG_TEST_PAUSE": point, "RAG_TEST_PAUSE_FILE": str(flag)}
     process = subprocess.Popen(
         [sys.executable, "-c", CRASH, kind, str(base), point],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
-    if delay is not None:
-        time.sleep(delay)
+    landed = point
+    if not patched:
+        deadline = time.monotonic() + 300  # a hang guard
+        while not flag.is_file():
+            assert process.poll() is None, f"the writer ended (status {process.returncode}) before step {point!r}"
+            assert time.monotonic() < deadline, f"the writer did not reach step {point!r} in 300 s"
+            time.sleep(0.02)
+        landed = flag.read_text()
         process.send_signal(signal.SIGKILL)
     process.wait(timeout=120)
-    return "killed" if process.returncode == -signal.SIGKILL else f"exit {process.returncode}"
+    assert process.stderr is not None
+    assert process.returncode == -signal.SIGKILL, (point, process.returncode, process.stderr.read())
+    return landed
 
 
 @pytest.mark.parametrize(
-    ("point", "delay", "expected"),
+    ("point", "expected"),
     [
-        ("before-commit", None, "old"),
-        ("after-commit", None, "new"),
-        ("anywhere", 0.05, "either"),
-        ("anywhere", 0.15, "either"),
-        ("anywhere", 0.4, "either"),
+        ("before-commit", "old"),  # at the catalog's COMMIT, after the vector engine staged its part
+        ("after-commit", "new"),  # instead of updating the vector index
+        ("chunks", "old"),  # every chunk written in the transaction, the vector engine not yet staged
+        ("committed", "new"),  # committed, the derived vector files not yet written
+        ("vectors", "new"),  # vector index updated, the manifest still the old one
+        ("replace manifest.json", "new"),  # the new manifest written beside the old one, not in place
+        ("manifest", "new"),  # everything written, the write lock still held
     ],
 )
 def test_a_writer_killed_mid_change_leaves_old_or_new(
-    stores, kind: str, tmp_path: Path, point: str, delay: float | None, expected: str
+    stores, kind: str, tmp_path: Path, point: str, expected: str
 ) -> None:
     store = stores(create=True)
     apply(store, Changes(upserts=[document(s, t) for s, t in OLD.items()]))
     store.close()
-    outcome = _crash(kind, tmp_path, point, delay)
-    if delay is None:
-        assert outcome == "killed"
+    assert _crash(kind, tmp_path, point) == point  # killed, and where it was told to stop
     reopened = stores()
     state = check_consistent(reopened)
-    assert state == OLD if expected == "old" else state == NEW if expected == "new" else state in (OLD, NEW)
+    assert state == (OLD if expected == "old" else NEW)
     # The next writer recovers (uncommitted vectors dropped, pending deletes done) and carries on.
     apply(reopened, Changes(upserts=[document("d.txt", corpus("delta", 3))]))
     after = check_consistent(reopened)

@@ -239,8 +239,12 @@ def test_login_is_required_when_configured(served: SimpleNamespace) -> None:
     auth = auth_from_env({"RAG_UI_USER": "ann", "RAG_UI_PASSWORD": "s3cret"})
     app, url = launch(served.assistant, "127.0.0.1", free_port(), block=False, auth=auth, stream_delay=0)
     try:
-        with pytest.raises(Exception):  # noqa: B017 - gradio_client raises a plain ValueError here
+        from gradio_client.exceptions import AuthenticationError
+
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             gradio_client.Client(url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):
+            gradio_client.Client(url, auth=("ann", "wrong"), verbose=False)
         client = gradio_client.Client(url, auth=("ann", "s3cret"), verbose=False)
         assert client.predict(SEED_QUESTION, api_name="/ask")["answered"] is True
     finally:
@@ -334,9 +338,10 @@ def test_render_escapes_document_text_and_names() -> None:
     assert closest.count('class="rag-source"') == 3 and "<p>" not in closest and "&lt;x&gt;.md" in closest
     assert render.sources_title(refusal) == "Closest passages (3)"
     assert render.sources_title(answer) == "Sources (1)"
-    if "note" in Answer.__dataclass_fields__:  # a note (e.g. why a generated answer fell back) is shown, escaped
-        noted = render.answer_html(dataclasses.replace(answer, note="model <down>"))
-        assert '<div class="rag-note">ℹ model &lt;down&gt;</div>' in noted
+    # A note (e.g. why a generated answer fell back) is shown, escaped; without one there is no note block.
+    noted = render.answer_html(dataclasses.replace(answer, note="model <down>"))
+    assert '<div class="rag-note">ℹ model &lt;down&gt;</div>' in noted
+    assert 'class="rag-note"' not in render.answer_html(answer)
     assert "<script" not in render.question_html("<script>x</script>")
     assert "<b>" not in render.error_html("<b>no</b>")
 

@@ -6,13 +6,12 @@ as inert text. With a scripted OpenAI-compatible server (tests/fake_openai.py on
 Settings tab lists its models and switches to it, a generated answer streams in with its model named,
 an unsupported citation gets its badge, a follow-up shows the question it was rewritten into, and a
 failing server shows the note and the extractive answer. Screenshots go to ``test-artifacts/``.
-``make test`` installs Chromium when it is missing and sets REQUIRE_BROWSER=1, so there the tests
-fail instead of skipping.
+``make test`` installs Chromium when it is missing and sets REQUIRE_PREREQS=1 (as CI=true does), so there
+the tests fail instead of skipping (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import ROOT, SEED_QUESTION, SEEDS
+from .conftest import ROOT, SEED_QUESTION, SEEDS, missing
 from .fake_openai import FakeOpenAI, Reply, Request
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,16 +48,10 @@ FOLLOW_UP = "When will she visit?"
 STANDALONE = "When will Prime Minister Takaichi visit the United States?"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser tests required (REQUIRE_BROWSER=1) but {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - the test extras install it
-    _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    missing("the playwright package is not installed (pip install -e '.[test]')")
 
 
 def free_port() -> int:
@@ -69,15 +62,19 @@ def free_port() -> int:
 
 @dataclass
 class Watch:
-    """What the page did that it must not: dialogs, uncaught errors, requests leaving this machine."""
+    """What the page did that it must not: dialogs, uncaught errors, console errors, requests leaving this
+    machine. Every page that ``open_page`` opens is checked when its test ends; tests also check it midway."""
 
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
     def assert_clean(self) -> None:
         assert self.dialogs == [], f"a dialog fired: {self.dialogs}"
+        assert self.errors == [], f"uncaught errors in the page: {self.errors}"
+        assert self.console == [], f"errors in the page's console: {self.console}"
         assert self.external == [], f"the page contacted other hosts: {self.external}"
 
 
@@ -96,7 +93,7 @@ def app_url(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -120,7 +117,11 @@ def open_page(browser: Browser, app_url: str, watch: Watch, request: pytest.Fixt
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.on("dialog", lambda dialog: (watch.dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("pageerror", lambda error: watch.errors.append(str(error)))
+    page.on("pageerror", lambda error: watch.errors.append(f"{error.name}: {error.message}"))
+    page.on(
+        "console",
+        lambda msg: watch.console.append(f"{msg.text} ({msg.location.get('url')})") if msg.type == "error" else None,
+    )
 
     def on_request(req: Any) -> None:
         watch.requests.append(req.url)
@@ -136,6 +137,7 @@ def open_page(browser: Browser, app_url: str, watch: Watch, request: pytest.Fixt
         page.screenshot(path=str(ARTIFACTS / f"final-{request.node.name}.png"), full_page=True, animations="disabled")
     finally:
         context.close()
+    watch.assert_clean()  # every browser test, whatever it checked itself
 
 
 def shot(page: Page, name: str) -> None:
@@ -591,13 +593,17 @@ def test_past_chats_survive_a_reload_and_can_be_reopened_or_deleted(
     ask(page, FOLLOW_UP)
     assert "Takaichi" in page.locator("#rag-chat .rag-searched").last.inner_text()
 
-    # Another browser (a new context: its own storage) sees none of this.
-    other = next(open_page(browser, app_url, Watch(), request))
-    other.wait_for_timeout(500)
+    # Another browser (a new context: its own storage) sees none of this: once its own first question is
+    # answered (after the page's load events), its list holds that chat only and its chat that answer only.
+    opened = open_page(browser, app_url, Watch(), request)
+    other = next(opened)
+    ask(other, UNANSWERABLE)
     other.locator("#rag-history input").click()
-    assert other.get_by_role("option").count() == 0
-    assert other.locator("#rag-chat .rag-sources").count() == 0
-    other.context.close()
+    theirs = [o.replace("✓", "").strip() for o in other.get_by_role("option").all_inner_texts()]
+    assert len(theirs) == 1 and theirs[0].startswith("What is the boiling point"), theirs
+    assert other.locator("#rag-chat .rag-sources").count() == 1
+    assert "Donald Trump" not in other.locator("#rag-chat").inner_text()
+    assert next(opened, None) is None  # closes it, and checks its page stayed clean
 
     # Delete: the open chat is emptied and leaves the list.
     page.click("#rag-history-delete")
@@ -687,7 +693,7 @@ def _audit(page: Page) -> list[str]:
 
 def test_accessibility_audit_finds_nothing_serious(page: Page, watch: Watch, tmp_path: Path) -> None:
     if not AXE:
-        _unavailable("axe-core is not fetched (make browser puts it in .cache/)")
+        missing("axe-core is not fetched (make browser puts it in .cache/)")
     page.evaluate(
         """() => { window.__live = [];
         new MutationObserver(() => document.querySelectorAll('[aria-live]').forEach((e) => {
@@ -742,3 +748,53 @@ def test_documents_tab_fits_a_390_px_screen(browser: Browser, app_url: str, tmp_
         assert not overlap, f"the upload label covers its icon: {label} {icon}"
     finally:
         context.close()
+
+
+def test_chats_survive_a_server_restart_only_with_rag_ui_secret(
+    browser: Browser, seed_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The README: the chats' encryption key is made at each start unless RAG_UI_SECRET is set. The same
+    browser, the same address, the server restarted: with the same secret the chat is back after a reload;
+    with none (a new key) the stored chats cannot be read, and the next question starts the only chat."""
+    from rag import Assistant
+    from ui.server import launch
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    port = free_port()
+
+    def serve(secret: str | None) -> tuple[Any, str]:
+        if secret:
+            monkeypatch.setenv("RAG_UI_SECRET", secret)
+        else:
+            monkeypatch.delenv("RAG_UI_SECRET", raising=False)
+        return launch(Assistant(index_dir=index), "127.0.0.1", port, block=False)
+
+    app, url = serve("correct horse battery staple")
+    watch = Watch()
+    opened = open_page(browser, url, watch, request)
+    page = next(opened)
+    try:
+        ask(page, SEED_QUESTION)
+        app.close()
+        app, again = serve("correct horse battery staple")
+        assert again == url
+        page.reload()
+        page.wait_for_selector("#rag-chat .rag-sources")  # restored from the browser's storage
+        assert "Donald Trump" in last_answer_text(page)
+        app.close()
+        app, _ = serve(None)
+        page.reload()
+        page.wait_for_selector("#rag-question textarea")
+        ask(page, UNANSWERABLE)  # answered after the page's load events, which restore what they can
+        page.locator("#rag-history input").click()
+        options = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert len(options) == 1 and options[0].startswith("What is the boiling point"), options
+        assert "Donald Trump" not in page.locator("#rag-chat").inner_text()
+        # Gradio logs that it could not read the stored chats with the new key; that and nothing else.
+        unreadable = [c for c in watch.console if c.startswith("Error reading from localStorage")]
+        assert unreadable and len(unreadable) == len(watch.console), watch.console
+        watch.console.clear()
+    finally:
+        app.close()
+    assert next(opened, None) is None  # closes the page and checks it stayed clean

@@ -6,6 +6,7 @@ that cannot be guessed at speed, no orphans from killed uploads, no tracebacks f
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -58,27 +59,49 @@ def echo_headers(request: Request) -> Reply:
     return Reply(status=401, error=f"invalid key; your request had Authorization: {request.headers['authorization']}")
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        "echo",
-        "Internal error: db password=hunter2 at line 3\nTraceback (most recent call last):\n  File x",
-        "x" * 5000,
-    ],
-)
-def test_language_model_errors_are_one_short_line_without_secrets(seed_index: Path, error: str) -> None:
-    from rag import Assistant
+#: Server error texts with a secret in them (each secret contains "hunter2"); the words around it survive.
+SECRETS = {
+    "echo": "",  # the server echoes the request's own Authorization header (the configured key)
+    "trace": "Internal error: db password=hunter2 at line 3\nTraceback (most recent call last):\n  File x",
+    "bearer": "rejected Authorization: Bearer hunter2.eyJhbGciOi-xyz for this model",
+    "bare bearer": "upstream said Bearer hunter2-abc is expired",
+    "token=": "invalid token=hunter2abc supplied",
+    "access_token=": "upstream refused access_token=hunter2abc today",
+    "sk-": "unknown key sk-hunter2-ABCDEF123456 for project",
+    "url query": "GET https://api.example/v1/chat?api_key=hunter2xyz&model=m failed",
+    "url key": "GET https://api.example/v1/chat?key=hunter2xyz failed",
+    "url user": "proxy https://bob:hunter2@proxy.example:8080 refused the connection",
+    "long": "x" * 5000,
+}
+#: Where the note quotes the server's own text (the rest is ours: the server's URL, what to do).
+SAID = re.compile(r"HTTP \d{3}: (.*?)(?:\): set RAG_LLM_API_KEY)?\. Showing the extractive answer instead\.$")
 
+
+@pytest.mark.parametrize("case", list(SECRETS))
+def test_language_model_errors_are_one_short_line_without_secrets(seed_index: Path, case: str) -> None:
+    """The README: the server's text is one line of at most 120 characters, with keys, tokens, passwords,
+    ``Bearer ...``, ``sk-...`` and keys in URLs replaced by [redacted]."""
+    from rag import Assistant
+    from rag.generation.client import SUMMARY_CHARS
+
+    error = SECRETS[case]
     with FakeOpenAI(models=("m",)) as server:
-        server.responder = echo_headers if error == "echo" else (lambda request: Reply(status=500, error=error))
+        server.responder = echo_headers if case == "echo" else (lambda request: Reply(status=500, error=error))
         assistant = Assistant(index_dir=seed_index, llm_base_url=server.url, llm_model="m", llm_api_key=KEY)
         answer = assistant.ask(SEED_QUESTION)
-        note = answer.note or ""
-        assert note, "the failure is explained"
-        for text in (note,):
-            assert KEY not in text and "supersecret" not in text and "hunter2" not in text, text
-            assert "\n" not in text and "Traceback" not in text
-            assert len(text) < 600, len(text)
+    note = answer.note or ""
+    assert note, "the failure is explained"
+    assert KEY not in note and "supersecret" not in note and "hunter2" not in note, note
+    assert "\n" not in note and "Traceback" not in note
+    quoted = SAID.search(note)
+    assert quoted, note
+    theirs = quoted.group(1)
+    assert len(theirs) <= SUMMARY_CHARS == 120, (len(theirs), theirs)
+    assert len(note) - len(theirs) - len(server.url) <= 130, note  # the rest is a short frame of our own
+    if case not in ("echo", "long"):
+        assert "[redacted]" in theirs, theirs
+        first, last = error.split()[0], error.splitlines()[0].split()[-1]
+        assert first in theirs and (last in theirs or case == "trace"), theirs  # only the secret goes
 
 
 def test_login_has_a_rate_limit() -> None:

@@ -145,3 +145,53 @@ def test_viewer_needs_the_login(viewer_index: Path) -> None:
             assert client.get(f"{base}/rag/page/{ident}/1.png").status_code == 200
     finally:
         app.close()
+
+
+def test_page_cache_drops_the_least_recently_used_page_first(
+    viewer_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README: pages are cached as PNG in <index>/pages/ up to a limit, least recently used dropped first.
+    Three renderings (three widths) under a limit that holds any two: the one not used since goes."""
+    import rag.originals
+
+    index = tmp_path / "index"
+    shutil.copytree(viewer_index, index, ignore=shutil.ignore_patterns("pages"))
+    assistant = Assistant(index_dir=index)
+    pages = index / "pages"
+    widths = (300, 400, 500)
+    sizes = {w: len(assistant.render_page("lighthouse.pdf", 1, width=w)) for w in widths}
+    shutil.rmtree(pages)
+    monkeypatch.setattr(rag.originals, "PAGE_CACHE_BYTES", sum(sizes.values()) - 1)
+
+    def cached() -> set[int]:
+        return {w for w in widths if any(p.stat().st_size == sizes[w] for p in pages.glob("*.png"))}
+
+    assert len(set(sizes.values())) == 3, sizes  # told apart by size below
+    first = assistant.render_page("lighthouse.pdf", 1, width=300)
+    assistant.render_page("lighthouse.pdf", 1, width=400)
+    assert cached() == {300, 400}
+    assert assistant.render_page("lighthouse.pdf", 1, width=300) == first  # from the cache: now the recent one
+    assistant.render_page("lighthouse.pdf", 1, width=500)  # over the limit: 400 was used least recently
+    assert cached() == {300, 500}
+    assert sum(p.stat().st_size for p in pages.glob("*.png")) <= rag.originals.PAGE_CACHE_BYTES
+
+
+def test_pages_larger_than_200_inches_are_not_rendered(tmp_path: Path) -> None:
+    """The README: pages up to 200 x 200 inches are shown; a larger one is refused in one line, not rendered."""
+    from reportlab.pdfgen import canvas
+
+    from rag.originals import MAX_PAGE_POINTS
+
+    assert MAX_PAGE_POINTS == 200 * 72
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, inches in (("poster.pdf", 200), ("banner.pdf", 201)):
+        pdf = canvas.Canvas(str(docs / name), pagesize=(inches * 72, 10 * 72))
+        pdf.setFont("Helvetica", 40)
+        pdf.drawString(72, 360, f"The Vardholm harbour banner is {inches} inches wide and shows the tide times.")
+        pdf.save()
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assert not assistant.index([docs]).failed
+    assert assistant.render_page("poster.pdf", 1, width=200).startswith(b"\x89PNG")
+    with pytest.raises(InputError, match=r"page 1 of banner\.pdf is 14472 x 720 points: too large to show"):
+        assistant.render_page("banner.pdf", 1, width=200)

@@ -231,8 +231,12 @@ def _server_message(exc: Any, api_key: str = "") -> str:
 
 #: Secrets a server may echo in an error (its request headers, a stack trace with settings): never shown.
 _SECRETS = re.compile(
-    r"(?i)(?:bearer|basic)\s+\S+|\b(?:authorization|api[-_ ]?key|x-api-key|password|passwd|secret|token|cookie)"
-    r"\b\W{0,3}\S+|\bsk-[\w-]{6,}"
+    r"(?i)\b(?:proxy-)?authorization\b\W{0,3}(?:(?:bearer|basic|token)\s+)?\S+"  # the header with its value
+    r"|(?:bearer|basic)\s+\S+"
+    r"|(?<=://)[^\s/@]+@"  # user and password in a URL
+    r"|[?&;][^\s=&;#]*(?:key|token|secret|password|passwd|pwd|sig|signature|auth|credential)[^\s=&;#]*=[^\s&;#]*"
+    r"|(?<![a-z0-9])(?:api[-_ ]?key|x-api-key|password|passwd|secret|token|cookie)\b\W{0,3}\S+"  # access_token=
+    r"|\bsk-[\w-]{6,}"
 )
 #: Longest server text passed on (a one-line summary, never a response body).
 SUMMARY_CHARS = 120

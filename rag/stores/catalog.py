@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import IndexMismatchError
 from . import fs, fulltext, manifest, term_counts
 from .manifest import MANIFEST
+from .pause import pause_point
 from .records import Changes, ChunkRecord, DocumentRecord
 from .sqlite_file import SQLiteFile
 
@@ -308,6 +309,7 @@ class Catalog(SQLiteFile):
             try:
                 if changes.reset is not None:
                     removed.extend(self._reset(conn, changes.reset, kind))
+                    pause_point("reset")
                     if held is not None:
                         added = None  # the vector index is built anew (the dimension may have changed)
                 next_id = _next_chunk_id(conn)  # before deleting: chunk ids are never reused
@@ -373,6 +375,7 @@ class Catalog(SQLiteFile):
                     "VALUES ('generation', ?), ('updated_at', ?), ('next_id', ?)",
                     (json.dumps(new_generation), json.dumps(now), json.dumps(next_id)),
                 )
+                pause_point("chunks")
                 stage(conn, removed, added)
                 conn.execute("COMMIT")
             except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import IndexCorruptError, IndexLockedError, IndexWriteError
+from .pause import pause_point
 
 _log = logging.getLogger(__name__)
 #: Temporary files of atomic_write and create: ".<name>.<pid>[.<thread>].tmp" (plus SQLite's journal).
@@ -37,6 +38,7 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        pause_point(f"replace {path.name}")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -14,6 +14,7 @@ from .catalog import Applied, Catalog
 from .faiss_index import FaissIndex
 from .manifest import read_manifest
 from .milvus_index import MilvusIndex
+from .pause import pause_point
 from .records import Changes, ChunkRecord, DocumentRecord
 from .vector_index import VectorIndex
 
@@ -117,10 +118,13 @@ class IndexStore:
             return
         changes = self.index.begin(changes)
         applied = self.catalog.apply(changes, self.index.kind, self.index.held, self.index.stage)
+        pause_point("committed")
         try:
             if applied.new != applied.old:
                 self._update_vectors(applied)
+            pause_point("vectors")
             self._write_manifest()
+            pause_point("manifest")
         except OSError as exc:  # committed: the derived files are rebuilt by the next reader or writer
             raise fs.problem(exc, self.directory, committed=True) from None
 
