@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from .page_forms import is_label
 from .text import WORD, content_words, split_sentences
 from .types import NOT_FOUND, Answer, Citation, Passage
 
@@ -100,6 +101,8 @@ def is_heading(sentence: str, text: str = "", end: int = -1) -> bool:
         return False
     if line.startswith("#"):
         return True
+    if " | " in line or (is_label(line) and line.split(":", 1)[1].strip()):
+        return False  # a table row or a filled-in form field holds a value: it is content
     words = line.split()
     if len(words) > 14 or _SENTENCE_END.search(line):
         return False

@@ -20,6 +20,9 @@ from .constraints import Scope, missing_names, missing_period
 from .question import Asked, read_question
 from .values import best_cell
 
+#: A citation marker of an extractive answer (one number).
+MARKER = re.compile(r"\s*\[(\d+)\]")
+
 #: Questions that ask for an explanation, not a value: answered with sentences.
 _EXPLAIN = re.compile(
     r"\b(why|explain|describe|discuss|summari[sz]e|factors?|drivers?|reasons?|risks?|strateg\w*|impact\w*|affect\w*"
@@ -98,7 +101,8 @@ class Answerer:
             note = f"No passage found here matches {checked.why_not!r} from the question."
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         allowed_confidence = max((p.score for p in self.rescore(question, checked.allowed)), default=0.0)
-        if wants_value(asked) and allowed_confidence >= self.min_score:
+        cell: Answer | None = None
+        if allowed_confidence >= self.min_score:
             words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in checked.allowed}}
             match = best_cell(asked, checked.allowed, words)
             if match is not None:
@@ -106,8 +110,16 @@ class Answerer:
                 # The passage that holds the asked value is the best match, whatever its words scored.
                 passage = replace(scored[position], score=max(scored[position].score, confidence))
                 citation = Citation.of(1, passage, match.cell.spans())
-                text = f"{match.cell.quote()} [1]"
                 ranked = [passage, *best_first([p for i, p in enumerate(scored) if i != position])]
-                return Answer(question, text, True, [citation], ranked, confidence=confidence)
+                cell = Answer(question, f"{match.cell.quote()} [1]", True, [citation], ranked, confidence=confidence)
+        if cell is not None and wants_value(asked):
+            return cell
         answer = self.sentences.answer(question, checked.allowed)
-        return replace(answer, passages=ranked, confidence=confidence)
+        if cell is None:
+            return replace(answer, passages=ranked, confidence=confidence)
+        if not answer.answered:
+            return cell
+        # A question that asks for an explanation and names a measure: the value, then the sentences.
+        shifted = [replace(c, n=c.n + 1) for c in answer.citations]
+        text = MARKER.sub(lambda m: f" [{int(m.group(1)) + 1}]", answer.text)
+        return replace(cell, text=f"{cell.text} {text}", citations=[*cell.citations, *shifted])

@@ -37,31 +37,48 @@ def missing_names(asked: Asked, scope: Scope) -> list[str]:
     for name in asked.names:
         if all(f" {w} " in haystack for w in _letters(name).split()):
             continue
-        if name.isupper() and 2 <= len(name) <= 8 and name.isalpha() and _abbreviates(name.lower(), scope.all):
+        letters = name.replace("&", "")
+        if (
+            name.isupper()
+            and 2 <= len(letters) <= 8
+            and letters.isalpha()
+            and _abbreviates(letters.lower(), scope.all, "&" in name)
+        ):
             continue
         missing.append(name)
     return missing
 
 
-_CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][\w&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?){2,}")
-
-
-def _abbreviates(acronym: str, text: str) -> bool:
-    initials = _initials(text)
-    return acronym in initials or (len(acronym) >= 3 and any(acronym in run for run in initials))
-
-
-def _initials(text: str) -> set[str]:
-    """Initials of the runs of capitalised words in ``text`` ("National Transportation Safety Board" -> ntsb)."""
-    out = set()
-    for m in _CAPITALISED_RUN.finditer(text):
-        words = [w for w in m.group().split() if w[:1].isupper()]
-        out.add("".join(w[0] for w in words).lower())
-    return out
-
-
 def _letters(text: str) -> str:
     return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s ", " "))) + " "
+
+
+_CONNECTORS = frozenset({"of", "and", "for", "the", "on", "in"})
+
+
+def _abbreviates(acronym: str, text: str, ampersand: bool = False) -> bool:
+    """Whether ``acronym`` (lower case) is the initials of consecutive words of ``text``, the first of them
+    capitalised and at least half of them (connectors such as "and" or "of" may stand between them):
+    ``rd`` in "Research and development", ``ntsb`` in "National Transportation Safety Board"."""
+    words = re.findall(r"[A-Za-z]+", text)
+    n = len(acronym)
+    for i, word in enumerate(words):
+        if word[0] != acronym[0].upper():
+            continue
+        j, k, capitals = i, 0, 0
+        while j < len(words) and k < n:
+            lower = words[j].lower()
+            if lower in _CONNECTORS and k:
+                pass
+            elif lower[0] == acronym[k]:
+                k += 1
+                capitals += words[j][0].isupper()
+            else:
+                break
+            j += 1
+        if k == n and (2 * capitals >= n or ampersand):
+            return True
+    return False
 
 
 def missing_period(period: Period, text: str) -> str:

@@ -144,12 +144,20 @@ def read_names(question: str) -> tuple[str, ...]:
     current: list[str] = []
     words = list(_NAME.finditer(question))
     for i, m in enumerate(words):
+        if current and question[words[i - 1].end() : m.start()].strip():  # punctuation between: a new name
+            names.append(" ".join(current))
+            current = []
         word = re.sub(r"['’]s?$", "", m.group()).strip(".-")
-        if not word:
+        before = question[max(0, m.start() - 2) : m.start()]
+        if len(word) < 2 or re.search(r"\d-$", before):  # a letter alone, or "10-Q"
+            if current:
+                names.append(" ".join(current))
+                current = []
             continue
+        sentence_start = i == 0 or bool(re.search(r"[.?!;:]\s*$", question[: m.start()]))
         lower = word.lower()
         shaped = (word.isupper() and len(word) > 1) or bool(re.search(r"[a-z][A-Z]", word))
-        capital = word[:1].isupper() and (i > 0 or shaped or m.group().endswith(("'s", "’s")))
+        capital = word[:1].isupper() and (not sentence_start or shaped or m.group().endswith(("'s", "’s")))
         if (capital or shaped) and lower not in _NOT_NAMES and not word[:1].isdigit():
             current.append(word)
             if m.group().endswith(("'s", "’s", "'", "’")):  # a possessive ends the name

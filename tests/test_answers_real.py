@@ -1,0 +1,179 @@
+"""Answers with the value asked for, or a refusal, on real files through the real model and index: PDF
+forms with two fields a line (the report's identity on page 1, the fields on page 2), a statement table in
+Markdown, and questions about names and periods that no document holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag import Assistant
+from rag.documents import load
+
+REPORTS = {
+    "report-a.pdf": {
+        "identity": [
+            ("Location:", "Tallahassee, FL", "Accident Number:", "NYC08CA055"),
+            ("Date & Time:", "12/08/2007, 1730 EST", "Registration:", "N5921D"),
+        ],
+        "fields": [
+            ("Altimeter Setting:", "30.27 inches Hg", "Temperature/Dew Point:", "22°C / 17°C"),
+            ("Wind Speed/Gusts:", "Calm", "Visibility (RVR):", ""),
+            ("Engine Manufacturer:", "Lycoming", "Rated Power:", ""),
+        ],
+    },
+    "report-b.pdf": {
+        "identity": [
+            ("Location:", "Wausau, WI", "Accident Number:", "CHI08CA047"),
+            ("Date & Time:", "12/08/2007, 1145 CST", "Registration:", "N7103E"),
+        ],
+        "fields": [
+            ("Altimeter Setting:", "29.92 inches Hg", "Temperature/Dew Point:", "-8°C / -11°C"),
+            ("Wind Speed/Gusts:", "12 knots / 18 knots", "Visibility (RVR):", ""),
+            ("Engine Manufacturer:", "Continental", "Rated Power:", "145 hp"),
+        ],
+    },
+}
+
+
+def _form_pdf(path: Path, spec: dict) -> None:
+    """A two-page report: page 1 names the accident, page 2 holds its fields, two to a line."""
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    pages = [("Aviation Accident Final Report", spec["identity"]), ("Meteorological Information", spec["fields"])]
+    for heading, rows in pages:
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(54, 780, heading)
+        c.setFont("Helvetica", 10)
+        y = 740
+        for label_a, value_a, label_b, value_b in rows:
+            c.drawString(54, y, label_a)
+            c.drawString(180, y, value_a)
+            c.drawString(330, y, label_b)
+            if value_b:
+                c.drawString(460, y, value_b)
+            y -= 18
+        c.drawString(54, y - 30, "The pilot reported that the flight was uneventful until the approach to land.")
+        c.showPage()
+    c.save()
+
+
+@pytest.fixture(scope="module")
+def forms(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
+    root = tmp_path_factory.mktemp("forms")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, spec in REPORTS.items():
+        _form_pdf(docs / name, spec)
+    assistant = Assistant(index_dir=root / "index")
+    report = assistant.index([docs])
+    assert not report.failed
+    return assistant
+
+
+def test_form_rows_become_one_field_a_line(forms: Assistant) -> None:
+    text = forms.document_text("report-a.pdf")
+    assert "Altimeter Setting: 30.27 inches Hg\nTemperature/Dew Point: 22°C / 17°C" in text
+    assert "\nVisibility (RVR):\n" in text  # an empty field stays empty: not the label of its neighbour
+    assert "Location: Tallahassee, FL" in forms.identities()["report-a.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("place", "field", "value"),
+    [
+        ("Tallahassee, FL", "what was the altimeter setting?", "30.27 inches Hg"),
+        ("Wausau, WI", "what was the altimeter setting?", "29.92 inches Hg"),
+        ("Wausau, WI", "who manufactured the engine?", "Continental"),
+        ("Tallahassee, FL", "what were the temperature and dew point?", "22°C / 17°C"),
+    ],
+)
+def test_a_field_on_page_two_is_answered_for_the_report_the_question_names(
+    forms: Assistant, place: str, field: str, value: str
+) -> None:
+    answer = forms.ask(f"In the accident at {place} on 12/08/2007, {field}")
+    assert answer.answered, answer.note
+    assert value in answer.text
+    citation = answer.citations[0]
+    wanted = "report-a.pdf" if place.startswith("Tallahassee") else "report-b.pdf"
+    assert citation.source == wanted and citation.page == 2
+    text = forms.document_text(wanted)
+    quoted = [text[a:b] for a, b in citation.highlights]
+    assert quoted[-1] == value  # the highlight is the field, not the whole line
+    assert citation.boxes and all(0 <= x0 < x1 <= 1 for x0, _, x1, _ in citation.boxes)
+
+
+def test_an_empty_field_is_never_the_answer(forms: Assistant) -> None:
+    answer = forms.ask("In the accident at Tallahassee, FL on 12/08/2007, what was the engine's rated power?")
+    assert "Rated Power: [" not in answer.text
+    assert "145 hp" not in answer.text  # the other report's value is not this report's
+
+
+def test_a_report_the_documents_do_not_hold_is_refused(forms: Assistant) -> None:
+    answer = forms.ask("In the accident at Boise, ID on 01/14/2008, what was the altimeter setting?")
+    assert not answer.answered
+    assert "inches Hg" not in answer.text
+    assert answer.note and ("Boise" in answer.note or "2008" in answer.note)
+
+
+STATEMENT = """# Orchard Devices Inc. quarterly report
+
+For the quarterly period ended July 1, 2023.
+
+## Net sales by category
+
+| Category | Three Months Ended July 1, 2023 | Three Months Ended June 25, 2022 | Nine Months Ended July 1, 2023 |
+|---|---|---|---|
+| Phones | $ 39,669 | $ 40,665 | $ 156,778 |
+| Laptops | $ 6,840 | $ 7,382 | $ 21,743 |
+| Total net sales | $ 81,797 | $ 82,959 | $ 282,105 |
+
+Net sales fell in the third quarter as phone sales slowed.
+"""
+
+
+@pytest.fixture(scope="module")
+def statement(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
+    root = tmp_path_factory.mktemp("statement")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "orchard-q3-2023.md").write_text(STATEMENT, encoding="utf-8")
+    assistant = Assistant(index_dir=root / "index")
+    assistant.index([docs])
+    return assistant
+
+
+def test_the_cell_of_the_asked_row_and_period_is_the_answer(statement: Assistant) -> None:
+    answer = statement.ask("What were Orchard's total net sales for the three months ended July 1, 2023?")
+    assert answer.answered
+    assert answer.text.startswith("Total net sales, Three Months Ended July 1, 2023: $81,797 [1]")
+    nine = statement.ask("What were Orchard's total net sales for the nine months ended July 1, 2023?")
+    assert "282,105" in nine.text and "81,797" not in nine.text
+
+
+def test_another_company_or_a_period_no_document_covers_is_refused(statement: Assistant) -> None:
+    for question in (
+        "What were Tesla's total net sales for the three months ended July 1, 2023?",
+        "What were Orchard's total net sales for the quarter ended December 30, 2023?",
+        "What were Orchard's total net sales in the fourth quarter of 2024?",
+    ):
+        answer = statement.ask(question)
+        assert not answer.answered, (question, answer.text)
+        assert "81,797" not in answer.text and "$" not in answer.text
+
+
+def test_a_follow_up_keeps_the_period_and_asks_for_its_own_row(statement: Assistant) -> None:
+    session = statement.chat()
+    first = session.ask("What were Orchard's phones net sales for the three months ended July 1, 2023?")
+    assert "39,669" in first.text
+    follow = session.ask("And laptops?")
+    assert follow.rewritten_question and "July 1, 2023" in follow.rewritten_question
+    assert "6,840" in follow.text and "7,382" not in follow.text
+
+
+def test_markdown_statement_rows_keep_their_labels(tmp_path: Path) -> None:
+    path = tmp_path / "s.md"
+    path.write_text(STATEMENT, encoding="utf-8")
+    text = load(path).text
+    assert "Laptops | Three Months Ended July 1, 2023: $ 6,840" in text
