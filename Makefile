@@ -89,7 +89,7 @@ test: install-test browser ocr test-pdfs
 
 # The documentation site from docs/ into site/ (open site/index.html); a broken link or a missing page fails.
 docs: $(VENV)/.installed-docs
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install-test
 	$(BIN)/ruff check rag ui tests
@@ -99,6 +99,7 @@ lint: install-test
 bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/pdf_eval.py
 	$(BIN)/python bench/index_speed.py
+	$(BIN)/python bench/ask_loop.py
 	$(BIN)/python bench/precision.py
 	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/index_memory.py

@@ -17,7 +17,7 @@ from .errors import DocumentError
 from .layout import Layout, Word, lay_out, title_of
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
-EXTRACTOR = "pdfium-layout-3"
+EXTRACTOR = "pdfium-layout-4"
 
 #: A page with fewer visible characters than this has no usable text layer (a scan): it is OCR'd.
 MIN_TEXT_CHARS = 20
