@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-test browser ocr ocr-if-possible test-pdfs index run chat test lint bench clean
+.PHONY: install install-test browser ocr ocr-if-possible test-pdfs index run chat test lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The test extras include the documentation tools: tests/test_docs.py builds the site strictly.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,docs]'
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[docs]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
@@ -94,6 +99,10 @@ REQUIRE_PREREQS ?= 1
 test: install-test browser ocr test-pdfs lint
 	REQUIRE_PREREQS=$(REQUIRE_PREREQS) $(BIN)/python -m pytest -q
 
+# The documentation site from docs/ into site/ (open site/index.html); a broken link or a missing page fails.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: install-test
 	$(BIN)/ruff check rag ui tests
 	$(BIN)/mypy
@@ -102,6 +111,7 @@ lint: install-test
 bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/pdf_eval.py
 	$(BIN)/python bench/index_speed.py
+	$(BIN)/python bench/ask_loop.py
 	$(BIN)/python bench/precision.py
 	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/index_memory.py
@@ -109,4 +119,4 @@ bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/hybrid_scale.py --sizes 100000,1000000 --exact
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts .cache site

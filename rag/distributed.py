@@ -1,4 +1,4 @@
-"""Indexing spread over a Ray cluster: ``rag index PATH --ray [ADDRESS]`` (or ``RAG_RAY_ADDRESS``).
+"""Indexing spread over a Ray cluster: ``rag index PATH --ray`` (``--ray-address ADDRESS`` or ``RAG_RAY_ADDRESS``).
 
 The plan is the single-process one (:meth:`Assistant.index`): the same discovery, the same skipping of
 unchanged files by size, time and content hash, the same removals, one store transaction. Only the
@@ -250,7 +250,7 @@ def _connect(ray: Any, address: str | None, workers: int | None) -> bool:
     except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is one line
         where = "a local Ray instance" if address in (None, "", "local") else f"the Ray cluster at {address}"
         raise ConfigError(
-            f"cannot start or reach {where} ({type(exc).__name__}: {exc}): check --ray / {ADDRESS_ENV}"
+            f"cannot start or reach {where} ({type(exc).__name__}: {exc}): check --ray-address / {ADDRESS_ENV}"
         ) from None
     return True
 

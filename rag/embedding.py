@@ -9,6 +9,7 @@ sentence-transformers. Every path is checked against sentence-transformers' fp32
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import model_max_tokens
 from .encoders.base import Encoder, WordPieceTokenizer, bert_tokenizer, plain_bert_config
 from .encoders.numpy_bert import NumpyBert
 from .encoders.st_encoder import SentenceTransformerEncoder, embedding_dimension, load_sentence_transformer
@@ -51,6 +53,9 @@ _log = logging.getLogger(__name__)
 SMALL_JOB_TOKENS = 1500
 #: Models (folder, max_tokens) whose bf16 torch encoder was checked in this process and agreed with fp32.
 _BF16_AGREES: dict[tuple[str, int], bool] = {}
+#: A process that embeds this many questions through NumPy loads the bulk model in the background (one
+#: question alone, as a one-shot ``rag ask``, never starts it: it only pays for itself over several).
+WARM_AFTER_QUESTIONS = 2
 #: Text the bulk encoder is checked with when it loads (against the NumPy fp32 encoder).
 _PROBE = "The harbour ships barley and rye to the northern mills every spring, 1,250 tonnes a week. " * 6
 
@@ -64,6 +69,9 @@ class Embedder:
         self.precision = resolve_precision(precision)
         self._model: Encoder | None = None
         self._lock = threading.Lock()
+        self._questions = 0
+        self._warmer: threading.Thread | None = None
+        self._warm_lock = threading.Lock()
         if not (self.model_path / "modules.json").is_file() and not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no modules.json)")
 
@@ -78,12 +86,7 @@ class Embedder:
     @cached_property
     def max_tokens(self) -> int:
         """Longest input the model reads, in word pieces, special tokens included."""
-        config = self.model_path / "sentence_bert_config.json"
-        if config.is_file():
-            value = json.loads(config.read_text()).get("max_seq_length")
-            if value:
-                return int(value)
-        return 256
+        return model_max_tokens(self.model_path)
 
     @cached_property
     def dimension(self) -> int:
@@ -178,9 +181,39 @@ class Embedder:
         For plain BERT mean-pooling models (the packaged one) a NumPy forward pass is used until the
         torch model is loaded (:meth:`warm`, or a bulk job): it needs neither torch nor
         sentence-transformers, so a fresh process answers in well under a second, and it matches
-        sentence-transformers' fp32 vectors to a cosine above 0.9999 (tested).
+        sentence-transformers' fp32 vectors to a cosine above 0.9999 (tested). From the
+        ``WARM_AFTER_QUESTIONS``-th NumPy question on, the bulk model loads in a background thread, and
+        questions go through it once it is ready: a loop of questions gets the fast path by itself.
         """
-        return self.question_encoder.encode_one(text)
+        encoder = self.question_encoder
+        if self._model is None and encoder is self.numpy_encoder:
+            self._questions += 1
+            if self._questions >= WARM_AFTER_QUESTIONS:
+                self._warm_in_background()
+        return encoder.encode_one(text)
+
+    def _warm_in_background(self) -> None:
+        if self._warmer is not None:
+            return
+        with self._warm_lock:  # not self._lock: the loading thread holds that one while it loads
+            if self._warmer is not None:
+                return
+            self._warmer = threading.Thread(target=self._load_quietly, name="rag-warm-model", daemon=True)
+        atexit.register(self._warmer.join)  # never leave the interpreter while torch is half imported
+        self._warmer.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            _ = self.model
+        except Exception as exc:  # noqa: BLE001 - questions stay on NumPy; the next bulk job reports it
+            _log.debug("loading the model in the background failed: %s", exc)
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait for a background load of the bulk model, if one started; True when that model is loaded."""
+        warmer = self._warmer
+        if warmer is not None:
+            warmer.join(timeout)
+        return self._model is not None
 
     @property
     def question_encoder(self) -> Encoder:

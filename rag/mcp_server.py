@@ -63,8 +63,8 @@ Find the passages of the user's indexed documents most relevant to a query, best
 
 Use it to read the evidence yourself (e.g. to compare documents or answer something `ask` refused).
 Each passage has `source` (document name), `text`, `start`/`end` (character span in the document's
-extracted text), `page` (PDF page, or null), `section` (heading, may be empty) and `score` (the
-passage's similarity to the query; the order also weighs keyword matches)."""
+extracted text), `page` (PDF page, or null), `section` (heading, may be empty) and `score` (0 to 1:
+how well the passage matches the query; the list is sorted by it, best first)."""
 
 LIST_SOURCES = """\
 List the documents in the index: `source` (name), `format`, `chunks` (passages), `size` (bytes of the
@@ -170,7 +170,7 @@ class RagMCP(MCPServer):
             raise ToolError("the query is empty: give a question or key words")
         try:
             self.assistant.stats()  # a clear error when there is no index
-            passages = self.assistant.retriever.search(query, self.assistant.embedder.encode_query(query), k)
+            passages = self.assistant.search(query, k)  # best first by score, as the description says
         except RagError as exc:
             raise _tool_error(exc) from exc
         out = [

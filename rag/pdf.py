@@ -14,11 +14,11 @@ from typing import Any
 from .boxes import Run
 from .budgets import check_chars, checkpoint
 from .errors import DocumentError
-from .page_forms import identity_lines
 from .layout import Layout, Word, lay_out, title_of
+from .page_forms import identity_lines
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
-EXTRACTOR = "pdfium-layout-4"
+EXTRACTOR = "pdfium-layout-5"
 
 #: A page with fewer visible characters than this has no usable text layer (a scan): it is OCR'd.
 MIN_TEXT_CHARS = 20

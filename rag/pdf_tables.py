@@ -57,10 +57,18 @@ def find_tables(rows: list[Row]) -> list[tuple[int, int, int]]:
     return tables
 
 
+#: The day of a date whose month stands on the row above ("October" over "29,"), as NVIDIA sets its headers.
+_DAY = re.compile(r"^\d{1,2},$")
+
+
 def _is_column_heading(row: Row) -> bool:
     """Years or dates, and words, with no figure among them: a row naming columns, not a row of values."""
     texts = [f.text for f in row.fragments]
-    return any(YEARISH.match(t) for t in texts) and all(YEARISH.match(t) or not NUMERIC.match(t) for t in texts)
+
+    def dated(text: str) -> bool:
+        return bool(YEARISH.match(text) or _DAY.match(text))
+
+    return any(dated(t) for t in texts) and all(dated(t) or not NUMERIC.match(t) for t in texts)
 
 
 def _is_header_row(row: Row, values_x: float) -> bool:
@@ -146,7 +154,8 @@ def _name_columns(row: Row, columns: list[tuple[float, float]], below: list[str]
     named only by what is over it, and so is every column by a note in parentheses ("(In millions)").
     """
     cells = _column_cells(columns)
-    fragments = [f for f in row.fragments if f.x1 > cells[0][0] and f.x0 < cells[-1][1]]
+    pieces = [piece for f in row.fragments for piece in _split_at_columns(f, cells)]
+    fragments = [f for f in pieces if f.x1 > cells[0][0] and f.x0 < cells[-1][1]]
     named: dict[int, Fragment] = {}
     for fragment in fragments:
         for k, (a, b) in enumerate(cells):
@@ -162,13 +171,43 @@ def _name_columns(row: Row, columns: list[tuple[float, float]], below: list[str]
         centre = (columns[k][0] + columns[k][1]) / 2
         if flush_right:
             heading = next((direct[j] for j in range(k + 1, len(columns)) if j in direct), None)
-        else:
+        elif below[k]:
             heading = min(fragments, key=lambda f: max(f.x0 - centre, centre - f.x1, 0.0))
+        else:  # nothing under this column: only a heading set flush right over a later column of the group
+            # names it ("2022" centred over its own column does not name the "Change" column beside it)
+            j = next((j for j in range(k + 1, len(columns)) if j in direct), None)
+            flush = j is not None and abs(direct[j].x1 - columns[j][1]) <= _FLUSH
+            heading = direct[j] if flush and j is not None else None
         if heading is None or heading.text.startswith("(") or not (_dated(heading.text) or _dated(below[k])):
             continue
         if any(f is heading and _dated(below[j]) == _dated(below[k]) for j, f in direct.items()):
             named[k] = heading
     return named
+
+
+#: A heading whose right edge is this close (points) to its column's is set flush right over it.
+_FLUSH = 6.0
+#: A gap between two words of one header fragment wider than this (points) may part two columns' headers.
+_HEADER_GAP = 10.0
+
+
+def _split_at_columns(fragment: Fragment, cells: list[tuple[float, float]]) -> list[Fragment]:
+    """``fragment`` cut at each wide gap whose two sides stand over different columns: NVIDIA's "$" and
+    "%" over its "$ Change" and "% Change" columns come as one fragment, "$ %", and each names its own
+    column. A heading spread over several columns ("Three Months Ended") has no wide gap and stays whole."""
+
+    def cell(word: Word) -> int:
+        centre = (word.x0 + word.x1) / 2
+        return next((k for k, (a, b) in enumerate(cells) if a <= centre <= b), -1)
+
+    pieces = [[fragment.words[0]]]
+    for word in fragment.words[1:]:
+        last = pieces[-1][-1]
+        if word.x0 - last.x1 > _HEADER_GAP and cell(word) != cell(last) and cell(word) >= 0 and cell(last) >= 0:
+            pieces.append([word])
+        else:
+            pieces[-1].append(word)
+    return [fragment] if len(pieces) == 1 else [Fragment(words) for words in pieces]
 
 
 def write_table(out: TextWriter, head: list[Row], body: list[Row]) -> None:

@@ -153,7 +153,7 @@ def test_a_failed_ray_job_leaves_the_last_good_index(local_ray, tmp_path: Path) 
 
 
 def test_cli_index_on_ray(local_ray, tmp_path: Path) -> None:
-    """``rag index PATH --ray ADDRESS`` joins a running Ray instance (here the one of this module)."""
+    """``rag index PATH --ray-address ADDRESS`` joins a running Ray instance (here the one of this module)."""
     corpus = tmp_path / "corpus"
     for name, text in FACTS.items():
         write(corpus / name, text)
@@ -170,7 +170,7 @@ def test_cli_index_on_ray(local_ray, tmp_path: Path) -> None:
             "--index",
             str(tmp_path / "index"),
             "--json",
-            "--ray",
+            "--ray-address",
             address,
         ],
         capture_output=True,

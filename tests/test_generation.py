@@ -518,7 +518,9 @@ def test_cli_ask_streams_a_generated_answer(seed_index: Path, server: FakeOpenAI
     flags = ["--index", str(seed_index), "--llm-url", server.url, "--llm-model", "m"]
     result = _cli("ask", SEED_QUESTION, *flags)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("President Donald Trump invited Japanese Prime Minister Sanae Takaichi")
+    header, answer = result.stdout.split("\n", 1)
+    assert header == f"index: {seed_index.resolve()}"
+    assert answer.startswith("President Donald Trump invited Japanese Prime Minister Sanae Takaichi")
     assert "[1]" in result.stdout and "Sources:" in result.stdout and "Note:" not in result.stdout
     result = _cli("ask", SEED_QUESTION, *flags, "--json")
     data = json.loads(result.stdout)

@@ -223,3 +223,44 @@ def test_http_port_in_use_is_one_clear_line(seed_index: Path) -> None:
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_is_best_first_by_the_score_it_shows(seed_index: Path) -> None:
+    """In memory: `search` lists passages sorted by their 0-1 score, the same score `ask` gives them."""
+    from rag import Assistant
+    from rag.mcp_server import RagMCP
+
+    assistant = Assistant(index_dir=seed_index)
+    query = "invitation to visit the United States"  # fused order and similarity disagree on this one
+
+    async def session() -> list[dict[str, Any]]:
+        async with Client(RagMCP(assistant)) as client:
+            found = await client.call_tool("search", {"query": query, "k": 5})
+            assert not found.is_error
+            return list(found.structured_content["passages"])
+
+    passages = asyncio.run(session())
+    scores = [p["score"] for p in passages]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True), scores
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    asked = assistant.ask(query, k=5).passages
+    assert [(p.source, p.start, round(p.score, 4)) for p in asked] == [
+        (p["source"], p["start"], p["score"]) for p in passages
+    ]
+
+
+def test_a_missing_index_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    typo = tmp_path / "typo"
+    result = subprocess.run(
+        _cli("mcp", "--index", str(typo)),
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("rag: error: no index at ") and str(typo) in lines[0], lines
+    assert "rag index PATH --index" in lines[0]

@@ -451,3 +451,30 @@ def test_follow_up_rewritten_by_the_language_model(seed_index: Path, launched: C
         assert SEED_QUESTION in rewrite.prompt and "Donald Trump invited her." in rewrite.prompt
         assert f"Latest question: {FOLLOW_UP}" in rewrite.prompt
         assert f"Question: {standalone}" in llm.chat_requests()[-1].prompt
+
+
+def test_usage_counts_tokens_with_the_models_tokenizer(served: SimpleNamespace) -> None:
+    """`usage` on every JSON completion, and in a stream when stream_options.include_usage asks for it:
+    word pieces of the embedding model's tokenizer, prompt and answer."""
+    count = served.assistant.embedder.tokenizer.count
+    reply = ask(served.client, SEED_QUESTION)
+    text = reply.choices[0].message.content
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == count(SEED_QUESTION) > 0
+    assert reply.usage.completion_tokens == count(text) > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    # a follow-up counts the turns sent with it
+    follow = ask(served.client, SEED_QUESTION, text, FOLLOW_UP)
+    assert follow.usage.prompt_tokens == count(f"{SEED_QUESTION}\n{text}\n{FOLLOW_UP}")
+
+    streamed_text, chunks = streamed(served.client, SEED_QUESTION, stream_options={"include_usage": True})
+    assert streamed_text == text
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (count(SEED_QUESTION), count(text))
+    assert all(c.usage is None for c in chunks[:-1])
+    # the rag field rides on the chunk whose finish_reason is set, as the docs say
+    finished = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finished) == 1 and finished[0] is chunks[-2] and "rag" in finished[0].model_extra
+    _, plain = streamed(served.client, SEED_QUESTION)
+    assert all(getattr(c, "usage", None) is None for c in plain) and plain[-1].choices[0].finish_reason == "stop"

@@ -546,3 +546,30 @@ def test_image_over_60_megapixels_is_refused_before_decoding(tmp_path: Path, mon
     with pytest.raises(DocumentError, match=r"image is 8000x7600 pixels, over the limit of 60,000,000 pixels"):
         load(path)
     assert decoded == [], "the image was decoded before its size was checked"
+
+
+def test_dollar_and_percent_change_columns_keep_their_own_labels(tmp_path: Path) -> None:
+    # As NVIDIA sets its segment tables: "$" and "%" on one row over two change columns, "Change" under
+    # each, the month over the day over the year for the period columns.
+    rows = [
+        ["", "Three Months Ended", "", "", ""],
+        ["", "October", "October", "$", "%"],
+        ["", "29,", "30,", "Change", "Change"],
+        ["", "2023", "2022", "", ""],
+        ["Compute & Networking", "$ 14,645", "$ 3,816", "$ 10,829", "284 %"],
+        ["Graphics", "3,475", "2,115", "1,360", "64 %"],
+    ]
+    style = [("SPAN", (1, 0), (2, 0)), ("ALIGN", (1, 0), (-1, 3), "CENTER"), ("ALIGN", (1, 4), (-1, -1), "RIGHT")]
+    row = _row_of_table(tmp_path / "segments.pdf", rows, [150, 70, 70, 70, 70], "Graphics", style)
+    assert "October 29, 2023: 3,475" in row and "October 30, 2022: 2,115" in row, row
+    assert "| $ Change: 1,360 |" in row and row.endswith("| % Change: 64 %"), row
+    assert "$ %" not in row
+
+
+def test_nvidia_filing_change_columns_read_dollar_change_and_percent_change() -> None:
+    """The real filing (read only, from the shared evaluation data)."""
+    filing = SEC / "docs" / "2023 Q1 NVDA.pdf"
+    if not filing.is_file():
+        pytest.skip("the sec-10q filings are not here")
+    line = next(line for line in load(filing).text.splitlines() if line.startswith("Graphics | Three Months"))
+    assert "Three Months Ended $ Change: (1,884)" in line and "Three Months Ended % Change: (41)%" in line, line

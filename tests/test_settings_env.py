@@ -88,3 +88,50 @@ def test_a_bad_value_names_the_variable_and_the_value(variable: str, value: str,
         Settings.from_env({variable: value})
     message = str(caught.value)
     assert variable in message and words in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "words"),
+    [
+        # the chunker would cut these silently to what the model reads (254 word pieces) or to half a chunk
+        ({"RAG_CHUNK_TOKENS": "999"}, "RAG_CHUNK_TOKENS", "from 16 to 254"),
+        ({"RAG_CHUNK_TOKENS": "255"}, "RAG_CHUNK_TOKENS", "got 255"),
+        ({"RAG_CHUNK_OVERLAP": "150"}, "RAG_CHUNK_OVERLAP", "from 0 to 100"),
+        ({"RAG_CHUNK_TOKENS": "100", "RAG_CHUNK_OVERLAP": "60"}, "RAG_CHUNK_OVERLAP", "from 0 to 50"),
+        # questions refuse k over 100: the setting is refused when built, not at the first question
+        ({"RAG_K": "500"}, "RAG_K", "from 1 to 100"),
+    ],
+)
+def test_values_the_code_would_cap_are_refused_with_their_range(
+    environ: dict[str, str], variable: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    message = str(caught.value)
+    assert variable in message and words in message and "\n" not in message, message
+
+
+def test_the_largest_values_in_range_are_accepted() -> None:
+    settings = Settings.from_env({"RAG_CHUNK_TOKENS": "254", "RAG_CHUNK_OVERLAP": "127", "RAG_K": "100"})
+    assert (settings.chunk_tokens, settings.chunk_overlap, settings.k) == (254, 127, 100)
+
+
+def test_chunk_size_over_the_models_limit_is_one_line_from_the_cli(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_CHUNK_TOKENS"] = "999"
+    (tmp_path / "a.txt").write_text("Some text.", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "index", str(tmp_path / "a.txt"), "--index", str(tmp_path / "index")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "RAG_CHUNK_TOKENS" in lines[0] and "999" in lines[0]
+    assert not (tmp_path / "index" / "manifest.json").exists(), "nothing written with a capped value"

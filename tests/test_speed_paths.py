@@ -216,3 +216,31 @@ def test_warm_embeds_questions_through_torch(reference: np.ndarray) -> None:
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
         floor = 0.9999 if embedder.precision == "fp32" else 0.999
         assert float(vector @ ref) >= floor and float(vector @ before) >= floor, text[:40]
+
+
+def test_a_loop_of_questions_gets_the_torch_encoder_by_itself(seed_index: Path) -> None:
+    """A program that calls ask() in a loop, without warm(), moves to the bulk model on its own; one question
+    alone (a one-shot `rag ask`) never starts loading it; a program that exits while it loads exits cleanly."""
+    code = (
+        "import sys, json\n"
+        "from rag import Assistant\n"
+        f"a = Assistant(index_dir={str(seed_index)!r})\n"
+        f"first = a.ask({SEED_QUESTION!r})\n"
+        "after_one = ('torch' in sys.modules, a.embedder._warmer is not None)\n"
+        "for _ in range(int(sys.argv[1])): a.ask('When will she visit?')\n"
+        "if sys.argv[2] == 'wait':\n"
+        "    loaded = a.embedder.wait_warm(timeout=300)\n"
+        f"    last = a.ask({SEED_QUESTION!r})\n"
+        "    print(json.dumps([after_one, loaded, type(a.embedder.question_encoder).__name__,"
+        " last.text == first.text]))\n"
+        "else:\n"
+        "    print(json.dumps([after_one]))\n"
+    )
+    looped = subprocess.run([sys.executable, "-c", code, "3", "wait"], capture_output=True, text=True, timeout=600)
+    assert looped.returncode == 0, looped.stderr
+    after_one, loaded, encoder, same = json.loads(looped.stdout)
+    assert after_one == [False, False], "one question never loads torch"
+    assert loaded and encoder == "TorchBert" and same
+    # two questions, then exit at once (the model may be half loaded): a clean exit, nothing on stderr
+    quick = subprocess.run([sys.executable, "-c", code, "1", "exit"], capture_output=True, text=True, timeout=600)
+    assert quick.returncode == 0 and "Fatal" not in quick.stderr and "Traceback" not in quick.stderr, quick.stderr

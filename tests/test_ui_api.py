@@ -58,10 +58,8 @@ def served(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def upload(served: SimpleNamespace, *paths: Path) -> dict[str, Any]:
-    result = served.client.predict([gradio_client.handle_file(str(p)) for p in paths], api_name="/upload")
-    assert isinstance(result, (list, tuple)) and len(result) == 6
-    report = result[0]
-    assert isinstance(report, dict)
+    report = served.client.predict([gradio_client.handle_file(str(p)) for p in paths], api_name="/upload")
+    assert isinstance(report, dict) and set(report) == {"stored", "unchanged", "rejected", "duplicates", "report"}
     return report
 
 
@@ -73,9 +71,24 @@ def sources(served: SimpleNamespace) -> dict[str, dict[str, Any]]:
 
 
 def test_named_endpoints_are_stable(served: SimpleNamespace) -> None:
-    endpoints = served.client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/ask", "/upload", "/remove", "/sources"} <= set(endpoints)
+    """"Use via API" shows what a program should call, each with one named JSON result, and no page event."""
+    info = served.client.view_api(print_info=False, return_format="dict")
+    endpoints = info["named_endpoints"]
+    assert set(endpoints) == {"/ask", "/upload", "/remove", "/sources"}
+    assert info["unnamed_endpoints"] == {}
     assert [p["parameter_name"] for p in endpoints["/ask"]["parameters"]] == ["question"]
+    assert [p["parameter_name"] for p in endpoints["/upload"]["parameters"]] == ["files"]
+    assert [p["parameter_name"] for p in endpoints["/remove"]["parameters"]] == ["source"]
+    for name in ("/upload", "/remove"):
+        returns = endpoints[name]["returns"]
+        assert len(returns) == 1 and returns[0]["component"] == "Json", (name, returns)
+        assert returns[0]["label"] in ("upload report", "remove result")
+
+
+def test_remove_without_a_name_says_what_to_give(served: SimpleNamespace) -> None:
+    result = served.client.predict("  ", api_name="/remove")
+    assert result["removed"] is False and "/sources" in result["message"]
+
 
 
 def test_ask_returns_the_rag_ask_json(served: SimpleNamespace) -> None:
@@ -180,12 +193,12 @@ def test_remove_drops_the_file_and_its_copy(served: SimpleNamespace, tmp_path: P
     doc.write_text("The Ostrava kiln fires porcelain at 1400 degrees.\n", encoding="utf-8")
     assert upload(served, doc)["stored"]
     assert (served.index / "documents" / "kiln.md").exists()
-    status = served.client.predict("kiln.md", api_name="/remove")[0]
-    assert "kiln.md: removed" in status
+    result = served.client.predict("kiln.md", api_name="/remove")
+    assert result == {"source": "kiln.md", "removed": True, "message": "removed"}
     assert "kiln.md" not in sources(served)
     assert not (served.index / "documents" / "kiln.md").exists()
-    status = served.client.predict("kiln.md", api_name="/remove")[0]
-    assert "not in the index" in status
+    result = served.client.predict("kiln.md", api_name="/remove")
+    assert result == {"source": "kiln.md", "removed": False, "message": "not in the index"}
 
 
 def test_upload_over_the_size_limit_is_refused(served: SimpleNamespace, tmp_path: Path) -> None:
@@ -225,7 +238,7 @@ def test_without_an_index_the_first_upload_creates_it(served: SimpleNamespace, t
         assert client.predict(api_name="/sources") == []
         doc = tmp_path / "lighthouse.md"
         doc.write_text(LIGHTHOUSE, encoding="utf-8")
-        report = client.predict([gradio_client.handle_file(str(doc))], api_name="/upload")[0]
+        report = client.predict([gradio_client.handle_file(str(doc))], api_name="/upload")
         assert report["stored"] == [{"name": "lighthouse.md", "stored_as": "lighthouse.md"}]
         data = client.predict(LIGHTHOUSE_QUESTION, api_name="/ask")
         assert data["answered"] is True and data["citations"][0]["source"] == "lighthouse.md"

@@ -34,6 +34,7 @@ from rag import (
 )
 
 from . import conversations, render
+from .api_events import add_document_api
 from .examples import examples_for
 from .handlers import BLANK_QUESTION, NO_CHAT_CHOSEN, ChatView, Handlers, Message
 from .library import UPLOAD_SUFFIXES, DocumentLibrary
@@ -331,8 +332,8 @@ def build_app(
             upload,
             [files],
             [report_json, status_box, table_box, stats_box, remove_choice, files],
-            api_name="upload",
-            api_description="Add files to the index; returns what was stored, refused and indexed.",
+            api_name="page_upload",  # page markup, private: programs call the JSON /upload of ui.api_events
+            api_visibility="private",
             concurrency_limit=1,
             concurrency_id="library",
             show_progress_on=[status_box],  # one progress display, where the outcome appears
@@ -341,8 +342,8 @@ def build_app(
             remove,
             [remove_choice],
             [status_box, table_box, stats_box, remove_choice],
-            api_name="remove",
-            api_description="Remove one indexed file by its source name.",
+            api_name="page_remove",  # page markup, private: programs call the JSON /remove of ui.api_events
+            api_visibility="private",
             concurrency_limit=1,
             concurrency_id="library",
         )
@@ -371,6 +372,7 @@ def build_app(
 
         gr.api(ask, api_name="ask", concurrency_limit=4, concurrency_id="api-ask")
         gr.api(list_sources, api_name="sources", concurrency_limit=None)
+        add_document_api(handlers)
     return app
 
 

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +38,18 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError, answer_options
 
-from .openai_format import ApiError, ChatRequest, chunk, completion, footer, new_id, parse_request, rag_field, usage
+from .openai_format import (
+    ApiError,
+    ChatRequest,
+    chunk,
+    completion,
+    content,
+    count_usage,
+    footer,
+    new_id,
+    parse_request,
+    rag_field,
+)
 
 log = logging.getLogger("ui.api")
 
@@ -129,6 +140,10 @@ class OpenAIApi:
         self.router.add_api_route("/models/{name:path}", self.model, methods=["GET"], include_in_schema=False)
         self.router.add_api_route("/chat/completions", self.chat, methods=["POST"], include_in_schema=False)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for ``usage``: word pieces of the embedding model's tokenizer (no model load)."""
+        return self.assistant.embedder.tokenizer.count(text)
+
     def close(self) -> None:
         """Stop the worker threads (answers under way finish first)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -194,10 +209,11 @@ class OpenAIApi:
                 first = await run.next()
                 if isinstance(first, ApiError):
                     return _error(first)
-            return JSONResponse(completion(first, chat.model, with_footer))
+            usage = count_usage(self.count_tokens, chat.prompt(), content(first, with_footer))
+            return JSONResponse(completion(first, chat.model, with_footer, usage))
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(
-            _events(run, first, chat, with_footer), media_type="text/event-stream", headers=headers
+            _events(run, first, chat, with_footer, self.count_tokens), media_type="text/event-stream", headers=headers
         )
 
     # ------------------------------------------------------------ checks
@@ -346,11 +362,15 @@ class _Run:
         return await self.queue.get()
 
 
-async def _events(run: _Run, first: Any, chat: ChatRequest, with_footer: bool) -> AsyncIterator[bytes]:
+async def _events(
+    run: _Run, first: Any, chat: ChatRequest, with_footer: bool, count: Callable[[str], int]
+) -> AsyncIterator[bytes]:
     """The server-sent events of a streamed completion."""
     ident, created = new_id(), int(time.time())
 
     def event(data: Any) -> bytes:
+        if chat.include_usage and data.get("object") == "chat.completion.chunk":
+            data.setdefault("usage", None)  # as OpenAI does: null on every chunk but the last
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     yield event(chunk(ident, created, chat.model, {"role": "assistant", "content": ""}))
@@ -378,7 +398,7 @@ async def _events(run: _Run, first: Any, chat: ChatRequest, with_footer: bool) -
                 if chat.include_usage:
                     usage_chunk = chunk(ident, created, chat.model, {})
                     usage_chunk["choices"] = []
-                    usage_chunk["usage"] = usage(item.question, "".join(streamed) + tail)
+                    usage_chunk["usage"] = count_usage(count, chat.prompt(), "".join(streamed) + tail)
                     yield event(usage_chunk)
             item = await run.next()
         yield b"data: [DONE]\n\n"

@@ -1,7 +1,9 @@
 """The OpenAI chat-completions wire format of the API in :mod:`ui.openai_api`: requests read and checked,
 answers written as completions or stream chunks, errors in OpenAI's shape.
 
-Beyond OpenAI's fields, every completion (and the last chunk of a stream) carries ``rag``::
+Beyond OpenAI's fields, every completion carries ``rag``, and so does the chunk of a stream whose
+``finish_reason`` is set (the last one, unless ``stream_options.include_usage`` asks for the usage
+chunk, which then follows it)::
 
     "rag": {
       "citations": [{"n": 1, "source": "notes.txt", "start": 120, "end": 480, "text": "...",
@@ -16,13 +18,16 @@ Beyond OpenAI's fields, every completion (and the last chunk of a stream) carrie
 
 ``start``/``end`` are character offsets into the document's extracted text (``text`` is that span);
 ``page`` is the PDF page when known, else null.
+
+``usage`` counts tokens with the embedding model's tokenizer (its word pieces): the prompt is the
+question and the earlier turns sent with it, the completion is the text sent back.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +38,6 @@ from rag import Answer
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 #: Start of the text-only sources list appended when the sources footer is on (stripped from history).
 FOOTER_START = "\n\nSources:\n"
-_MARKER = re.compile(r"\s*\[\d+\]")
 
 
 class ApiError(Exception):
@@ -82,6 +86,10 @@ class ChatRequest:
     temperature: float | None = None
     k: int | None = None
     sources_footer: bool | None = None
+
+    def prompt(self) -> str:
+        """The conversation the answer was asked for: earlier turns, then the question (what ``usage`` counts)."""
+        return "\n".join([*(f"{q}\n{a}" for q, a in self.history), self.question])
 
 
 def parse_request(body: Any) -> ChatRequest:
@@ -239,9 +247,9 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def completion(answer: Answer, model: str, with_footer: bool, include_usage: bool = False) -> dict[str, Any]:
-    """A whole ``chat.completion`` object for ``answer``."""
-    text = answer.text + (footer(answer) if with_footer else "")
+def completion(answer: Answer, model: str, with_footer: bool, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    """A whole ``chat.completion`` object for ``answer``; ``usage`` from :func:`count_usage` of its text."""
+    text = content(answer, with_footer)
     data: dict[str, Any] = {
         "id": new_id(),
         "object": "chat.completion",
@@ -258,9 +266,14 @@ def completion(answer: Answer, model: str, with_footer: bool, include_usage: boo
         ],
         "rag": rag_field(answer),
     }
-    if include_usage:
-        data["usage"] = usage(answer.question, text)
+    if usage is not None:
+        data["usage"] = usage
     return data
+
+
+def content(answer: Answer, with_footer: bool) -> str:
+    """The text a non-streamed completion sends for ``answer``."""
+    return answer.text + (footer(answer) if with_footer else "")
 
 
 def chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -275,10 +288,10 @@ def chunk(ident: str, created: int, model: str, delta: dict[str, Any], finish: s
     }
 
 
-def usage(question: str, text: str) -> dict[str, int]:
-    """Word counts standing in for token counts (no language model may be involved): ``usage`` fields."""
-    prompt, answer = len(question.split()), len(_MARKER.sub("", text).split())
-    return {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer}
+def count_usage(count: Callable[[str], int], prompt: str, text: str) -> dict[str, int]:
+    """OpenAI's ``usage`` fields: ``count`` (a tokenizer's token count) of the prompt and of the answer's text."""
+    asked, answered = count(prompt), count(text)
+    return {"prompt_tokens": asked, "completion_tokens": answered, "total_tokens": asked + answered}
 
 
 __all__ = [
@@ -289,6 +302,8 @@ __all__ = [
     "chunk",
     "citation_dict",
     "completion",
+    "content",
+    "count_usage",
     "footer",
     "parse_request",
     "rag_field",
