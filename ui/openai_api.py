@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
 import logging
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -38,6 +39,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError, answer_options
 
+from .guard import CredentialLimiter, same_secret
 from .openai_format import ApiError, ChatRequest, chunk, completion, footer, new_id, parse_request, rag_field, usage
 
 log = logging.getLogger("ui.api")
@@ -118,9 +120,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 class OpenAIApi:
     """The API's state (settings, worker threads, admission count) and its routes (:attr:`router`)."""
 
-    def __init__(self, assistant: Assistant, settings: ApiSettings | None = None) -> None:
+    def __init__(
+        self, assistant: Assistant, settings: ApiSettings | None = None, limiter: CredentialLimiter | None = None
+    ) -> None:
         self.assistant = assistant
         self.settings = settings or ApiSettings()
+        #: Counts wrong keys and logins; the web chat's login form shares it (see :func:`ui.server.launch`).
+        self.limiter = limiter if limiter is not None else CredentialLimiter()
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_active, thread_name_prefix="rag-api")
         self._admitted = 0
         self._lock = threading.Lock()
@@ -234,7 +240,18 @@ class OpenAIApi:
                 "no API key given: send 'Authorization: Bearer <key>' (the server's RAG_API_KEY)",
                 "missing_api_key",
             )
-        if not any(hmac.compare_digest(value.encode(), key.encode()) for key in accepted):
+        correct = False
+        for key in accepted:
+            correct = same_secret(value, key) or correct
+        if not self.limiter.attempt(correct):
+            wait = self.limiter.retry_after()
+            if wait > 0:
+                raise ApiError(
+                    429,
+                    f"too many wrong keys or passwords for this server: every attempt is refused for "
+                    f"{max(1, math.ceil(wait))} s",
+                    "too_many_attempts",
+                )
             raise ApiError(401, "the API key is not valid for this server", "invalid_api_key")
 
     async def _json(self, request: Request) -> Any:
@@ -247,9 +264,14 @@ class OpenAIApi:
             body += part
             if len(body) > limit:
                 raise ApiError(413, f"the request is over the limit of {limit:,} bytes", "request_too_large")
+        depth = json_depth(bytes(body), MAX_JSON_DEPTH)
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(
+                400, f"the request body nests more than {MAX_JSON_DEPTH} levels of brackets: not read", "invalid_json"
+            )
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON", "invalid_json") from None
 
     def _admit(self) -> None:
@@ -265,6 +287,28 @@ class OpenAIApi:
     def _release(self) -> None:
         with self._lock:
             self._admitted -= 1
+
+
+#: Deepest nesting of arrays and objects read in a request (a chat request needs 4).
+MAX_JSON_DEPTH = 32
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep the arrays and objects of JSON text ``body`` nest, counted up to ``limit + 1`` (brackets
+    inside strings do not count); linear in the body, and cheap when it has few brackets."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return 0
+    depth = 0
+    for token in _JSON_TOKENS.finditer(body):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return depth
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return max(depth, 0)
 
 
 def _unknown_model(name: str, names: list[str]) -> ApiError:
