@@ -538,3 +538,89 @@ def test_follow_up_terms_last_a_few_turns_and_cost_the_same_per_turn(monkeypatch
     assert len(standalone) <= MAX_QUESTION_CHARS
     limit = 4_000 + 2 * MAX_QUESTION_CHARS  # an answer's first 4,000 characters (conversation.MAX_ANSWER_SCAN)
     assert scanned[0] <= (turns + 1) * limit, f"{scanned[0]:,} characters read for {turns} turns"
+
+
+# ---------------------------------------------------------------- 4. the worker's cap counts its helpers
+
+_PARENT = """
+import subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-c", "b = bytearray(400 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
+                           "import time; time.sleep(60)"])
+time.sleep(60)
+"""
+
+
+def test_the_worker_memory_cap_counts_its_helper_processes(tmp_path: Path) -> None:
+    """Before: only the worker's own memory was read, so its Tesseract children were not counted (a
+    631 KB scan peaked at 2,004 MB under a 1,200 MB cap). Here a small process whose child holds 400 MB."""
+    import subprocess
+    import sys
+
+    from rag import Settings
+    from rag.index_worker import IndexWorker
+
+    worker = IndexWorker(Settings(index_dir=tmp_path / "index"))
+    child = subprocess.Popen([sys.executable, "-c", _PARENT], start_new_session=True)
+    try:
+        stopped = worker._watch(child, 200.0, 20.0, [], None)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, 9)
+            child.wait()
+    assert "more than 200 MB" in stopped, stopped
+    assert worker.peak_mb > 200
+
+
+def test_an_image_far_over_the_size_limit_names_the_limit(tmp_path: Path) -> None:
+    """Before: a 30,000 x 30,000 PNG was "damaged or unsupported image (DecompressionBombError)"."""
+    import struct
+    import zlib
+
+    from rag import DocumentError
+    from rag.ocr import read_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 0, 0, 0, 0)  # declared size; no pixel data needed
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    with pytest.raises(DocumentError) as raised:
+        read_image(png)
+    message = str(raised.value)
+    assert "900,000,000 pixels" in message and "limit of 60,000,000" in message, message
+    assert "damaged" not in message
+
+
+def test_a_huge_scanned_page_reaches_tesseract_at_a_bounded_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a page 2,000 x 2,000 points went to Tesseract at 200 dpi whole: 5,556 x 5,556 px (31 million)."""
+    import pypdfium2 as pdfium
+    from reportlab.pdfgen import canvas
+
+    import rag.ocr as ocr
+
+    if not ocr.available():
+        pytest.skip("tesseract is not installed")
+    path = tmp_path / "poster.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=(2000, 2000))
+    pdf.setFont("Helvetica", 120)
+    pdf.drawString(100, 1000, "Harbour")
+    pdf.showPage()
+    pdf.save()
+    sizes: list[int] = []
+    real = ocr.image_words
+
+    def spy(image: Any, scale: float = 1.0) -> Any:
+        sizes.append(image.width * image.height)
+        return real(image, scale)
+
+    monkeypatch.setattr(ocr, "image_words", spy)
+    document = pdfium.PdfDocument(str(path))
+    try:
+        words = ocr.ocr_pdf_pages([(1, document[0])])
+    finally:
+        document.close()
+    assert sizes and max(sizes) <= 16_000_000, sizes  # ocr.OCR_MAX_PIXELS
+    found = [w for w in words[1] if "Harbour" in w.text]
+    assert found and 90 < found[0].x0 < 140, "boxes are in PDF points whatever the resolution read"
