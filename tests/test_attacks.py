@@ -624,3 +624,52 @@ def test_a_huge_scanned_page_reaches_tesseract_at_a_bounded_size(
     assert sizes and max(sizes) <= 16_000_000, sizes  # ocr.OCR_MAX_PIXELS
     found = [w for w in words[1] if "Harbour" in w.text]
     assert found and 90 < found[0].x0 < 140, "boxes are in PDF points whatever the resolution read"
+
+
+# ---------------------------------------------------------------- 3. two servers on one index
+
+_UPLOADER = """
+import json, sys
+from rag import Assistant
+from ui.library import DocumentLibrary
+library = DocumentLibrary(Assistant(index_dir=sys.argv[1]), max_bytes=10_000_000)
+result = library.add([sys.argv[2]])
+print(json.dumps({"stored": [name for _, name in result.stored], "rejected": result.rejected}))
+"""
+
+
+def test_two_servers_on_one_index_lose_no_upload(tmp_path: Path) -> None:
+    """Before: each upload first set aside "orphans", taking the other server's copy in flight (not yet
+    indexed) into documents/.orphans: one file ended there in 2 of 2 runs, after its server said "stored"."""
+    import json
+    import subprocess
+    import sys
+
+    from ui.library import FOLDER_NAME
+
+    root = Path(__file__).resolve().parent.parent
+    for run in range(2):
+        index = tmp_path / f"index{run}"
+        uploads = [
+            write(tmp_path / f"up{run}" / f"{name}.txt", f"The {name} depot opens at {hour} every weekday. " * 30)
+            for name, hour in (("Alder", "six"), ("Birch", "nine"))
+        ]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _UPLOADER, str(index), str(path)],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path in uploads
+        ]
+        stored: list[str] = []
+        for child in children:
+            out, err = child.communicate(timeout=300)
+            assert child.returncode == 0, err[-2000:]
+            stored += json.loads(out.strip().splitlines()[-1])["stored"]
+        indexed = {r.source for r in Assistant(index_dir=index).sources()}
+        orphans = sorted(p.name for p in (index / FOLDER_NAME / ".orphans").glob("*"))
+        assert sorted(stored) == ["Alder.txt", "Birch.txt"], (run, stored)
+        assert set(stored) <= indexed and orphans == [], (run, indexed, orphans)
