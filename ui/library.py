@@ -38,8 +38,8 @@ UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 FOLDER_NAME = "documents"
 #: Hidden folder (never indexed) where a batch waits while its files are indexed one by one.
 PARKED = ".parked"
-#: Hidden file locked (by every server on the index) while files are added or removed.
-LOCK_NAME = ".changes.lock"
+#: Hidden file of the index directory locked (by every server on the index) while uploads are added or removed.
+LOCK_NAME = ".documents.lock"
 _MAX_STEM = 100
 _UNSAFE = re.compile(r"[^\w.-]+")
 _RUNS = re.compile(r"_{2,}")
@@ -136,7 +136,7 @@ class DocumentLibrary:
         except OSError:
             yield False  # the index is not writable: there is nothing to change
             return
-        lock = FileLock(str(self.folder / LOCK_NAME))
+        lock = FileLock(str(self.folder.parent / LOCK_NAME))
         timeout = float(self.assistant.settings.lock_timeout) if wait else 0.0
         try:
             lock.acquire(timeout=timeout)
