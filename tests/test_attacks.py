@@ -673,3 +673,23 @@ def test_two_servers_on_one_index_lose_no_upload(tmp_path: Path) -> None:
         orphans = sorted(p.name for p in (index / FOLDER_NAME / ".orphans").glob("*"))
         assert sorted(stored) == ["Alder.txt", "Birch.txt"], (run, stored)
         assert set(stored) <= indexed and orphans == [], (run, indexed, orphans)
+
+
+# ---------------------------------------------------------------- 12. DOCX amplification
+
+
+def test_a_docx_of_highly_compressed_xml_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """Before: a 184 KB DOCX holding 63 MB of XML (under the 64 MB limit) was parsed: 121 s, 1,193 MB.
+    Here 40 MB of XML in a file of about 60 KB."""
+    from rag import DocumentError
+    from rag.budgets import Budget
+    from rag.documents import load_within
+
+    from .test_bombs import PARAGRAPH, rewrite_docx
+
+    path = rewrite_docx(tmp_path / "amplified.docx", body=(PARAGRAPH, 40_000_000 // len(PARAGRAPH)))
+    assert path.stat().st_size < 200_000
+    with RssPeak() as memory, pytest.raises(DocumentError, match="expands") as raised:
+        load_within(path, None, None, Budget())
+    assert "zip bomb" in str(raised.value)
+    assert memory.growth < 200e6, f"{memory.growth / 1e6:.0f} MB"
