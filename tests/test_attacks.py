@@ -693,3 +693,47 @@ def test_a_docx_of_highly_compressed_xml_is_refused_before_it_is_parsed(tmp_path
         load_within(path, None, None, Budget())
     assert "zip bomb" in str(raised.value)
     assert memory.growth < 200e6, f"{memory.growth / 1e6:.0f} MB"
+
+
+# ---------------------------------------------------------------- 13. errors that say what is wrong
+
+
+def test_an_index_folder_without_permissions_is_named_as_such(seed_index: Path) -> None:
+    """Before: `rag index` said "read-only: it can answer questions" and `rag ask` failed with a raw
+    "[Errno 13] Permission denied: '.../store.sqlite'"; a missing index under an unwritable folder was
+    "cannot be written (permission denied): it can answer questions"."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="rag-perm-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        shutil.copytree(seed_index, root / "noperm" / "idx")
+        docs = write(root / "docs" / "a.txt", "The Quarnby mill grinds oats every Tuesday.").parent
+        (root / "ro").mkdir()
+        for path in (root, root / "noperm", docs, docs / "a.txt"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / "noperm" / "idx").chmod(0)
+        (root / "ro").chmod(0o555)
+        rag = [sys.executable, "-m", "rag.cli"]
+        if os.geteuid() == 0:  # root reads everything: run as nobody
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv to drop privileges")
+            rag = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *rag]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+        def run(*args: str) -> str:
+            done = subprocess.run([*rag, *args], capture_output=True, text=True, cwd=root, timeout=300, env=env)
+            assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+            return done.stderr.strip().splitlines()[-1]
+
+        for command in (["index", "docs"], ["ask", "When does the mill grind?"]):
+            message = run(*command, "--index", "noperm/idx")
+            assert "cannot be read or written (permission denied)" in message and "Errno" not in message, message
+            assert "can answer" not in message
+        message = run("index", "docs", "--index", "ro/missing")
+        assert "cannot create the index at ro/missing: permission denied in ro" in message, message
+    finally:
+        (root / "noperm" / "idx").chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
