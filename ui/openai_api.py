@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -37,10 +36,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError, answer_options
+from rag import Answer, Assistant, ConfigError, InputError, RagError, answer_options
 
 from .guard import CredentialLimiter, same_secret
-from .openai_format import ApiError, ChatRequest, chunk, completion, footer, new_id, parse_request, rag_field, usage
+from .openai_format import (
+    MAX_JSON_DEPTH,
+    ApiError,
+    ChatRequest,
+    api_error,
+    chunk,
+    completion,
+    error_response,
+    footer,
+    json_depth,
+    new_id,
+    parse_request,
+    rag_field,
+    unknown_model,
+    usage,
+)
 
 log = logging.getLogger("ui.api")
 
@@ -162,7 +176,7 @@ class OpenAIApi:
         try:
             self._authorize(request)
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return JSONResponse({"object": "list", "data": [self._model_entry(n) for n in self.model_names()]})
 
     async def model(self, request: Request, name: str) -> Response:
@@ -170,9 +184,9 @@ class OpenAIApi:
         try:
             self._authorize(request)
             if name not in self.model_names():
-                raise _unknown_model(name, self.model_names())
+                raise unknown_model(name, self.model_names())
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return JSONResponse(self._model_entry(name))
 
     async def chat(self, request: Request) -> Response:
@@ -181,25 +195,25 @@ class OpenAIApi:
             self._authorize(request)
             chat = parse_request(await self._json(request))
             if chat.model not in self.model_names():
-                raise _unknown_model(chat.model, self.model_names())
+                raise unknown_model(chat.model, self.model_names())
             self._admit()
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         run = _Run(self, chat)
         try:
             self._pool.submit(run.work)
         except RuntimeError:  # shut down
             self._release()
-            return _error(ApiError(503, "the server is shutting down", "server_shutting_down"))
+            return error_response(ApiError(503, "the server is shutting down", "server_shutting_down"))
         first = await run.next()
         if isinstance(first, ApiError):
-            return _error(first)
+            return error_response(first)
         with_footer = self.settings.sources_footer if chat.sources_footer is None else chat.sources_footer
         if not chat.stream:
             while not isinstance(first, Answer):
                 first = await run.next()
                 if isinstance(first, ApiError):
-                    return _error(first)
+                    return error_response(first)
             return JSONResponse(completion(first, chat.model, with_footer))
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(
@@ -289,56 +303,6 @@ class OpenAIApi:
             self._admitted -= 1
 
 
-#: Deepest nesting of arrays and objects read in a request (a chat request needs 4).
-MAX_JSON_DEPTH = 32
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def json_depth(body: bytes, limit: int) -> int:
-    """How deep the arrays and objects of JSON text ``body`` nest, counted up to ``limit + 1`` (brackets
-    inside strings do not count); linear in the body, and cheap when it has few brackets."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return 0
-    depth = 0
-    for token in _JSON_TOKENS.finditer(body):
-        char = token.group()[:1]
-        if char in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return depth
-        elif char in (b"]", b"}"):
-            depth -= 1
-    return max(depth, 0)
-
-
-def _unknown_model(name: str, names: list[str]) -> ApiError:
-    return ApiError(
-        404, f"the model {name!r} does not exist here; use one of: {', '.join(names)}", "model_not_found", param="model"
-    )
-
-
-def _error(exc: ApiError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
-    if exc.status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="rag"'}
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-
-def _api_error(exc: BaseException) -> ApiError:
-    """The OpenAI-shaped error for a failure while answering."""
-    if isinstance(exc, IndexNotFoundError):
-        return ApiError(
-            503, "no documents are indexed yet: add some in the web chat or run 'rag index PATH'", "no_index"
-        )
-    if isinstance(exc, InputError):
-        return ApiError(400, str(exc), "invalid_question", param="messages")
-    if isinstance(exc, RagError):
-        return ApiError(503, str(exc), "index_unavailable")
-    return ApiError(
-        500, f"unexpected error ({type(exc).__name__}); see the server log", "internal_error", "server_error"
-    )
-
-
 _END = object()
 
 
@@ -380,7 +344,7 @@ class _Run:
         except Exception as exc:  # answered as an OpenAI error; unexpected ones are logged
             if not isinstance(exc, RagError):
                 log.exception("chat completion failed")
-            self._put(_api_error(exc))
+            self._put(api_error(exc))
         finally:
             self.api._release()
             self._put(_END)
