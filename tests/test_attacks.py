@@ -116,6 +116,19 @@ def _on_event_loop() -> bool:
     return True
 
 
+def _record_event_loop(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[bool]:
+    """Wrap ``module.name`` (still called) to record, per call, whether it ran on an event loop's thread."""
+    threads: list[bool] = []
+    real = getattr(module, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(_on_event_loop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return threads
+
+
 # ---------------------------------------------------------------- 1. a page far taller than wide
 
 
@@ -130,14 +143,7 @@ def test_a_tall_narrow_page_renders_within_the_pixel_budget_off_the_event_loop(
     from ui.viewer import doc_id
 
     base, _ = served
-    threads: list[bool] = []
-    real = originals._render
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(_on_event_loop())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(originals, "_render", spy)
+    threads = _record_event_loop(monkeypatch, originals, "_render")
     with RssPeak() as memory:
         reply = httpx.get(f"{base}/rag/page/{doc_id('ribbon.pdf')}/1.png", timeout=120)
     assert reply.status_code == 200, reply.text
@@ -452,14 +458,7 @@ def test_a_long_highlight_list_is_bounded_and_built_off_the_event_loop(
     import ui.viewer as viewer
 
     base, _ = served
-    threads: list[bool] = []
-    real = viewer.text_html
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(_on_event_loop())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(viewer, "text_html", spy)
+    threads = _record_event_loop(monkeypatch, viewer, "text_html")
     spans = ",".join(f"{i}-{i + 1}" for i in range(0, 10_000, 2))
     assert len(spans) > 45_000
     reply = httpx.get(f"{base}/rag/view/{viewer.doc_id('notes.txt')}", params={"start": 0, "end": 40, "hl": spans})
