@@ -90,6 +90,12 @@ def check_chars(count: int) -> None:
 _XML_SUFFIXES = (".xml", ".rels")
 _MAX_MEMBERS = 10_000
 _PIECE = 1 << 20
+#: An XML part compressed more than :data:`MAX_XML_RATIO` times may hold at most :data:`RATIO_LIMIT`
+#: bytes. Word's own XML compresses 5 to 20 times; a part repeating one tag 300 to 1,000 times, and
+#: parsing tens of megabytes of it tied up the indexing slot for minutes (a 184 KB file with 63 MB of
+#: XML: 121 s and 1,193 MB before the time limit refused it).
+MAX_XML_RATIO = 100
+RATIO_LIMIT = 8 * MB
 
 
 def safe_docx(data: bytes) -> bytes:
@@ -113,6 +119,8 @@ def safe_docx(data: bytes) -> bytes:
         declared = sum(m.file_size for m in xml)
         if declared > limit:
             raise _too_big(declared, limit)
+        for member in xml:
+            _check_ratio(member, member.file_size)
         wanted = {id(m) for m in xml}
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
@@ -123,9 +131,12 @@ def safe_docx(data: bytes) -> bytes:
                     copy.writestr(member.filename, b"")
                     continue
                 pieces: list[bytes] = []
+                size = 0
                 try:
                     with source.open(member) as f:
                         while piece := f.read(_PIECE):
+                            size += len(piece)
+                            _check_ratio(member, size)
                             pieces.append(piece)
                             checkpoint()
                 except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
@@ -139,6 +150,18 @@ def safe_docx(data: bytes) -> bytes:
                 copy.writestr(member.filename, blob)
                 del blob
     return out.getvalue()
+
+
+def _check_ratio(member: zipfile.ZipInfo, size: int) -> None:
+    """Refuse an XML part that holds more than :data:`RATIO_LIMIT` of ``size`` bytes while expanding more
+    than :data:`MAX_XML_RATIO` times."""
+    packed = max(member.compress_size, 1)
+    if size > RATIO_LIMIT and size > MAX_XML_RATIO * packed:
+        raise DocumentError(
+            f"DOCX part {member.filename} expands {size / packed:,.0f} times ({size / MB:,.1f} MB from "
+            f"{packed / 1000:,.0f} KB): a part compressed over {MAX_XML_RATIO} times may hold at most "
+            f"{RATIO_LIMIT / MB:g} MB (a zip bomb?): not read"
+        )
 
 
 def _too_big(size: int, limit: int) -> DocumentError:

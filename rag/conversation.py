@@ -7,7 +7,9 @@
 
 With a language model configured, it rewrites every question after the first (and leaves standalone
 ones as they are). Without one, or when it fails, a question that looks like a follow-up (a pronoun
-such as "she" or "it", or only one or two content words) gets the previous turn's key terms added.
+such as "she" or "it", or only one or two content words) gets the previous turn's key terms added: at
+most :data:`MAX_CARRIED_TERMS`, each named in one of the last :data:`CARRY_TURNS` turns, so the work per
+turn and the question searched stay bounded however long the history is.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .answers.question import DATE, QUARTER, YEAR, read_period
-from .text import STOPWORDS, clean_question, content_words
+from .text import MAX_QUESTION_CHARS, STOPWORDS, clean_question, content_words
 from .types import Answer
 
 if TYPE_CHECKING:
@@ -28,6 +30,13 @@ if TYPE_CHECKING:
 MEMORY_TURNS = 3
 #: Most terms carried over from the previous turn without a language model.
 MAX_CARRIED_TERMS = 6
+#: Turns a carried term lasts: a term is carried only while one of the last few questions or the last
+#: answer holds it, so a long chat does not keep every place it ever named in the search.
+CARRY_TURNS = 3
+#: Longest name carried (in words), and the characters of an answer read for its names: a history of
+#: any size costs the same per turn.
+MAX_TERM_WORDS = 6
+MAX_ANSWER_SCAN = 4_000
 
 _REFERENCE = re.compile(
     r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|this|that|these|those|there|then|"
@@ -72,7 +81,12 @@ def _key_terms(text: str) -> list[str]:
             terms.append(" ".join(run))
             run.clear()
 
-    for m in _WORDS.finditer(_MARKERS.sub("", text)):
+    text = _MARKERS.sub("", text)
+    end = 0
+    for m in _WORDS.finditer(text):
+        if text[end : m.start()].strip():  # punctuation between two words ends a name: "Peru, Chile"
+            flush()
+        end = m.end()
         word = m.group().rstrip(".")
         lower = word.lower()
         if lower in STOPWORDS or lower in _QUESTION_WORDS:
@@ -80,6 +94,8 @@ def _key_terms(text: str) -> list[str]:
             continue
         if word[0].isupper() or word[0].isdigit():
             run.append(word)
+            if len(run) >= MAX_TERM_WORDS:
+                flush()
             continue
         flush()
         terms.append(word)
@@ -87,24 +103,35 @@ def _key_terms(text: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-def carry_terms(question: str, previous: str, previous_answer: str = "") -> str:
+def carry_terms(question: str, previous: str, previous_answer: str = "", recent: Iterable[str] | None = None) -> str:
     """``question`` with the key terms of the previous question (and names of its answer) it lacks.
 
     ``carry_terms("When will she visit?", "Who invited Prime Minister Takaichi to visit the United
     States?")`` gives ``"When will she visit? (about: Prime Minister Takaichi, invited, United States)"``.
+    With ``recent`` (the texts of the last few turns), only terms found there are carried. The result is
+    never longer than a question may be (:data:`rag.text.MAX_QUESTION_CHARS`).
     """
     have = set(content_words(question))
     carried: list[str] = []
     seen = set(have)
+    room = MAX_QUESTION_CHARS - len(question) - len(" (about: )")
     if not read_period(question):  # the earlier turn's period holds until the question names its own
-        for phrase in period_phrases(previous):
-            carried.append(phrase)
-            seen |= set(content_words(phrase))
-    names_of_answer = [t for t in _key_terms(previous_answer) if t[0].isupper() and " " in t]
-    for term in [*_key_terms(previous), *names_of_answer[:2]]:
+        for phrase in period_phrases(previous[: MAX_QUESTION_CHARS * 2])[:3]:
+            if len(phrase) + 2 <= room:
+                carried.append(phrase)
+                seen |= set(content_words(phrase))
+                room -= len(phrase) + 2
+    known = None if recent is None else {w for text in recent for w in content_words(text[:MAX_ANSWER_SCAN])}
+    names_of_answer = [t for t in _key_terms(previous_answer[:MAX_ANSWER_SCAN]) if t[0].isupper() and " " in t]
+    for term in [*_key_terms(previous[: MAX_QUESTION_CHARS * 2]), *names_of_answer[:2]]:
         words = set(content_words(term))
         if not words or words <= seen or (term in names_of_answer and words & seen):
             continue
+        if known is not None and not words <= known:
+            continue  # named only in turns older than the last few
+        room -= len(term) + 2
+        if room < 0:
+            break
         carried.append(term)
         seen |= words
         if len(carried) >= MAX_CARRIED_TERMS:
@@ -160,8 +187,7 @@ class ChatSession:
         question = clean_question(question)
         standalone = question
         if self.assistant.generator is None and self.turns and is_follow_up(question):
-            last = self.turns[-1]
-            standalone = carry_terms(question, last.standalone, last.answer.text)
+            standalone = self._carried(question)
         self.turns.append(Turn(question, standalone, Answer(question, answer, answered=True)))
         del self.turns[: -self.memory]  # only the last few turns are used for rewriting
 
@@ -201,8 +227,14 @@ class ChatSession:
                 note = f"The follow-up could not be rewritten ({exc}); the previous question's terms were added."
         if not is_follow_up(question):
             return question, note
+        return self._carried(question), note
+
+    def _carried(self, question: str) -> str:
+        """``question`` with the terms of the last turn it lacks, among those the last
+        :data:`CARRY_TURNS` turns named (bounded work, whatever the history's length)."""
         last = self.turns[-1]
-        return carry_terms(question, last.standalone, last.answer.text), note
+        recent = [t.question for t in self.turns[-CARRY_TURNS:]] + [last.answer.text]
+        return carry_terms(question, last.standalone, last.answer.text, recent)
 
     def stream(
         self, question: str, k: int | None = None, on_rewrite: Callable[[str], None] | None = None

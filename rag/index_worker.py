@@ -2,7 +2,8 @@
 
 The web chat indexes uploads through :class:`IndexWorker`: the reading, OCR and embedding run in a
 fresh ``python -m rag.index_worker`` process, watched from here. A child that grows past
-``settings.index_memory_mb`` of resident memory, or runs past ``settings.index_job_seconds``, is killed
+``settings.index_memory_mb`` of resident memory (its own and its helpers': Tesseract runs as its
+children), or runs past ``settings.index_job_seconds``, is killed
 and the call raises :class:`IndexJobError` with the reason; the index keeps its last committed state
 (every write is atomic), and the calling process (a server answering other people's questions)
 neither grows nor stalls. The job and its report travel as JSON on the child's stdin and stdout.
@@ -26,8 +27,9 @@ from typing import Any
 from .config import Settings
 from .errors import IndexJobError, RagError
 
-#: How often the child's resident memory is read.
+#: How often the child's resident memory is read, and every how many reads its helpers' is too.
 POLL_SECONDS = 0.05
+TREE_EVERY = 4
 _PERCENT = re.compile(r"(\d{1,3})%\|")
 
 
@@ -39,7 +41,7 @@ class IndexWorker:
         self._lock = threading.Lock()
         #: The running child's process id (None between jobs): for monitoring and tests.
         self.pid: int | None = None
-        #: Peak resident memory of the last job's child, in MB.
+        #: Peak resident memory of the last job's child and its helpers together, in MB.
         self.peak_mb = 0.0
 
     def index(self, paths: Sequence[str | Path], progress: Callable[[float], None] | None = None) -> Any:
@@ -102,11 +104,15 @@ class IndexWorker:
         stopped ("" when it ended by itself)."""
         deadline = time.monotonic() + limit_s
         shown = -1.0
+        polls, helpers = 0, 0.0
         while child.poll() is None:
             if progress is not None and done and done[-1] != shown:
                 shown = done[-1]
                 progress(shown)
-            rss = _resident_mb(child.pid)
+            polls += 1
+            if polls % TREE_EVERY == 1:  # the helpers' memory less often: reading it scans /proc
+                helpers = _tree_mb(child.pid) - _resident_mb(child.pid)
+            rss = _resident_mb(child.pid) + max(0.0, helpers)
             self.peak_mb = max(self.peak_mb, rss)
             if rss > limit_mb:
                 _kill(child)
@@ -139,6 +145,29 @@ def _resident_mb(pid: int) -> float:
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def _tree_mb(pid: int) -> float:
+    """Resident memory in MB of process ``pid`` and every process of its session (the worker runs in a
+    session of its own, so this counts its OCR helpers, which are its children, too)."""
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return _resident_mb(pid)
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After the name: state ppid pgrp session ... rss is the 22nd field after ")" (0-based 21).
+        if len(fields) > 21 and (int(entry) == pid or int(fields[3]) == pid):
+            total += int(fields[21]) * page
+    return total / (1024 * 1024)
 
 
 def _kill(child: subprocess.Popen[bytes]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,6 +29,9 @@ OCR_DPI = 200
 MIN_CONFIDENCE = 30
 #: Largest image read, in pixels (a decompression bomb is refused before it is decoded).
 MAX_PIXELS = 60_000_000
+#: Most pixels of one page sent to Tesseract (an A4 page at 200 dpi has 3.9 million): a larger page or
+#: image is read at a lower resolution, so each Tesseract stays near 200 MB whatever the scan's size.
+OCR_MAX_PIXELS = 16_000_000
 #: Seconds Tesseract may spend on one page.
 PAGE_TIMEOUT = 120
 
@@ -71,18 +76,26 @@ def ocr_pdf_pages(pages: Sequence[tuple[int, Any]]) -> dict[int, list[Word]]:
     """OCR of PDFium pages given as (number, page): words in PDF points, origin top left."""
     if not available():
         return {}
-    scale = OCR_DPI / 72
+    render = threading.Lock()  # PDFium renders one page at a time; the tesseract processes run two at once
 
-    # Rendering is done here, one page at a time; the tesseract processes run two at once.
-    images: list[tuple[int, Any]] = []
-    for number, page in pages:
+    def read(item: tuple[int, Any]) -> tuple[int, list[Word]]:
+        number, page = item
         width, height = page.get_size()
-        if width * height * scale * scale > MAX_PIXELS:
-            continue
-        images.append((number, page.render(scale=scale, grayscale=True).to_pil()))
+        scale = _scale(width, height, OCR_DPI / 72)
+        with render:
+            image = page.render(scale=scale, grayscale=True).to_pil()
+        return number, image_words(image, scale)
+
+    # Each page is rendered when a Tesseract is free for it: at most two page images exist at once.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(pool.map(lambda item: (item[0], image_words(item[1], scale)), images))
-    return results
+        return dict(pool.map(read, pages))
+
+
+def _scale(width: float, height: float, scale: float) -> float:
+    """``scale``, or less when a ``width`` x ``height`` page would have more than :data:`OCR_MAX_PIXELS`."""
+    if width * height * scale * scale > OCR_MAX_PIXELS:
+        return float((OCR_MAX_PIXELS / (width * height)) ** 0.5)
+    return scale
 
 
 def read_image(data: bytes) -> tuple[float, float, list[Word]]:
@@ -93,14 +106,28 @@ def read_image(data: bytes) -> tuple[float, float, list[Word]]:
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
-            raise DocumentError(
-                f"image is {image.width}x{image.height} pixels, over the limit of {MAX_PIXELS:,} pixels"
-            )
+            raise _too_large(image.width, image.height)
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own check, on sizes far over ours
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow will read"
+        raise DocumentError(
+            f"image has {size}, over the limit of {MAX_PIXELS:,} pixels: not read (scan it smaller)"
+        ) from None
+    except (UnidentifiedImageError, OSError) as exc:
         raise DocumentError(f"damaged or unsupported image ({type(exc).__name__})") from None
     if not available():
         raise DocumentError("reading images needs Tesseract OCR: install tesseract-ocr and tesseract-ocr-eng")
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
-    return float(image.width), float(image.height), image_words(image)
+    width, height = float(image.width), float(image.height)
+    scale = _scale(width, height, 1.0)
+    if scale < 1.0:
+        image = image.resize((max(1, int(width * scale)), max(1, int(height * scale))))
+    return width, height, image_words(image, scale)
+
+
+def _too_large(width: int, height: int) -> DocumentError:
+    return DocumentError(
+        f"image is {width} x {height} pixels, over the limit of {MAX_PIXELS:,} pixels: not read (scan it smaller)"
+    )

@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .boxes import boxes_for, parse_layout
 from .budgets import Budget
-from .documents import IMAGE_SUFFIXES, Document, file_digest, load_within
+from .documents import IMAGE_SUFFIXES, Document, load_within
 from .errors import DocumentError, InputError
 from .stores.fs import atomic_write
 
@@ -36,6 +37,15 @@ PAGE_CACHE_BYTES = 200_000_000
 PAGE_WIDTH = 1200
 MAX_PAGE_WIDTH = 2400
 MAX_PAGE_POINTS = 14_400
+#: Most pixels of one rendered page (a letter page 2,400 px wide has 7.4 million): a page so tall or so
+#: narrow that its width would need more is rendered narrower, so one render holds at most about
+#: 150 MB (the bitmap, its RGB copy and the PNG).
+MAX_PAGE_PIXELS = 16_000_000
+#: Most pixels of an image file the viewer decodes (the OCR limit: larger images are not indexed either).
+MAX_IMAGE_PIXELS = 60_000_000
+#: Pages rendered at once in this process; more requests wait their turn (bounds the memory of renders).
+RENDERS_AT_ONCE = 2
+_RENDERS = threading.BoundedSemaphore(RENDERS_AT_ONCE)
 #: Documents whose text is kept in memory after extraction (the viewer asks for the same one often).
 TEXT_CACHE = 4
 
@@ -57,16 +67,32 @@ class Originals:
         raise InputError(f"{source!r} is not in the index: 'rag sources' lists the indexed files")
 
     def path(self, source: str) -> Path:
-        """Where the indexed file ``source`` is, checked to be the file that was indexed."""
+        """Where the indexed file ``source`` is, checked to be the file that was indexed (to read it,
+        use :meth:`open`: the path may point elsewhere by the time it is opened again)."""
+        with self.open(source) as f:
+            return Path(f.name)
+
+    def open(self, source: str) -> BinaryIO:
+        """The indexed file ``source``, open for reading at its start, checked through this very handle to
+        hold the bytes that were indexed (a file swapped after the check cannot be what is read)."""
         record = self.record(source)
         path = Path(record.path)
         try:
-            digest = file_digest(path)
+            f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         except OSError:
             raise InputError(f"{source} was indexed from {path}, which cannot be read any more") from None
-        if digest != record.digest:
+        try:
+            digest = hashlib.sha256()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+            f.seek(0)
+        except OSError:
+            f.close()
+            raise InputError(f"{source} was indexed from {path}, which cannot be read any more") from None
+        if digest.hexdigest() != record.digest:
+            f.close()
             raise InputError(f"{source} changed since it was indexed: run 'rag index' again to see it as it is now")
-        return path
+        return f
 
     def document(self, source: str) -> Document:
         """The document as it was indexed (its text is what citation offsets point into)."""
@@ -89,17 +115,18 @@ class Originals:
 
     def page_count(self, source: str) -> int:
         """Pages of a PDF (1 for an image, 0 for other documents)."""
-        path = self.path(source)
-        suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            return 1
-        if suffix != ".pdf":
-            return 0
-        pdf = _open_pdf(path)
-        try:
-            return len(pdf)
-        finally:
-            pdf.close()
+        with self.open(source) as f:
+            path = Path(f.name)
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                return 1
+            if suffix != ".pdf":
+                return 0
+            pdf = _open_pdf(path, f)
+            try:
+                return len(pdf)
+            finally:
+                pdf.close()
 
     def render_page(self, source: str, page: int, width: int = PAGE_WIDTH) -> bytes:
         """PNG bytes of page ``page`` (1-based) of a PDF or image, ``width`` pixels wide, cached on disk."""
@@ -114,11 +141,12 @@ class Originals:
             data = cached.read_bytes()
             os.utime(cached)  # recently used: evicted last
             return data
-        path = self.path(source)
-        image = _render(path, page, width)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)
-        data = buffer.getvalue()
+        with self.open(source) as f, _RENDERS:
+            image = _render(f, Path(record.path), page, width)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", optimize=False)
+            del image
+            data = buffer.getvalue()
         with contextlib.suppress(OSError):  # a read-only index still shows pages, uncached
             cached.parent.mkdir(exist_ok=True)
             atomic_write(cached, data)
@@ -140,31 +168,47 @@ class Originals:
         return self.store.document_chunks(source)
 
 
-def _open_pdf(path: Path) -> Any:
+def _open_pdf(path: Path, handle: BinaryIO | None = None) -> Any:
     import pypdfium2 as pdfium
 
     try:
-        return pdfium.PdfDocument(str(path))
+        return pdfium.PdfDocument(handle if handle is not None else str(path))
     except pdfium.PdfiumError as exc:
         raise DocumentError(f"{path.name}: cannot open the PDF ({exc})") from None
 
 
-def _render(path: Path, page: int, width: int) -> Any:
-    """The page as a PIL image ``width`` pixels wide."""
+def page_scale(points_w: float, points_h: float, width: int) -> float:
+    """Pixels per point to render a page ``points_w`` x ``points_h`` points ``width`` pixels wide, or
+    narrower when that would take more than :data:`MAX_PAGE_PIXELS`."""
+    scale = width / points_w
+    if points_w * points_h * scale * scale > MAX_PAGE_PIXELS:
+        scale = (MAX_PAGE_PIXELS / (points_w * points_h)) ** 0.5
+        while math.ceil(points_w * scale) * math.ceil(points_h * scale) > MAX_PAGE_PIXELS:  # whole pixels
+            scale *= 0.995
+    return scale
+
+
+def _render(handle: BinaryIO, path: Path, page: int, width: int) -> Any:
+    """The page of the file open as ``handle`` (named ``path``) as a PIL image ``width`` pixels wide
+    (narrower when it would exceed :data:`MAX_PAGE_PIXELS`)."""
     from PIL import Image
 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if page != 1:
             raise InputError(f"{path.name} is an image: it has one page, not page {page}")
-        with Image.open(path) as original:
-            image = original.convert("RGB")
-        if image.width > MAX_PAGE_POINTS or image.height > MAX_PAGE_POINTS:
-            raise InputError(f"{path.name} is {image.width} x {image.height} pixels: too large to show")
-        height = max(1, round(image.height * width / image.width))
-        return image.resize((width, height))
+        with Image.open(handle) as original:  # reads the header only: the size is known before decoding
+            if original.width * original.height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    f"{path.name} is {original.width} x {original.height} pixels, over the limit of "
+                    f"{MAX_IMAGE_PIXELS:,} pixels: too large to show"
+                )
+            scale = page_scale(original.width, original.height, width)
+            size = (max(1, round(original.width * scale)), max(1, round(original.height * scale)))
+            original.draft("RGB", size)  # JPEG: decode at a reduced size
+            return original.convert("RGB").resize(size)
     if path.suffix.lower() != ".pdf":
         raise InputError(f"{path.name} has no pages to show: its text is shown instead")
-    pdf = _open_pdf(path)
+    pdf = _open_pdf(path, handle)
     try:
         if page > len(pdf):
             raise InputError(f"{path.name} has {len(pdf)} page(s), not page {page}")
@@ -172,8 +216,7 @@ def _render(path: Path, page: int, width: int) -> Any:
         points_w, points_h = item.get_size()
         if not 0 < points_w <= MAX_PAGE_POINTS or not 0 < points_h <= MAX_PAGE_POINTS:
             raise InputError(f"page {page} of {path.name} is {points_w:.0f} x {points_h:.0f} points: too large to show")
-        scale = width / points_w
-        bitmap = item.render(scale=scale)
+        bitmap = item.render(scale=page_scale(points_w, points_h, width))
         image = bitmap.to_pil().convert("RGB")
         item.close()
         return image

@@ -4,8 +4,9 @@ attempts, and documents left behind by killed uploads.
 - The Settings tab may only change the language-model server when the operator allows it
   (``RAG_UI_ALLOW_LLM_SETTINGS=1``); otherwise the page can pick a model on the configured server or
   turn the model off, but never make the server fetch another URL (no server-side request forgery).
-- :class:`LoginLimiter` checks the login and refuses every attempt for a while after too many
-  wrong passwords.
+- :class:`CredentialLimiter` counts wrong credentials however they come (login form, ``/v1`` Basic or
+  Bearer, API key) and refuses every attempt for a while after too many; :class:`LoginLimiter` is the
+  login form's check over it.
 - :class:`RateLimit` answers 429 (with ``Retry-After``) to a client address that sends requests faster
   than the page or a program needs to (``RAG_UI_REQUESTS_PER_MINUTE``, bursts of
   ``RAG_UI_REQUEST_BURST``).
@@ -17,6 +18,7 @@ attempts, and documents left behind by killed uploads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import logging
 import math
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 ALLOW_LLM_SETTINGS = "RAG_UI_ALLOW_LLM_SETTINGS"
+#: Private or link-local hosts the page may nevertheless name as the language-model server.
+ALLOWED_LLM_HOSTS = "RAG_UI_LLM_HOSTS"
 #: Wrong passwords accepted per window before every login is refused until the window has passed.
 LOGIN_FAILURES = 10
 LOGIN_WINDOW = 60.0
@@ -48,10 +52,123 @@ def llm_settings_allowed(environ: Mapping[str, str] | None = None) -> bool:
     return environ.get(ALLOW_LLM_SETTINGS, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Host names of cloud metadata services (their addresses are link-local, but a name may resolve anywhere).
+METADATA_HOSTS = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
+
+
+def llm_hosts_listed(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Hosts, addresses or networks the page may name as the language-model server although they are
+    private, link-local or metadata addresses (``RAG_UI_LLM_HOSTS``, comma-separated)."""
+    environ = os.environ if environ is None else environ
+    return [item.strip().lower() for item in environ.get(ALLOWED_LLM_HOSTS, "").split(",") if item.strip()]
+
+
+def llm_url_problem(url: str, listed: Iterable[str] = ()) -> str:
+    """Why the page may not send the server to ``url`` (empty when it may): a private (10/8, 172.16/12,
+    192.168/16, fc00::/7), link-local (169.254/16 with the cloud metadata service, fe80::/10), unspecified,
+    multicast or reserved address, a metadata host name, or a name that resolves to one of them; unless the
+    operator lists the host (or a network holding its address) in ``RAG_UI_LLM_HOSTS``. Loopback is
+    allowed: a model server on this machine (Ollama, llama.cpp) is the usual case."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").strip().rstrip(".").lower()
+    except ValueError:
+        return "it is not a valid URL"
+    if not host:
+        return "it names no host"
+    listed = [item.lower() for item in listed]
+    networks = []
+    for item in listed:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(item, strict=False))
+    if host in listed:
+        return ""
+    if host in METADATA_HOSTS or host.endswith(".internal"):
+        return f"{host} is a cloud metadata or internal host name"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return ""  # unknown name: the client will say it cannot reach it
+        addresses = []
+        for info in infos:
+            with contextlib.suppress(ValueError):
+                addresses.append(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+    for given in addresses:
+        address = getattr(given, "ipv4_mapped", None) or given
+        if address.is_loopback or any(a in n for a in (given, address) for n in networks if a.version == n.version):
+            continue
+        if (
+            address.is_link_local
+            or address.is_private
+            or address.is_unspecified
+            or address.is_multicast
+            or address.is_reserved
+        ):
+            kind = "link-local (cloud metadata)" if address.is_link_local else "private or reserved"
+            return f"{host} is a {kind} address ({address})"
+    return ""
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether ``given`` is ``expected``, in time that depends on neither (their SHA-256 digests compared)."""
+    a = hashlib.sha256(str(given).encode("utf-8", "surrogatepass")).digest()
+    b = hashlib.sha256(str(expected).encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(a, b)
+
+
+class CredentialLimiter:
+    """One count of wrong credentials for the whole server, however they are presented (the login form,
+    ``/v1`` with Basic or Bearer ``user:password``, the API key): after :data:`LOGIN_FAILURES` wrong ones
+    within :data:`LOGIN_WINDOW` seconds every attempt is refused (the right one too) until the oldest
+    failure leaves the window."""
+
+    def __init__(
+        self, failures: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.failures, self.window, self._clock = failures, window, clock
+        self._recent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def _forget(self, now: float) -> None:
+        while self._recent and now - self._recent[0] > self.window:
+            self._recent.popleft()
+
+    def attempt(self, correct: bool) -> bool:
+        """Record one attempt whose credentials were ``correct``; whether it is accepted."""
+        with self._lock:
+            now = self._clock()
+            self._forget(now)
+            if len(self._recent) >= self.failures:
+                return False
+            if not correct:
+                self._recent.append(now)
+                if len(self._recent) == self.failures:
+                    log.warning(
+                        "%d wrong credentials within %.0f s: all refused for a while", self.failures, self.window
+                    )
+            return correct
+
+    def retry_after(self) -> float:
+        """Seconds until attempts are accepted again (0 when they are)."""
+        with self._lock:
+            now = self._clock()
+            self._forget(now)
+            if len(self._recent) < self.failures:
+                return 0.0
+            return max(0.0, self._recent[0] + self.window - now)
+
+
 class LoginLimiter:
-    """A Gradio ``auth`` callable for one user: constant-time comparison, and after
-    :data:`LOGIN_FAILURES` wrong attempts within :data:`LOGIN_WINDOW` seconds every attempt is refused
-    (the right password too) until the oldest failure leaves the window."""
+    """A Gradio ``auth`` callable for one user: constant-time comparison, and the attempts counted by a
+    :class:`CredentialLimiter` (shared with the API's, when the server has one)."""
 
     def __init__(
         self,
@@ -60,27 +177,16 @@ class LoginLimiter:
         failures: int = LOGIN_FAILURES,
         window: float = LOGIN_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        limiter: CredentialLimiter | None = None,
     ) -> None:
-        self._user, self._password = user.encode(), password.encode()
-        self.failures, self.window, self._clock = failures, window, clock
-        self._recent: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._user, self._password = user, password
+        self.limiter = limiter if limiter is not None else CredentialLimiter(failures, window, clock)
 
     def __call__(self, user: str, password: str) -> bool:
         """Whether this login is accepted."""
-        with self._lock:
-            now = self._clock()
-            while self._recent and now - self._recent[0] > self.window:
-                self._recent.popleft()
-            if len(self._recent) >= self.failures:
-                return False
-            ok = hmac.compare_digest(str(user).encode(), self._user)
-            ok = hmac.compare_digest(str(password).encode(), self._password) and ok
-            if not ok:
-                self._recent.append(now)
-                if len(self._recent) == self.failures:
-                    log.warning("%d wrong logins within %.0f s: logins refused for a while", self.failures, self.window)
-            return ok
+        ok = same_secret(user, self._user)
+        ok = same_secret(password, self._password) and ok
+        return self.limiter.attempt(ok)
 
 
 def request_limits(environ: Mapping[str, str] | None = None) -> tuple[float, float]:
@@ -101,9 +207,36 @@ def request_limits(environ: Mapping[str, str] | None = None) -> tuple[float, flo
     return values[0], values[1]
 
 
+#: GET requests counted by :class:`RateLimit` besides every POST: the viewer and the API do work for
+#: each (the page and its assets are not counted).
+LIMITED_GET_PREFIXES = ("/rag/", "/v1/")
+
+
+def trusted_proxies(environ: Mapping[str, str] | None = None) -> str:
+    """The addresses (or networks) whose ``X-Forwarded-For`` names the client (``RAG_UI_TRUSTED_PROXIES``,
+    comma-separated, checked; empty by default: the connecting address is the client, whatever it says)."""
+    import ipaddress
+
+    from rag import ConfigError
+
+    environ = os.environ if environ is None else environ
+    raw = environ.get("RAG_UI_TRUSTED_PROXIES", "").strip()
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"RAG_UI_TRUSTED_PROXIES must list IP addresses or networks (e.g. 127.0.0.1,10.0.0.0/8), got {item!r}"
+            ) from None
+    return ",".join(items)
+
+
 class RateLimit:
     """ASGI middleware: a token bucket per client address for POST requests (questions, uploads, page
-    events, API calls); over it the answer is 429 with ``Retry-After``. Reading pages is not counted."""
+    events, API calls) and GETs of the viewer and the API (:data:`LIMITED_GET_PREFIXES`); over it the
+    answer is 429 with ``Retry-After``. Loading the page is not counted. The client address is the
+    connecting one unless it is a proxy the operator trusts (:func:`trusted_proxies`)."""
 
     def __init__(
         self,
@@ -134,7 +267,7 @@ class RateLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Pass the request on, or answer 429 when its address is over the limit."""
-        if scope.get("type") == "http" and scope.get("method") == "POST":
+        if scope.get("type") == "http" and _counted(scope.get("method", ""), scope.get("path", "")):
             client = (scope.get("client") or ("?", 0))[0]
             wait = self._wait(str(client))
             if wait > 0:
@@ -149,6 +282,10 @@ class RateLimit:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def _counted(method: str, path: str) -> bool:
+    return method == "POST" or (method in ("GET", "HEAD") and path.startswith(LIMITED_GET_PREFIXES))
 
 
 def set_aside_orphans(folder: Path, indexed: Iterable[str]) -> list[str]:

@@ -15,7 +15,7 @@ import shutil
 import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 FOLDER_NAME = "documents"
 #: Hidden folder (never indexed) where a batch waits while its files are indexed one by one.
 PARKED = ".parked"
+#: Hidden file of the index directory locked (by every server on the index) while uploads are added or removed.
+LOCK_NAME = ".documents.lock"
 _MAX_STEM = 100
 _UNSAFE = re.compile(r"[^\w.-]+")
 _RUNS = re.compile(r"_{2,}")
@@ -116,8 +118,43 @@ class DocumentLibrary:
         self.worker = worker
         self.folder = Path(assistant.index_dir) / FOLDER_NAME
         self._lock = threading.Lock()
-        with self._lock:
-            self.set_aside_orphans()
+        with self._lock, self._documents_lock(wait=False) as held:
+            if held:  # another server on this index is adding files: its copies are not orphans
+                self.set_aside_orphans()
+
+    @contextlib.contextmanager
+    def _documents_lock(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the documents folder for one change, against every process serving this index (a file
+        lock), so that one server never takes another's copy in flight for an orphan. Yields whether it
+        is held (False only with ``wait=False`` when another process holds it)."""
+        from filelock import FileLock, Timeout
+
+        from rag import IndexWriteError
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            yield False  # the index is not writable: there is nothing to change
+            return
+        lock = FileLock(str(self.folder.parent / LOCK_NAME))
+        timeout = float(self.assistant.settings.lock_timeout) if wait else 0.0
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            if wait:
+                raise IndexWriteError(
+                    f"another server is adding documents to this index and has not finished within {timeout:g} s "
+                    "(RAG_LOCK_TIMEOUT): try again later"
+                ) from None
+            yield False
+            return
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def set_aside_orphans(self) -> list[str]:
         """Move files of the documents folder that the index does not hold (left by a killed upload) to
@@ -164,7 +201,7 @@ class DocumentLibrary:
         """
         names = [Path(p).name for p in paths] if names is None else list(names)
         result = UploadResult()
-        with self._lock:
+        with self._lock, self._documents_lock():
             self.folder.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.folder / PARKED, ignore_errors=True)  # left by a killed server: never indexed
             self.set_aside_orphans()
@@ -276,7 +313,7 @@ class DocumentLibrary:
 
     def remove(self, source: str) -> bool:
         """Drop ``source`` from the index; an uploaded file is also deleted from the documents folder."""
-        with self._lock:
+        with self._lock, self._documents_lock():
             records = {r.source: r for r in self.records()}
             record = records.get(source)
             if record is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rag import Assistant, ConfigError, GenerationError, InputError, LLMClient, Settings
 
-from .guard import ALLOW_LLM_SETTINGS, llm_settings_allowed
+from .guard import ALLOW_LLM_SETTINGS, ALLOWED_LLM_HOSTS, llm_hosts_listed, llm_settings_allowed, llm_url_problem
 
 #: The model-picker choice that turns the language model off.
 EXTRACTIVE = "Extractive (no LLM)"
@@ -66,6 +66,8 @@ class LLMSettings:
         #: Whether the page may point the server at another URL (off unless the operator allows it).
         self.allow_url_changes = llm_settings_allowed() if allow_url_changes is None else allow_url_changes
         self._operator_url = settings.llm_base_url
+        #: Private or link-local hosts the operator lets the page name (``RAG_UI_LLM_HOSTS``).
+        self._listed_hosts = llm_hosts_listed()
         self._keys: dict[str, str] = {}
         if settings.llm_base_url and settings.llm_api_key:
             self._keys[settings.llm_base_url] = settings.llm_api_key
@@ -195,6 +197,13 @@ class LLMSettings:
                 f"RAG_LLM_BASE_URL, or allows changes here with {ALLOW_LLM_SETTINGS}=1"
             )
         self._replace(llm_base_url=url)
+        if url != self._operator_url:
+            problem = llm_url_problem(url, self._listed_hosts)
+            if problem:
+                raise InputError(
+                    f"this page may not send questions to {url}: {problem}; the operator can list the host "
+                    f"in {ALLOWED_LLM_HOSTS} to allow it"
+                )
         return url
 
     def _replace(self, **changes: str) -> Settings:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -36,19 +36,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from rag import Answer, Assistant, ConfigError, IndexNotFoundError, InputError, RagError, answer_options
+from rag import Answer, Assistant, ConfigError, InputError, RagError, answer_options
 
+from .guard import CredentialLimiter, same_secret
 from .openai_format import (
+    MAX_JSON_DEPTH,
     ApiError,
     ChatRequest,
+    api_error,
     chunk,
     completion,
     content,
     count_usage,
+    error_response,
     footer,
+    json_depth,
     new_id,
     parse_request,
     rag_field,
+    unknown_model,
 )
 
 log = logging.getLogger("ui.api")
@@ -129,9 +135,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 class OpenAIApi:
     """The API's state (settings, worker threads, admission count) and its routes (:attr:`router`)."""
 
-    def __init__(self, assistant: Assistant, settings: ApiSettings | None = None) -> None:
+    def __init__(
+        self, assistant: Assistant, settings: ApiSettings | None = None, limiter: CredentialLimiter | None = None
+    ) -> None:
         self.assistant = assistant
         self.settings = settings or ApiSettings()
+        #: Counts wrong keys and logins; the web chat's login form shares it (see :func:`ui.server.launch`).
+        self.limiter = limiter if limiter is not None else CredentialLimiter()
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_active, thread_name_prefix="rag-api")
         self._admitted = 0
         self._lock = threading.Lock()
@@ -171,7 +181,7 @@ class OpenAIApi:
         try:
             self._authorize(request)
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return JSONResponse({"object": "list", "data": [self._model_entry(n) for n in self.model_names()]})
 
     async def model(self, request: Request, name: str) -> Response:
@@ -179,9 +189,9 @@ class OpenAIApi:
         try:
             self._authorize(request)
             if name not in self.model_names():
-                raise _unknown_model(name, self.model_names())
+                raise unknown_model(name, self.model_names())
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return JSONResponse(self._model_entry(name))
 
     async def chat(self, request: Request) -> Response:
@@ -190,25 +200,25 @@ class OpenAIApi:
             self._authorize(request)
             chat = parse_request(await self._json(request))
             if chat.model not in self.model_names():
-                raise _unknown_model(chat.model, self.model_names())
+                raise unknown_model(chat.model, self.model_names())
             self._admit()
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         run = _Run(self, chat)
         try:
             self._pool.submit(run.work)
         except RuntimeError:  # shut down
             self._release()
-            return _error(ApiError(503, "the server is shutting down", "server_shutting_down"))
+            return error_response(ApiError(503, "the server is shutting down", "server_shutting_down"))
         first = await run.next()
         if isinstance(first, ApiError):
-            return _error(first)
+            return error_response(first)
         with_footer = self.settings.sources_footer if chat.sources_footer is None else chat.sources_footer
         if not chat.stream:
             while not isinstance(first, Answer):
                 first = await run.next()
                 if isinstance(first, ApiError):
-                    return _error(first)
+                    return error_response(first)
             usage = count_usage(self.count_tokens, chat.prompt(), content(first, with_footer))
             return JSONResponse(completion(first, chat.model, with_footer, usage))
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -250,7 +260,18 @@ class OpenAIApi:
                 "no API key given: send 'Authorization: Bearer <key>' (the server's RAG_API_KEY)",
                 "missing_api_key",
             )
-        if not any(hmac.compare_digest(value.encode(), key.encode()) for key in accepted):
+        correct = False
+        for key in accepted:
+            correct = same_secret(value, key) or correct
+        if not self.limiter.attempt(correct):
+            wait = self.limiter.retry_after()
+            if wait > 0:
+                raise ApiError(
+                    429,
+                    f"too many wrong keys or passwords for this server: every attempt is refused for "
+                    f"{max(1, math.ceil(wait))} s",
+                    "too_many_attempts",
+                )
             raise ApiError(401, "the API key is not valid for this server", "invalid_api_key")
 
     async def _json(self, request: Request) -> Any:
@@ -263,9 +284,14 @@ class OpenAIApi:
             body += part
             if len(body) > limit:
                 raise ApiError(413, f"the request is over the limit of {limit:,} bytes", "request_too_large")
+        depth = json_depth(bytes(body), MAX_JSON_DEPTH)
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(
+                400, f"the request body nests more than {MAX_JSON_DEPTH} levels of brackets: not read", "invalid_json"
+            )
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON", "invalid_json") from None
 
     def _admit(self) -> None:
@@ -281,34 +307,6 @@ class OpenAIApi:
     def _release(self) -> None:
         with self._lock:
             self._admitted -= 1
-
-
-def _unknown_model(name: str, names: list[str]) -> ApiError:
-    return ApiError(
-        404, f"the model {name!r} does not exist here; use one of: {', '.join(names)}", "model_not_found", param="model"
-    )
-
-
-def _error(exc: ApiError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
-    if exc.status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="rag"'}
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-
-def _api_error(exc: BaseException) -> ApiError:
-    """The OpenAI-shaped error for a failure while answering."""
-    if isinstance(exc, IndexNotFoundError):
-        return ApiError(
-            503, "no documents are indexed yet: add some in the web chat or run 'rag index PATH'", "no_index"
-        )
-    if isinstance(exc, InputError):
-        return ApiError(400, str(exc), "invalid_question", param="messages")
-    if isinstance(exc, RagError):
-        return ApiError(503, str(exc), "index_unavailable")
-    return ApiError(
-        500, f"unexpected error ({type(exc).__name__}); see the server log", "internal_error", "server_error"
-    )
 
 
 _END = object()
@@ -352,7 +350,7 @@ class _Run:
         except Exception as exc:  # answered as an OpenAI error; unexpected ones are logged
             if not isinstance(exc, RagError):
                 log.exception("chat completion failed")
-            self._put(_api_error(exc))
+            self._put(api_error(exc))
         finally:
             self.api._release()
             self._put(_END)

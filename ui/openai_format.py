@@ -25,13 +25,14 @@ question and the earlier turns sent with it, the completion is the text sent bac
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag import Answer
+from rag import Answer, IndexNotFoundError, InputError, RagError
 
 #: Roles a client may send; system/developer/tool messages are accepted and not used (the assistant
 #: answers only from the documents, with its own instructions).
@@ -294,18 +295,77 @@ def count_usage(count: Callable[[str], int], prompt: str, text: str) -> dict[str
     return {"prompt_tokens": asked, "completion_tokens": answered, "total_tokens": asked + answered}
 
 
+#: Deepest nesting of arrays and objects read in a request (a chat request needs 4).
+MAX_JSON_DEPTH = 32
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep the arrays and objects of JSON text ``body`` nest, counted up to ``limit + 1`` (brackets
+    inside strings do not count); linear in the body, and cheap when it has few brackets."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return 0
+    depth = 0
+    for token in _JSON_TOKENS.finditer(body):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return depth
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return max(depth, 0)
+
+
+def api_error(exc: BaseException) -> ApiError:
+    """The OpenAI-shaped error for a failure while answering."""
+    if isinstance(exc, IndexNotFoundError):
+        return ApiError(
+            503, "no documents are indexed yet: add some in the web chat or run 'rag index PATH'", "no_index"
+        )
+    if isinstance(exc, InputError):
+        return ApiError(400, str(exc), "invalid_question", param="messages")
+    if isinstance(exc, RagError):
+        return ApiError(503, str(exc), "index_unavailable")
+    return ApiError(
+        500, f"unexpected error ({type(exc).__name__}); see the server log", "internal_error", "server_error"
+    )
+
+
+def unknown_model(name: str, names: list[str]) -> ApiError:
+    """404 for a model this server does not have."""
+    return ApiError(
+        404, f"the model {name!r} does not exist here; use one of: {', '.join(names)}", "model_not_found", param="model"
+    )
+
+
+def error_response(exc: ApiError) -> Any:
+    """The JSON response for ``exc`` (with ``Retry-After`` or ``WWW-Authenticate`` where it needs one)."""
+    from fastapi.responses import JSONResponse
+
+    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="rag"'}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
 __all__ = [
     "FOOTER_START",
+    "MAX_JSON_DEPTH",
     "ApiError",
     "ChatRequest",
+    "api_error",
     "bad_request",
     "chunk",
     "citation_dict",
     "completion",
     "content",
     "count_usage",
+    "error_response",
     "footer",
+    "json_depth",
     "parse_request",
     "rag_field",
     "strip_footer",
+    "unknown_model",
 ]

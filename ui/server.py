@@ -22,7 +22,7 @@ from rag import Assistant, ConfigError, IndexNotFoundError, InputError
 
 from . import viewer
 from .app import build_app
-from .guard import LoginGate, LoginLimiter, RateLimit, request_limits
+from .guard import CredentialLimiter, LoginGate, LoginLimiter, RateLimit, request_limits, trusted_proxies
 from .page import CSS, I18N_EN, PAGE_JS
 
 log = logging.getLogger("ui")
@@ -94,17 +94,24 @@ def launch(
     Safe defaults: analytics off, no extra served paths (and the index directory blocked), the upload
     limit of the settings, no server-side rendering, no monitoring or MCP endpoints. ``options`` go to
     :func:`build_app`. ``api`` (a :class:`ui.openai_api.OpenAIApi`) adds its ``/v1`` routes to the same
-    FastAPI app, ahead of Gradio's own. ``requests``: POST requests per minute and burst per client
-    address (default: ``RAG_UI_REQUESTS_PER_MINUTE`` / ``RAG_UI_REQUEST_BURST``, 120 and 40).
+    FastAPI app, ahead of Gradio's own; the login form and the API count wrong credentials together.
+    ``requests``: requests per minute and burst per client address (default: ``RAG_UI_REQUESTS_PER_MINUTE``
+    / ``RAG_UI_REQUEST_BURST``, 120 and 40). ``X-Forwarded-For`` is believed only from the proxies listed
+    in ``RAG_UI_TRUSTED_PROXIES``.
     """
+    proxies = trusted_proxies()
     app = build_app(assistant, **options)
     max_mb = float(options.get("upload_max_mb") or assistant.settings.upload_max_mb)
+    # One count of wrong credentials for the login form and the API (Basic, Bearer, API key).
+    limiter = getattr(api, "limiter", None) or CredentialLimiter()
+    forwarded = os.environ.get("FORWARDED_ALLOW_IPS")
+    os.environ["FORWARDED_ALLOW_IPS"] = proxies  # read by uvicorn when the server starts: trust no one by default
     try:
         _, url, _ = app.launch(
             server_name=host,
             server_port=int(port),
             prevent_thread_lock=True,
-            auth=LoginLimiter(*auth) if auth else None,
+            auth=LoginLimiter(*auth, limiter=limiter) if auth else None,
             app_kwargs=_app_kwargs(api, requests, viewer.routes(assistant)),
             max_file_size=int(max_mb * 1e6),
             blocked_paths=[str(Path(assistant.index_dir).resolve())],  # never served, even by mistake
@@ -127,6 +134,11 @@ def launch(
             f"cannot listen on {host}:{port}: the port is in use or the address is not available; "
             "pass another --port or --host"
         ) from exc
+    finally:
+        if forwarded is None:
+            os.environ.pop("FORWARDED_ALLOW_IPS", None)
+        else:
+            os.environ["FORWARDED_ALLOW_IPS"] = forwarded
     if block:
         try:
             app.block_thread()

@@ -55,7 +55,7 @@ class LLMClient:
 
     @property
     def client(self) -> Any:
-        """The ``openai.OpenAI`` client (imported and built on first use, no retries)."""
+        """The ``openai.OpenAI`` client (imported and built on first use, no retries, no redirects followed)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
@@ -70,6 +70,8 @@ class LLMClient:
                         api_key=self.api_key or "not-needed",
                         timeout=self.timeout,
                         max_retries=0,
+                        # A redirect would send the prompt (document passages) and the key elsewhere.
+                        http_client=openai.DefaultHttpxClient(follow_redirects=False, timeout=self.timeout),
                     )
         return self._client
 
@@ -200,6 +202,12 @@ class LLMClient:
                 return GenerationError(
                     f"the language model server at {url} refused the API key (HTTP {status}: {message}): "
                     "set RAG_LLM_API_KEY"
+                )
+            if 300 <= status < 400:
+                return GenerationError(
+                    f"the language model server at {url} redirects elsewhere (HTTP {status}); redirects are not "
+                    "followed, so prompts never leave for an address you did not set: set RAG_LLM_BASE_URL to "
+                    "the address it redirects to"
                 )
             if status == 404 and "model" in message.lower():
                 return GenerationError(

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+#: A generated answer is withheld (the extractive one shown) when more than half of its sentences, and
+#: at least this many, are not backed by the passages they cite; fewer are shown with a note.
+MIN_WITHHELD = 2
+
+
 class Generator:
     """Grounded, verified answers from an OpenAI-compatible server, falling back to extractive ones."""
 
@@ -72,6 +77,14 @@ class Generator:
         checked = verify(text, rewriter.numbers, passages, question)
         note = None
         unsupported = [c for c in checked.claims if not c.supported]
+        if len(unsupported) >= MIN_WITHHELD and len(unsupported) * 2 > len(checked.claims):
+            # Mostly not from the passages (an injected text echoed, say): not presented as the answer.
+            yield self._fallback(
+                fallback(),
+                f"{len(unsupported)} of {len(checked.claims)} sentence(s) of the answer of {self.model} are not "
+                "backed by the passages they cite, so it is not shown. Showing the extractive answer instead.",
+            )
+            return
         if unsupported:
             note = (
                 f"{len(unsupported)} of {len(checked.claims)} sentence(s) are not backed by the passages they cite "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from ..text import MARKERS
 from ..types import Passage
 
 #: Version of the prompts below; recorded in every generated answer. Change it when the prompt changes.
-PROMPT_VERSION = "grounded-v1"
+PROMPT_VERSION = "grounded-v2"
 
 #: Most tokens a generated answer (or a rewritten question) may take; bounds a runaway generation.
 MAX_ANSWER_TOKENS = 1024
@@ -39,13 +40,34 @@ already standalone, repeat it unchanged. Reply with the question only, on one li
 or explanations. Do not answer it."""
 
 
+_TAG = re.compile(r"<\s*/?\s*passage", re.I)
+#: ``[n]`` written in a document: shown to the model as ``(n)``, so that copying it is never a citation.
+_DOCUMENT_MARKER = re.compile(r"\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]")
+
+
 def _fence(text: str) -> str:
-    """Passage text with anything that could close or open the fence neutralised."""
-    return re.sub(r"<(\s*/?\s*passage)", r"‹\1", text, flags=re.I)
+    """Passage text with anything that could close or open the fence neutralised, look-alikes included:
+    the tag is searched for in the text as a model may read it (invisible characters such as zero-width
+    spaces and soft hyphens dropped, compatibility forms such as fullwidth ``＜`` folded), and the
+    bracket that opens it is replaced in the text itself. Citation markers written in the document
+    become ``(n)``."""
+    folded: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "Cf":
+            continue
+        form = unicodedata.normalize("NFKC", ch) if ord(ch) > 127 else ch
+        folded.append(form)
+        where.extend([i] * len(form))
+    out = list(text)
+    for found in _TAG.finditer("".join(folded)):
+        out[where[found.start()]] = "‹"
+    return _DOCUMENT_MARKER.sub(r"(\1)", "".join(out))
 
 
 def _attribute(text: str) -> str:
-    return _fence(text).replace('"', "'").replace("\n", " ")
+    """Text for a tag attribute: fenced, on one line, with no quote or angle bracket of its own."""
+    return _fence(text).replace('"', "'").replace("<", "‹").replace(">", "›").replace("\n", " ")
 
 
 def build_messages(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:

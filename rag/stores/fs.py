@@ -107,6 +107,8 @@ def problem(exc: BaseException, directory: Path, committed: bool = False) -> Exc
         return IndexWriteError(
             f"disk full: no space left for the index at {directory} ({after}); free some space and run again"
         )
+    if code in (errno.EACCES, errno.EPERM) and (not _exists(directory) or not os.access(directory, os.R_OK | os.X_OK)):
+        return no_access(directory)
     if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in message or "read-only" in message:
         why = "permission denied" if code in (errno.EACCES, errno.EPERM) else "read-only"
         return IndexWriteError(
@@ -118,6 +120,31 @@ def problem(exc: BaseException, directory: Path, committed: bool = False) -> Exc
     return IndexCorruptError(
         f"the index at {directory} is damaged ({exc}): rebuild it with 'rag index PATH --index {directory} --rebuild'"
     )
+
+
+def no_access(directory: Path) -> IndexWriteError:
+    """The error for an index folder this user may not read (or, when it does not exist yet, create)."""
+    try:
+        exists = directory.exists()
+    except OSError:
+        exists = True
+    if not exists:
+        parent = next((p for p in directory.parents if _exists(p)), directory.parent)
+        return IndexWriteError(
+            f"cannot create the index at {directory}: permission denied in {parent}; "
+            "pass an --index folder you can write, or give this user access to it"
+        )
+    return IndexWriteError(
+        f"the index at {directory} cannot be read or written (permission denied): it can neither answer nor "
+        "change; give this user access to the folder (chmod or chown) or pass another --index"
+    )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return True
 
 
 @contextlib.contextmanager
@@ -132,6 +159,8 @@ def write_lock(directory: Path, timeout: float) -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise problem(exc, directory) from None
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise no_access(directory)
     if not writable(directory):
         raise IndexWriteError(
             f"the index at {directory} is read-only: it can answer questions, but changes need a "

@@ -38,8 +38,11 @@ class SQLiteFile:
         return self.directory / DATABASE
 
     def exists(self) -> bool:
-        """Whether a catalog is stored in the directory."""
-        return self.database.is_file()
+        """Whether a catalog is stored in the directory (:class:`IndexWriteError` when the folder may not be read)."""
+        try:
+            return self.database.is_file()
+        except PermissionError:
+            raise fs.no_access(self.directory) from None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
