@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..extractive import kind_match
+from ..page_forms import is_label
 from ..text import content_words
 from ..types import Passage
 from .cells import Cell, cells_of
@@ -42,13 +43,21 @@ def _matches(word: str, words: set[str]) -> bool:
     return len(word) >= PREFIX and any(len(w) >= PREFIX and (w.startswith(word) or word.startswith(w)) for w in words)
 
 
-def cell_score(asked: Asked, cell: Cell, document_words: set[str], weight: dict[str, float] | None = None) -> float:
+def cell_score(
+    asked: Asked,
+    cell: Cell,
+    document_words: set[str],
+    weight: dict[str, float] | None = None,
+    table_words: frozenset[str] = frozenset(),
+) -> float:
     """How well ``cell`` answers ``asked``, 0 to 1 (0: not at all, or its column names another period).
 
     Recall: the weighted share of the question's measure words that the cell's label and header hold
     (words that also name the document, such as "accident" in an accident report, are optional: they
     add to it but are not required). Precision: the weighted share of the label's words the question
-    asks for. ``weight`` gives rare label words more say (see :func:`label_weights`)."""
+    asks for. ``weight`` gives rare label words more say (see :func:`label_weights`). ``table_words`` are
+    the words of what the table is about (its section heading and caption: "Net sales by category"): a
+    measure word found only there counts half."""
     if cell.empty or (asked.kind in ("number", "time") and not kind_match(asked.kind, cell.value, asked.text)):
         return 0.0
     agrees = header_agrees(asked.period, cell.header)
@@ -68,9 +77,10 @@ def cell_score(asked: Asked, cell: Cell, document_words: set[str], weight: dict[
     found = {x for x in required | optional if _matches(x, named)}
     if not found & {x for x in required | optional if _matches(x, label_words)}:
         return 0.0  # the row or field itself must be the one asked about, not only its column
-    recall = weigh(found & required) / weigh(required) + 0.25 * weigh(found & optional) / max(
-        weigh(optional), 1e-9
-    ) * bool(optional)
+    about = {x for x in (required | optional) - found if _matches(x, set(table_words))}
+    recall = (weigh(found & required) + 0.5 * weigh(about & required)) / weigh(required) + 0.25 * weigh(
+        (found | about) & optional
+    ) / max(weigh(optional), 1e-9) * bool(optional)
     precision = weigh({x for x in label_words if _matches(x, required | optional)}) / weigh(label_words)
     score = 0.6 * min(recall, 1.0) + 0.4 * precision
     if agrees:
@@ -95,14 +105,28 @@ def best_cell(asked: Asked, passages: Sequence[Passage], document_words: dict[st
     stands first in statements)."""
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in enumerate(cells_of(p))]
     weight = label_weights([cell for _, _, cell in found])
+    about = [table_context(p) for p in passages]
     top = max((p.score for p in passages), default=0.0)
     best: CellMatch | None = None
     for rank, order, cell in found:
         passage = passages[rank]
-        score = cell_score(asked, cell, document_words.get(passage.source, set()), weight)
+        score = cell_score(asked, cell, document_words.get(passage.source, set()), weight, about[rank])
         if score <= 0:
             continue
         score -= RANK_PENALTY * max(0.0, top - passage.score) + 0.0001 * order
         if best is None or score > best.score:
             best = CellMatch(cell, rank, score)
     return best if best is not None and best.score >= MIN_CELL_SCORE else None
+
+
+def table_context(passage: Passage) -> frozenset[str]:
+    """Words that say what a passage's tables are about: its section heading and its caption lines (short
+    lines that are not rows or fields, or that end in a colon)."""
+    lines = [passage.section]
+    for line in passage.text.split("\n"):
+        stripped = line.strip()
+        if not stripped or " | " in stripped or is_label(stripped):
+            continue
+        if stripped.endswith(":") or len(stripped.split()) <= 8:
+            lines.append(stripped)
+    return frozenset(content_words(" ".join(lines)))
