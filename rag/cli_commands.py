@@ -148,6 +148,9 @@ def _sources(args: argparse.Namespace) -> int:
         found = json.loads(r.report or "{}")
         extra = f"  {rag.describe_extraction(found)}" if found else ""
         print(f"{r.source:<{width}}  {_count(r.chunks, 'chunk'):>12}  {r.size:>10,} bytes  {r.format}{extra}")
+        about = "; ".join(x for x in [found.get("title") or "", *(found.get("identity") or [])] if x)
+        if about:  # what the assistant takes this document to be (searched with each of its passages)
+            print(f"{'':<{width}}  is: {about}")
     print(f"{_count(len(records), 'file')}, {_count(sum(r.chunks for r in records), 'chunk')}")
     return 0
 

@@ -177,3 +177,20 @@ def test_markdown_statement_rows_keep_their_labels(tmp_path: Path) -> None:
     path.write_text(STATEMENT, encoding="utf-8")
     text = load(path).text
     assert "Laptops | Three Months Ended July 1, 2023: $ 6,840" in text
+
+
+def test_rag_sources_shows_what_each_document_is_taken_to_be(forms: Assistant) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "sources", "--index", str(forms.index_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("report-a.pdf"))
+    assert "is: Aviation Accident Final Report; Location: Tallahassee, FL" in lines[at + 1]
+    assert "Date & Time: 12/08/2007, 1730 EST" in lines[at + 1]
