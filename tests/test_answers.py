@@ -31,8 +31,8 @@ def passage(text: str, source: str = "report.pdf", start: int = 100, score: floa
             "three",
         ),
         ("What was Tesla's total revenue in the third quarter of 2023?", (), ((3, 2023),), (2023,), "three"),
-        ("What was Uber's gross bookings in Q3 2023?", (), ((3, 2023),), (2023,), "three"),
-        ("What was Dell's revenue in Q2 fiscal 2024?", (), ((2, 2024),), (2024,), "three"),
+        ("What was Uber's gross bookings in Q3 2023?", (), ((3, 2023),), (2023,), ""),  # "Q3" names a report
+        ("What was Dell's revenue in Q2 fiscal 2024?", (), ((2, 2024),), (2024,), ""),
         (
             "In the accident at Tallahassee, FL on 12/08/2007, what was the altimeter setting?",
             ((2007, 12, 8),),

@@ -131,8 +131,6 @@ def read_period(text: str) -> Period:
         span = _SPAN_WORDS.get(sm.group(1) or "", (sm.group(1) or "").lower()) if sm.group(1) else "three"
         if sm.group(2) and not sm.group(2).lower().startswith("quarter"):
             span = ""
-    if quarters and not span:
-        span = "three"
     return Period(tuple(dates), tuple(quarters), tuple(years), span, bool(FISCAL_YEAR.search(text)))
 
 
