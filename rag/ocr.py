@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import DocumentError
 from .layout import Word
+from .progress import page_read
 
 #: Rendering resolution for OCR (dots per inch). Measured on three filing pages (a statement, a note, prose):
 #: words matching the text layer 0.95 / 0.89 / 0.96 at 200 dpi, 0.93 / 0.88 / 0.96 at 300, 0.66 / 0.82 / 0.93
@@ -80,8 +81,11 @@ def ocr_pdf_pages(pages: Sequence[tuple[int, Any]]) -> dict[int, list[Word]]:
         if width * height * scale * scale > MAX_PIXELS:
             continue
         images.append((number, page.render(scale=scale, grayscale=True).to_pil()))
+    results: dict[int, list[Word]] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(pool.map(lambda item: (item[0], image_words(item[1], scale)), images))
+        for number, words in pool.map(lambda item: (item[0], image_words(item[1], scale)), images):
+            results[number] = words
+            page_read(len(results), len(images), "OCR of page")  # here: the pool's threads do not listen
     return results
 
 
