@@ -289,3 +289,19 @@ def test_upload_counts_what_the_user_did_and_names_the_file_being_read(sized: An
     assert "unchanged" not in status, f"files the user did not upload are counted: {status}"
     seen = page.evaluate("window.__progress")
     assert any("kiln-ostrava.md" in t or "kiln-brno.md" in t for t in seen), f"no file named in: {seen[-10:]}"
+
+
+def test_on_a_phone_the_viewer_covers_the_chat_with_nothing_drawn_over_it(sized: Any) -> None:
+    page, _ = sized(390, 844)
+    ask(page, SEED_QUESTION)
+    ask(page, SECOND)
+    _open_viewer(page)
+    covered = page.evaluate(
+        """() => { const out = [];
+            for (let x = 5; x < 390; x += 10) for (let y = 40; y < 844; y += 10) {
+                const el = document.elementFromPoint(x, y);
+                if (el && !el.closest('#rag-viewer')) out.push(el.outerHTML.slice(0, 80)); }
+            return out; }"""
+    )
+    assert covered == [], f"drawn over the viewer on a phone: {covered[:3]}"
+    page.screenshot(path=str(ARTIFACTS / "page-viewer-390.png"))
