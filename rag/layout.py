@@ -98,16 +98,6 @@ def _columns(rows: list[Row], width: float) -> list[list[Row]]:
     return [left, right]
 
 
-def _heading_line(text: str) -> bool:
-    """A short line without closing punctuation whose longer words are capitalised ("Research and
-    Development", "Share Repurchases")."""
-    words = text.split()
-    if not 1 <= len(words) <= 10 or text.rstrip()[-1:] in ".,;:!?)":
-        return False
-    long_words = [w for w in words if len(w) > 3]
-    return bool(long_words) and all(w[:1].isupper() or w[:1].isdigit() for w in long_words)
-
-
 def _write_prose(out: TextWriter, rows: list[Row], width: float) -> None:
     if not rows:
         return
@@ -115,19 +105,14 @@ def _write_prose(out: TextWriter, rows: list[Row], width: float) -> None:
     heights = [r.height for r in rows]
     line = median(heights)
     previous: Row | None = None
-    opened = True  # the previous row began a paragraph
     for row in rows:
         words = [w for f in row.fragments for w in f.words]
         if previous is not None:
             gap = row.y0 - previous.y1
             prev_text = previous.text
             ends_short = previous.x1 < right - 0.15 * max(1.0, right - rows[0].x0)
-            # A heading set on its own line right above its paragraph ("Share Repurchases") is a line of
-            # its own, not the first words of the paragraph's first sentence.
-            heading = opened and ends_short and _heading_line(prev_text) and row.text[:1].isupper()
             same_paragraph = (
                 not _BULLET.match(row.text)
-                and not heading
                 and gap < 0.9 * line
                 and not (ends_short and prev_text.rstrip()[-1:] in ".:!?")
                 and abs(row.height - previous.height) < 0.35 * line
@@ -144,7 +129,6 @@ def _write_prose(out: TextWriter, rows: list[Row], width: float) -> None:
                 out.plain(" ")
             else:
                 out.plain("\n\n" if gap > 0.5 * line or len(previous.fragments) > 1 else "\n")
-            opened = not same_paragraph
         out.words(words)
         previous = row
 

@@ -18,7 +18,7 @@ from .layout import Layout, Word, lay_out, title_of
 from .progress import page_read
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
-EXTRACTOR = "pdfium-layout-5"  # 4 is main's (form rows); 5: headings on their own line, runs end at sentences
+EXTRACTOR = "pdfium-layout-3"
 
 #: A page with fewer visible characters than this has no usable text layer (a scan): it is OCR'd.
 MIN_TEXT_CHARS = 20
