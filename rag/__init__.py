@@ -50,6 +50,8 @@ _EXPORTS = {
     "InputError": "errors",
     "IndexJobError": "errors",
     "IndexWorker": "index_worker",
+    "clean_question": "text",
+    "MAX_QUESTION_CHARS": "text",
 }
 
 #: The public API: the names of the lazy table above (one list, kept in step by tests/test_architecture.py).
@@ -137,6 +139,8 @@ if TYPE_CHECKING:  # names re-exported for type checkers ("X as X"): the same as
     from .stores import (
         open_store as open_store,
     )
+    from .text import MAX_QUESTION_CHARS as MAX_QUESTION_CHARS
+    from .text import clean_question as clean_question
     from .types import (
         Answer as Answer,
     )

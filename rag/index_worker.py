@@ -30,7 +30,8 @@ from .errors import IndexJobError, RagError
 #: How often the child's resident memory is read, and every how many reads its helpers' is too.
 POLL_SECONDS = 0.05
 TREE_EVERY = 4
-_PERCENT = re.compile(r"(\d{1,3})%\|")
+#: A line of the child's progress bar: its description (what it reads) and its percentage.
+_BAR = re.compile(r"(?:^|[\r\n])([^\r\n]*?):\s+(\d{1,3})%\|")
 
 
 class IndexWorker:
@@ -44,10 +45,11 @@ class IndexWorker:
         #: Peak resident memory of the last job's child and its helpers together, in MB.
         self.peak_mb = 0.0
 
-    def index(self, paths: Sequence[str | Path], progress: Callable[[float], None] | None = None) -> Any:
+    def index(self, paths: Sequence[str | Path], progress: Callable[[float, str], None] | None = None) -> Any:
         """Index ``paths`` in a child process and return its :class:`rag.IndexReport`.
 
-        ``progress(fraction)`` is called as the child reports progress. Raises :class:`rag.IndexJobError`
+        ``progress(fraction, doing)`` is called as the child reports progress (``doing`` names the file
+        and page being read, or the embedding). Raises :class:`rag.IndexJobError`
         when the child is stopped or dies, and :class:`rag.RagError` with the child's message when
         indexing failed there (the index locked or not writable, say).
         """
@@ -67,7 +69,7 @@ class IndexWorker:
             self.pid, self.peak_mb = child.pid, 0.0
             assert child.stdin is not None and child.stdout is not None and child.stderr is not None
             out: list[bytes] = []
-            done: list[float] = []  # the child's progress, passed on from this thread by _watch
+            done: list[tuple[float, str]] = []  # the child's progress, passed on from this thread by _watch
             readers = [
                 threading.Thread(target=lambda: out.append(child.stdout.read()), daemon=True),  # type: ignore[union-attr]
                 threading.Thread(target=_follow_progress, args=(child.stderr, done.append), daemon=True),
@@ -97,18 +99,18 @@ class IndexWorker:
         child: subprocess.Popen[bytes],
         limit_mb: float,
         limit_s: float,
-        done: list[float],
-        progress: Callable[[float], None] | None,
+        done: list[tuple[float, str]],
+        progress: Callable[[float, str], None] | None,
     ) -> str:
         """Wait for the child, killing it over a limit, passing on its progress; returns why it was
         stopped ("" when it ended by itself)."""
         deadline = time.monotonic() + limit_s
-        shown = -1.0
+        shown: tuple[float, str] | None = None
         polls, helpers = 0, 0.0
         while child.poll() is None:
             if progress is not None and done and done[-1] != shown:
                 shown = done[-1]
-                progress(shown)
+                progress(*shown)
             polls += 1
             if polls % TREE_EVERY == 1:  # the helpers' memory less often: reading it scans /proc
                 helpers = _tree_mb(child.pid) - _resident_mb(child.pid)
@@ -125,7 +127,7 @@ class IndexWorker:
                 return f"indexing stopped: it ran longer than {limit_s:g} s (setting RAG_INDEX_JOB_SECONDS)"
             time.sleep(POLL_SECONDS)
         if progress is not None and done and done[-1] != shown:
-            progress(done[-1])
+            progress(*done[-1])
         return ""
 
 
@@ -178,14 +180,15 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     child.wait()
 
 
-def _follow_progress(stream: Any, progress: Callable[[float], None]) -> None:
-    """Read the child's progress bar (stderr) and pass on its percentage as a fraction."""
+def _follow_progress(stream: Any, progress: Callable[[tuple[float, str]], None]) -> None:
+    """Read the child's progress bar (stderr) and pass on (its percentage as a fraction, its description)."""
     pending = b""
     while block := stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096):
         pending = (pending + block)[-4096:]
-        found = _PERCENT.findall(pending.decode("utf-8", errors="replace"))
+        found = _BAR.findall(pending.decode("utf-8", errors="replace"))
         if found:
-            progress(min(100, int(found[-1])) / 100)
+            doing, percent = found[-1]
+            progress((min(100, int(percent)) / 100, doing.strip()))
 
 
 def _last_json(output: bytes) -> dict[str, Any] | None:

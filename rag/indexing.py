@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,7 @@ from .config import Settings
 from .documents import FoundFile, file_digest, load_within
 from .embedding import Embedder
 from .errors import DocumentError
+from .progress import listening
 from .stores.records import Changes, DocumentRecord, NewChunk, VectorStore
 from .types import IndexReport
 
@@ -116,8 +118,13 @@ class Indexer:
         try:
             group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
             for item, digest, stat in to_load:
+                # Half of a file's bytes on the bar move as its pages are read (OCR included), half as
+                # its chunks are embedded; the bar names the file being read.
+                reading = _ReadingBar(bar, item.source, stat.st_size // 2)
                 try:
-                    document = load_within(item.path, item.source, max_bytes, budget)
+                    with listening(reading.page):
+                        document = load_within(item.path, item.source, max_bytes, budget)
+                    reading.finish()
                     chunks = self.chunker.chunk(document)
                     if not chunks:
                         raise DocumentError("no text to index after extraction")
@@ -130,7 +137,7 @@ class Indexer:
                 if why is not None:
                     report.failed.append((str(item.path), why))
                     if bar is not None:
-                        bar.update(stat.st_size)
+                        bar.update(stat.st_size - reading.shown)
                     continue
                 if document.format in ("text", "markdown", "html") and not document.encoding.startswith("utf"):
                     report.notes.append(
@@ -144,9 +151,8 @@ class Indexer:
                 if document.report:
                     report.extraction[item.source] = document.report
                 inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
-                group.append(
-                    (record, [(chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)], stat.st_size)
-                )
+                hashed = [(chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)]
+                group.append((record, hashed, stat.st_size - reading.shown))
                 (report.updated if item.source in existing else report.added).append(item.source)
                 if sum(len(hashed) for _, hashed, _ in group) >= EMBED_GROUP:
                     yield from self._embed_group(group, report, bar)
@@ -176,6 +182,8 @@ class Indexer:
             bar.update(target - moved[1])
             moved[1] = target
 
+        if bar is not None:
+            bar.set_description(f"Embedding {len(missing)} passage(s)")
         if missing:
             fresh = self.embedder.encode(list(missing.values()), progress=advance if bar is not None else None)
             vectors.update(zip(missing.keys(), fresh, strict=True))
@@ -187,6 +195,39 @@ class Indexer:
                 record,
                 [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed],
             )
+
+
+class _ReadingBar:
+    """The progress bar's share of one file's reading: ``share`` bytes moved page by page."""
+
+    def __init__(self, bar: Any, source: str, share: int) -> None:
+        self.bar, self.source, self.share = bar, source, share
+        self.shown = 0
+        self.pages = 0  # text-layer pages read
+        self.said = 0.0
+        if bar is not None:
+            bar.set_description(f"Reading {source}")
+
+    def page(self, done: int, total: int, what: str) -> None:
+        if self.bar is None:
+            return
+        if what == "page":
+            self.pages = done
+            self._move(self.share * min(done, total) // max(total, 1))
+        else:  # OCR of the scans, after the text layer of every page: the two in one fraction
+            self._move(self.share * min(self.pages + done, self.pages + total) // max(self.pages + total, 1))
+        now = time.monotonic()
+        if now - self.said >= 0.25 or done == total:  # a hundred text pages a second need not each be said
+            self.said = now
+            self.bar.set_description(f"Reading {self.source}, {what} {done} of {total}")
+
+    def finish(self) -> None:
+        self._move(self.share)
+
+    def _move(self, target: int) -> None:
+        if self.bar is not None and target > self.shown:
+            self.bar.update(target - self.shown)
+            self.shown = target
 
 
 def chunk_hash(text: str) -> str:

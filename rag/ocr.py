@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import DocumentError
 from .layout import Word
+from .progress import page_read
 
 #: Rendering resolution for OCR (dots per inch). Measured on three filing pages (a statement, a note, prose):
 #: words matching the text layer 0.95 / 0.89 / 0.96 at 200 dpi, 0.93 / 0.88 / 0.96 at 300, 0.66 / 0.82 / 0.93
@@ -87,8 +88,12 @@ def ocr_pdf_pages(pages: Sequence[tuple[int, Any]]) -> dict[int, list[Word]]:
         return number, image_words(image, scale)
 
     # Each page is rendered when a Tesseract is free for it: at most two page images exist at once.
+    results: dict[int, list[Word]] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(read, pages))
+        for number, words in pool.map(read, pages):
+            results[number] = words
+            page_read(len(results), len(pages), "OCR of page")  # here: the pool's threads do not listen
+    return results
 
 
 def _scale(width: float, height: float, scale: float) -> float:

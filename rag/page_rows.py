@@ -95,6 +95,7 @@ class TextWriter:
         self.runs: list[Run] = []
         self.page = 0
         self.scale = (1.0, 1.0)
+        self._sentence_ended = False  # the last word closed a sentence: the next one starts a run of its own
 
     def plain(self, text: str) -> None:
         """Write text that has no box (separators, line breaks)."""
@@ -109,7 +110,9 @@ class TextWriter:
             self.word(word)
 
     def word(self, word: Word, text: str | None = None) -> None:
-        """Write one word (or ``text`` in its place) with its box, merged with the previous box on its line."""
+        """Write one word (or ``text`` in its place) with its box, merged with the previous box on its line
+        unless a sentence ended there: a quoted sentence's box then ends and starts exactly at its words,
+        where a cut inside a run is only estimated from the run's average character width."""
         text = word.text if text is None else text
         sx, sy = self.scale
         box = (round(word.x0 * sx, 4), round(word.y0 * sy, 4), round(word.x1 * sx, 4), round(word.y1 * sy, 4))
@@ -121,10 +124,12 @@ class TextWriter:
             and abs(last.y0 - box[1]) < 0.004
             and abs(last.y1 - box[3]) < 0.004
             and 0 <= box[0] - last.x1 < 0.05
+            and not self._sentence_ended
         ):
             self.runs[-1] = Run(last.start, self.length + len(text), self.page, last.x0, last.y0, box[2], last.y1)
         else:
             self.runs.append(Run(self.length, self.length + len(text), self.page, *box))
+        self._sentence_ended = text.rstrip("\"'”’)]").endswith((".", "!", "?"))
         self.plain(text)
 
     def text(self) -> str:

@@ -16,6 +16,7 @@ from .budgets import check_chars, checkpoint
 from .errors import DocumentError
 from .layout import Layout, Word, lay_out, title_of
 from .page_forms import identity_lines
+from .progress import page_read
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
 EXTRACTOR = "pdfium-layout-5"
@@ -143,6 +144,7 @@ def read_pdf(
             if not scans or scans[-1][0] != index + 1:
                 page.close()  # now, not at garbage collection: a page can hold a large decoded content stream
             pages.append(result)
+            page_read(index + 1, count + len(scans))  # the scans found so far are read again by OCR
         if scans and ocr is not None:
             found = ocr(scans)
             for number, words in found.items():

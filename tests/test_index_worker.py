@@ -50,7 +50,7 @@ def test_the_worker_builds_the_index_the_process_itself_would(tmp_path: Path) ->
     seeds = ROOT / "seeds"
     worker = IndexWorker(Settings.from_env(index_dir=tmp_path / "worker"))
     fractions: list[float] = []
-    report = worker.index([seeds], progress=fractions.append)
+    report = worker.index([seeds], progress=lambda fraction, _: fractions.append(fraction))
     direct = Assistant(index_dir=tmp_path / "direct").index([seeds])
     assert report.added == direct.added and report.chunks_total == direct.chunks_total > 0
     assert _chunks(Assistant(index_dir=tmp_path / "worker")) == _chunks(Assistant(index_dir=tmp_path / "direct"))
@@ -126,3 +126,26 @@ def test_an_upload_batch_with_a_bomb_indexes_the_rest_while_questions_are_answer
     folder = library.folder
     assert sorted(p.name for p in folder.iterdir()) == ["kiln.txt", "seed.txt"] and not (folder / PARKED).exists()
     assert assistant.ask("At what temperature does the Harlow kiln fire churros?").answered
+
+
+def test_progress_moves_page_by_page_and_names_the_file_and_page_read(tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+
+    from .test_pdf import LEFT, RIGHT, WRAPPED, _paragraph_pdf
+
+    docs = tmp_path / "docs"
+    text_pdf = _paragraph_pdf(docs / "report.pdf", [WRAPPED, LEFT, RIGHT], pages=3)
+    pages = [page.render(scale=150 / 72).to_pil().convert("RGB") for page in pdfium.PdfDocument(str(text_pdf))][:2]
+    pages[0].save(docs / "scan.pdf", "PDF", resolution=150, save_all=True, append_images=pages[1:])
+    seen: list[tuple[float, str]] = []
+    report = IndexWorker(Settings.from_env(index_dir=tmp_path / "index")).index(
+        [docs], progress=lambda f, doing: seen.append((f, doing))
+    )
+    assert report.failed == [] and sorted(report.added) == ["report.pdf", "scan.pdf"]
+    said = [doing for _, doing in seen]
+    assert any(d.startswith("Reading report.pdf, page ") for d in said), said
+    assert "Reading scan.pdf, OCR of page 2 of 2" in said, said
+    reading = [f for f, doing in seen if doing.startswith("Reading ")]
+    assert any(0 < f < 0.5 for f in reading), f"the bar did not move while pages were read: {seen}"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

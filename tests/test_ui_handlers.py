@@ -9,7 +9,7 @@ import pytest
 
 from rag import Assistant, ChatSession, RagError
 from ui import conversations
-from ui.handlers import NO_INDEX, Handlers
+from ui.handlers import BLANK_QUESTION, NO_INDEX, Handlers
 from ui.library import DocumentLibrary
 from ui.llm import EXTRACTIVE, LLMSettings
 
@@ -104,6 +104,53 @@ def llm_server() -> Iterator[FakeOpenAI]:
 def test_blank_questions_are_told_apart() -> None:
     assert Handlers.blank(None) and Handlers.blank("") and Handlers.blank(" \n\t ")
     assert not Handlers.blank(" why? ")
+
+
+def test_the_page_refuses_a_long_question_in_the_words_of_the_api() -> None:
+    from rag import MAX_QUESTION_CHARS, InputError, clean_question
+
+    long = "word " * MAX_QUESTION_CHARS
+    with pytest.raises(InputError) as refused:
+        clean_question(long)
+    assert Handlers.refusal(long) == str(refused.value) and str(MAX_QUESTION_CHARS) in str(refused.value)
+    assert Handlers.refusal(" \n ") == BLANK_QUESTION
+    assert Handlers.refusal("x" * MAX_QUESTION_CHARS) is None
+
+
+LIGHT = "The keeper {} painted the Kermorvan lighthouse green in 1987. It stands on a granite rock.\n"
+
+
+def test_replacing_an_upload_takes_its_place_and_its_old_text_leaves_the_index(assistant_factory, tmp_path) -> None:
+    assistant = assistant_factory()
+    handlers = handlers_for(assistant)
+    old = write(tmp_path / "a" / "light.txt", LIGHT.format("Oskar Lund"))
+    new = write(tmp_path / "b" / "light.txt", LIGHT.format("Greta Holm"))
+    handlers.upload([old])
+    assert handlers.conflicts([old]) == [] and handlers.conflicts([new]) == ["light.txt"]
+    result, status = handlers.upload([new], replace=True)
+    assert result.replaced == [("light.txt", "light.txt")] and result.stored == []
+    assert "1 file(s) uploaded: 1 replaced" in status
+    assert [r.source for r in assistant.sources()] == ["light.txt"]
+    answer = handlers.ask("Who painted the Kermorvan lighthouse green?")
+    assert "Greta Holm" in answer["answer"] and "Oskar Lund" not in str(answer)
+    assert not (handlers.library.folder / ".replaced").exists()
+    # Added as a copy when not told to replace.
+    again = write(tmp_path / "c" / "light.txt", LIGHT.format("Ida Berg"))
+    copied, _ = handlers.upload([again])
+    assert copied.stored == [("light.txt", "light-2.txt")]
+
+
+def test_a_replacement_that_cannot_be_read_leaves_the_old_file_and_its_text(assistant_factory, tmp_path) -> None:
+    assistant = assistant_factory()
+    handlers = handlers_for(assistant)
+    handlers.upload([write(tmp_path / "a" / "light.txt", LIGHT.format("Oskar Lund"))])
+    blank = write(tmp_path / "b" / "light.txt", "   \n\n  ")  # nothing to index: refused
+    result, status = handlers.upload([blank], replace=True)
+    assert [name for name, _ in result.rejected] == ["light.txt"] and result.replaced == []
+    assert "not added" in status
+    assert (handlers.library.folder / "light.txt").read_text() == LIGHT.format("Oskar Lund")
+    assert [r.source for r in assistant.sources()] == ["light.txt"]
+    assert "Oskar Lund" in handlers.ask("Who painted the Kermorvan lighthouse green?")["answer"]
 
 
 def test_document_text_in_an_answer_and_its_sources_is_escaped(assistant_factory, tmp_path: Path) -> None:

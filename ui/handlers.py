@@ -1,6 +1,7 @@
 """What the web chat does, without Gradio: plain values in, plain values out (testable without a browser).
 
-:mod:`ui.app` lays the page out and wires its events to a :class:`Handlers`; it only turns these
+The page's tabs (:mod:`ui.chat_tab`, :mod:`ui.documents_tab`, :mod:`ui.settings_tab`) lay it out and
+wire its events to a :class:`Handlers`; they only turn these
 values into Gradio updates, warnings and errors. Every piece of text that reaches the page goes
 through :mod:`ui.render`, which escapes it.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, Assistant, ChatSession, IndexNotFoundError, RagError
+from rag import Answer, Assistant, ChatSession, IndexNotFoundError, InputError, RagError, clean_question
 
 from . import conversations, render
 from .library import DocumentLibrary, UploadResult
@@ -82,6 +83,18 @@ class Handlers:
     def blank(question: str | None) -> bool:
         """Whether ``question`` has nothing to ask (the page then warns :data:`BLANK_QUESTION`)."""
         return not " ".join((question or "").split())
+
+    @classmethod
+    def refusal(cls, question: str | None) -> str | None:
+        """Why ``question`` cannot be asked, or None: blank (:data:`BLANK_QUESTION`), or longer than the
+        limit that the API and ``ask()`` have too, in their words."""
+        if cls.blank(question):
+            return BLANK_QUESTION
+        try:
+            clean_question(question)
+        except InputError as exc:
+            return str(exc)
+        return None
 
     def respond(
         self, question: str, history: list[Message] | None, session: ChatSession | None
@@ -213,21 +226,38 @@ class Handlers:
         stats = render.stats_html(self.library.stats(), str(self.assistant.index_dir))
         return Listing(table, stats, sorted((r.source for r in records), key=str.casefold))
 
+    def conflicts(self, files: Sequence[str | Path] | None) -> list[str]:
+        """The uploaded documents that ``files`` would replace (same name, other content)."""
+        return self.library.conflicts([Path(f) for f in files or []])
+
+    def replace_question(self, names: Sequence[str]) -> str:
+        """The confirmation asked before :meth:`upload` replaces ``names``."""
+        return render.replace_question_html(names)
+
+    def cancel_upload(self, files: Sequence[str | Path] | None) -> str:
+        """Drop uploads held for a confirmation: the status line."""
+        for path in files or []:
+            drop_upload(Path(path))
+        return render.upload_status_html([("info", "Nothing was added: the upload was cancelled.")])
+
     def upload(
-        self, files: Sequence[str | Path] | None, progress: Callable[[float, str], None] | None = None
+        self,
+        files: Sequence[str | Path] | None,
+        progress: Callable[[float, str], None] | None = None,
+        replace: bool = False,
     ) -> tuple[UploadResult, str]:
         """Index uploaded files (temporary copies, deleted afterwards): the result and its status line(s).
 
-        ``progress(fraction, description)`` is told how far indexing has come."""
+        ``progress(fraction, description)`` is told how far indexing has come. ``replace``: a file named
+        like an uploaded document replaces it (:meth:`conflicts`); otherwise it is added as a copy."""
         paths = [Path(f) for f in files or []]
         if not paths:
             return UploadResult(), render.upload_status_html([("info", "No files were chosen.")])
         try:
             track = _described(progress, f"Indexing {len(paths)} file(s)") if progress is not None else False
-            result = self.library.add(paths, progress=track, on_copied=drop_upload)
+            result = self.library.add(paths, progress=track, on_copied=drop_upload, replace=replace)
             lines = result.lines()
-            if result.report is not None:
-                lines.append(("info", f"Index: {result.report.summary()}"))
+            lines.append(("info", upload_summary(result)))
             return result, render.upload_status_html(lines)
         except RagError as exc:
             result = UploadResult(rejected=[(p.name, str(exc)) for p in paths])
@@ -286,10 +316,28 @@ class Handlers:
         return True, render.settings_status_html(kind, message)
 
 
-def _described(progress: Callable[[float, str], None], desc: str) -> Callable[[float], None]:
-    """``progress`` told ``desc`` with every fraction, starting at 0."""
+def upload_summary(result: UploadResult) -> str:
+    """One line counting what the user's upload did (not the other files of the index)."""
+    counts = [
+        (result.stored, "indexed"),
+        (result.replaced, "replaced"),
+        (result.unchanged, "unchanged"),
+        (result.duplicates, "already indexed under another name"),
+        (result.rejected, "not added"),
+    ]
+    done = ", ".join(f"{len(items)} {label}" for items, label in counts if items)
+    line = f"{result.files()} file(s) uploaded: {done}"
+    report = result.report
+    if report is not None and (report.chunks_embedded or report.chunks_reused):
+        line += f" ({report.chunks_embedded + report.chunks_reused} passages, {report.seconds:.1f} s)"
+    return line
+
+
+def _described(progress: Callable[[float, str], None], desc: str) -> Callable[[float, str], None]:
+    """``progress`` told ``desc`` and what is being done (the file and page being read) with every
+    fraction, starting at 0."""
     progress(0.0, desc)
-    return lambda done: progress(done, desc)
+    return lambda done, doing: progress(done, f"{desc}: {doing}" if doing else desc)
 
 
 def upload_folder() -> Path:

@@ -40,6 +40,8 @@ FOLDER_NAME = "documents"
 PARKED = ".parked"
 #: Hidden file of the index directory locked (by every server on the index) while uploads are added or removed.
 LOCK_NAME = ".documents.lock"
+#: Hidden folder (never indexed) holding the old bytes of replaced files until the new ones are indexed.
+REPLACED = ".replaced"
 _MAX_STEM = 100
 _UNSAFE = re.compile(r"[^\w.-]+")
 _RUNS = re.compile(r"_{2,}")
@@ -71,6 +73,7 @@ class UploadResult:
     unchanged: list[tuple[str, str]] = field(default_factory=list)  # already present with the same bytes
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (original name, reason)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (original name, indexed source it repeats)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (original name, the source it replaced)
     report: IndexReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,12 +89,15 @@ class UploadResult:
             "unchanged": [{"name": o, "stored_as": s} for o, s in self.unchanged],
             "rejected": [{"name": o, "reason": r} for o, r in self.rejected],
             "duplicates": [{"name": o, "same_as": s} for o, s in self.duplicates],
+            "replaced": [{"name": o, "stored_as": s} for o, s in self.replaced],
             "report": report,
         }
 
     def lines(self) -> list[tuple[str, str]]:
         """One ``(kind, text)`` per file for people: kind is ok, same or error."""
         out = []
+        for original, stored in self.replaced:
+            out.append(("ok", f"{original}: replaced {stored}; answers now come from the new text"))
         for original, stored in self.stored:
             renamed = f" (stored as {stored})" if stored != original else ""
             out.append(("ok", f"{original}: indexed{renamed}"))
@@ -102,6 +108,10 @@ class UploadResult:
         for original, reason in self.rejected:
             out.append(("error", f"{original}: not added: {reason}"))
         return out
+
+    def files(self) -> int:
+        """How many of the files given were handled (stored, replaced, unchanged, repeated or refused)."""
+        return sum(len(x) for x in (self.stored, self.replaced, self.unchanged, self.duplicates, self.rejected))
 
 
 class DocumentLibrary:
@@ -182,18 +192,37 @@ class DocumentLibrary:
         root = str(self.folder.resolve())
         return [r.source for r in (self.records() if records is None else records) if r.root == root]
 
+    def conflicts(self, paths: Sequence[str | Path], names: Sequence[str] | None = None) -> list[str]:
+        """The stored names that ``paths`` (uploaded as ``names``) would replace: uploaded documents of the
+        same name with other bytes. :meth:`add` stores those as copies unless told to replace them."""
+        names = [Path(p).name for p in paths] if names is None else list(names)
+        mine = {s.casefold() for s in self.uploaded()}
+        clashes = []
+        for path, original in zip(paths, names, strict=True):
+            name = safe_name(original)
+            existing = self.folder / name
+            if name.casefold() in mine and existing.is_file() and not _same_bytes(existing, Path(path)):
+                clashes.append(name)
+        return clashes
+
     # ------------------------------------------------------------ changing
 
     def add(
         self,
         paths: Sequence[str | Path],
         names: Sequence[str] | None = None,
-        progress: bool | Callable[[float], None] = False,
+        progress: bool | Callable[[float, str], None] = False,
         on_copied: Callable[[Path], None] | None = None,
+        replace: bool = False,
     ) -> UploadResult:
         """Copy ``paths`` into the documents folder (as ``names``, sanitised) and index them.
 
-        ``progress``: show a progress bar (True), or a function given the fraction done (with a worker).
+        ``progress``: show a progress bar (True), or a function given the fraction done and what is being
+        done (the file and page being read; with a worker).
+
+        ``replace``: an upload named like an uploaded document (:meth:`conflicts`) takes its place, and
+        its old text leaves the index; when the new file cannot be indexed, the old one is put back. By
+        default it is stored beside it as a copy (``name-2.txt``).
 
         ``on_copied(path)`` is called for each source file once it has been copied (or refused), e.g.
         to delete an upload's temporary copy. Raises :class:`rag.RagError` only when the index itself
@@ -204,14 +233,17 @@ class DocumentLibrary:
         with self._lock, self._documents_lock():
             self.folder.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.folder / PARKED, ignore_errors=True)  # left by a killed server: never indexed
+            shutil.rmtree(self.folder / REPLACED, ignore_errors=True)
             self.set_aside_orphans()
             taken = {p.name.casefold() for p in self.folder.iterdir()}
             taken |= {r.source.casefold() for r in self.records()}
+            replaceable = set(self.conflicts(paths, names)) if replace else set()
             copies: list[tuple[str, Path]] = []
+            backups: dict[Path, Path] = {}  # replaced file -> its old bytes, until the new ones are indexed
             try:
                 for path, original in zip(paths, names, strict=True):
                     try:
-                        outcome = self._store(Path(path), original, taken)
+                        outcome = self._store(Path(path), original, taken, replaceable, backups)
                     finally:
                         if on_copied is not None:
                             on_copied(Path(path))
@@ -228,6 +260,7 @@ class DocumentLibrary:
                 for _, copy in copies:
                     with contextlib.suppress(OSError):
                         copy.unlink()
+                self._restore(backups)
                 raise
             failed = {str(Path(p).resolve()): reason for p, reason in result.report.failed}
             duplicate = {str(Path(p).resolve()): same for p, same in result.report.duplicates}
@@ -239,15 +272,29 @@ class DocumentLibrary:
                         copy.unlink()
                     result.duplicates.append((original, same))
                 elif reason is None:
-                    result.stored.append((original, copy.name))
+                    (result.replaced if copy in backups else result.stored).append((original, copy.name))
+                    if copy in backups:
+                        backups.pop(copy).unlink(missing_ok=True)
                 else:
                     with contextlib.suppress(OSError):
                         copy.unlink()
                     result.rejected.append((original, reason))
+            if backups:  # a replacement that could not be indexed: the old file and its text come back
+                self._restore(backups)
+                self._index([], result, False)
+            shutil.rmtree(self.folder / REPLACED, ignore_errors=True)
         return result
 
+    def _restore(self, backups: dict[Path, Path]) -> None:
+        """Put replaced files back (their backups over whatever is at their place)."""
+        for target, backup in list(backups.items()):
+            with contextlib.suppress(OSError):
+                os.replace(backup, target)
+            backups.pop(target)
+        shutil.rmtree(self.folder / REPLACED, ignore_errors=True)
+
     def _index(
-        self, copies: list[tuple[str, Path]], result: UploadResult, progress: bool | Callable[[float], None]
+        self, copies: list[tuple[str, Path]], result: UploadResult, progress: bool | Callable[[float, str], None]
     ) -> IndexReport:
         """Index the folder (in the worker when there is one).
 
@@ -278,8 +325,11 @@ class DocumentLibrary:
             shutil.rmtree(parked, ignore_errors=True)
         return _merged(reports)
 
-    def _store(self, path: Path, original: str, taken: set[str]) -> Path | tuple[str, str]:
-        """Copy one file in; returns its new path, ("same", name) or ("error", reason)."""
+    def _store(
+        self, path: Path, original: str, taken: set[str], replaceable: set[str], backups: dict[Path, Path]
+    ) -> Path | tuple[str, str]:
+        """Copy one file in; returns its new path, ("same", name) or ("error", reason). A name in
+        ``replaceable`` takes the place of the file of that name, whose bytes wait in ``backups``."""
         name = safe_name(original)
         suffix = Path(name).suffix.lower()
         if suffix not in UPLOAD_SUFFIXES:
@@ -298,11 +348,18 @@ class DocumentLibrary:
         existing = self.folder / name
         if name.casefold() in taken and existing.is_file() and _same_bytes(existing, path):
             return ("same", name)
-        name = _unique(name, taken)
+        replacing = name in replaceable and existing not in backups
+        if not replacing:
+            name = _unique(name, taken)
         target = self.folder / name
         partial = self.folder / f".upload-{uuid.uuid4().hex}.part"
         try:
             shutil.copyfile(path, partial)
+            if replacing:  # the old bytes wait (hidden, never indexed) until the new ones are indexed
+                (self.folder / REPLACED).mkdir(exist_ok=True)
+                backup = self.folder / REPLACED / f"{uuid.uuid4().hex}-{name}"
+                os.link(target, backup)
+                backups[target] = backup
             os.replace(partial, target)
         except OSError as exc:
             with contextlib.suppress(OSError):

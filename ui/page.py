@@ -91,17 +91,19 @@ PAGE_JS = r"""
     const link = card.querySelector('a.rag-view');
     if (link) openViewer(link);
   };
-  // The document viewer: a panel beside the chat (the whole screen on a phone) showing the cited spot.
+  // The document viewer: a panel beside the chat (the page narrows to make room for it; app.css), the
+  // whole screen on a phone. Its document names the file; the panel's bar only opens or closes it.
+  const setViewer = (panel, open) => {
+    panel.hidden = !open;
+    document.body.classList.toggle('rag-viewer-open', open);
+  };
   const openViewer = (link) => {
     let panel = document.getElementById('rag-viewer');
     if (!panel) {
       panel = document.createElement('aside');
       panel.id = 'rag-viewer';
-      panel.setAttribute('aria-label', 'Document viewer');
       const bar = document.createElement('div');
       bar.className = 'rag-viewer-bar';
-      const title = document.createElement('span');
-      title.className = 'rag-viewer-title';
       const tab = document.createElement('a');
       tab.className = 'rag-viewer-tab';
       tab.target = '_blank';
@@ -111,24 +113,24 @@ PAGE_JS = r"""
       close.type = 'button';
       close.className = 'rag-viewer-close';
       close.textContent = 'Close';
-      close.addEventListener('click', () => { panel.hidden = true; });
-      bar.append(title, tab, close);
+      close.addEventListener('click', () => setViewer(panel, false));
+      bar.append(tab, close);
       const frame = document.createElement('iframe');
       frame.title = 'Cited document';
       panel.append(bar, frame);
       document.body.append(panel);
-      document.addEventListener('keydown', (e) => { if (e.key === 'Escape') panel.hidden = true; });
-      const phone = window.matchMedia('(max-width: 600px)');  // the whole screen on a phone
-      const fit = () => { panel.style.width = phone.matches ? '100vw' : ''; };
+      document.addEventListener('keydown', (e) => { if (e.key === 'Escape') setViewer(panel, false); });
+      const phone = window.matchMedia('(max-width: 600px)');
+      const fit = () => document.body.classList.toggle('rag-phone', phone.matches);
       phone.addEventListener('change', fit);
       fit();
     }
     const card = link.closest('.rag-source');
-    panel.querySelector('.rag-viewer-title').textContent =
-      ((card && card.querySelector('.rag-file')) || link).textContent;
+    const name = ((card && card.querySelector('.rag-file')) || link).textContent;
+    panel.setAttribute('aria-label', 'Document viewer: ' + name);
     panel.querySelector('.rag-viewer-tab').href = link.href;
     panel.querySelector('iframe').src = link.href;
-    panel.hidden = false;
+    setViewer(panel, true);
   };
   document.addEventListener('click', (event) => {
     const link = event.target && event.target.closest && event.target.closest('#rag-chat a.rag-view');

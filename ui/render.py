@@ -301,6 +301,17 @@ def upload_status_html(lines: Sequence[tuple[str, str]]) -> str:
     return f'<ul class="rag-status">{items}</ul>'
 
 
+def replace_question_html(names: Sequence[str]) -> str:
+    """The confirmation asked before an upload replaces documents of the same name."""
+    listed = ", ".join(names)
+    which = "a document" if len(names) == 1 else "documents"
+    return (
+        f'<div class="rag-replace-question"><b>{escape_html(listed)}</b>: the index holds {which} of this name '
+        "with other content. Replace it (its old text is no longer answered from), or add the new file as a "
+        "copy beside it?</div>"
+    )
+
+
 # ------------------------------------------------------------------ settings tab
 
 
