@@ -220,3 +220,23 @@ def test_a_follow_up_asks_for_its_own_row_in_the_carried_period():
     match = best_cell(asked, [table], {"2023 Q3 AAPL.pdf": {"appl", "inc"}})
     assert match is not None
     assert (match.cell.label, match.cell.value) == ("Mac", "$ 6,840")
+
+
+def test_prose_may_name_its_subject_in_another_passage_of_its_document_but_a_value_may_not():
+    asked = read_question("Who did Denver beat in the 2015 AFC Championship game?")
+    named = passage("The Broncos won the 2015 AFC Championship over the Patriots.", "Super_Bowl_50.txt", start=0)
+    other = passage("Denver finished the season 12-4.", "Super_Bowl_50.txt", start=500)
+    checked = check_passages(asked, [named, other], {})
+    assert named not in checked.allowed  # "Denver" is not in it
+    assert named in checked.related  # but another passage of its document names Denver
+    alike = read_question("How much Saharan dust falls on the Amazon?")
+    dust = passage("Dust from the Sahara reaches the Amazon each year.", "Amazon_rainforest.txt", start=0)
+    assert dust in check_passages(alike, [dust], {}).related
+    unrelated = read_question("What was Broadcom's revenue?")
+    broadband = passage("Broadband revenue | 2023: 1,200", "2023 Q3 XYZ.pdf")
+    assert check_passages(unrelated, [broadband], {}).related == []
+
+
+def test_a_quarter_without_a_year_pins_no_period():
+    assert read_period("Who scored in the fourth quarter?").quarters == ()
+    assert read_period("revenue in the fourth quarter of 2023").quarters == ((4, 2023),)

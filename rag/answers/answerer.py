@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..extractive import ExtractiveAnswerer, best_first
 from ..text import content_words, file_stem
@@ -54,23 +54,34 @@ class Checked:
     allowed: list[Passage]
     why_not: str  # for the best passage set aside: what it lacks ("Tesla", "Q4 2023"), else ""
     positions: tuple[int, ...] = ()  # where each allowed passage stands among those checked
+    #: Passages whose names are found in any retrieved passage of their document (not only their own),
+    #: spelled alike (plural, adjective: "French" ~ "France" no, "Saharan" ~ "Sahara" yes): enough for
+    #: quoting prose, which may name its subject only sentences away; a value is quoted from ``allowed`` only.
+    related: list[Passage] = field(default_factory=list)
 
 
 def check_passages(asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
     """Keep the passages whose text or document holds every name and period the question gives."""
     allowed: list[Passage] = []
+    related: list[Passage] = []
     positions: list[int] = []
     why_not = ""
+    documents: dict[str, str] = {}
+    for p in passages:
+        documents[p.source] = f"{documents.get(p.source, '')}\n{p.section}\n{p.text}"
     for i, p in enumerate(passages):
-        scope = Scope(f"{p.section}\n{p.text}", identities.get(p.source) or document_identity(p.source, None))
-        names = missing_names(asked, scope)
+        identity = identities.get(p.source) or document_identity(p.source, None)
+        scope = Scope(f"{p.section}\n{p.text}", identity)
         period = missing_period(asked.period, scope.all)
+        names = missing_names(asked, scope)
+        if not period and not missing_names(asked, Scope(documents[p.source], identity), alike=True):
+            related.append(p)
         if names or period:
             why_not = why_not or (names[0] if names else period)
             continue
         allowed.append(p)
         positions.append(i)
-    return Checked(allowed, why_not, tuple(positions))
+    return Checked(allowed, why_not, tuple(positions), related)
 
 
 class Answerer:
@@ -97,7 +108,7 @@ class Answerer:
         ranked = best_first(scored)
         confidence = max((p.score for p in scored), default=0.0)
         checked = check_passages(asked, passages, identities)
-        if passages and not checked.allowed:
+        if passages and not checked.related:
             note = f"No passage found here matches {checked.why_not!r} from the question."
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         allowed_confidence = max((p.score for p in self.rescore(question, checked.allowed)), default=0.0)
@@ -114,7 +125,7 @@ class Answerer:
                 cell = Answer(question, f"{match.cell.quote()} [1]", True, [citation], ranked, confidence=confidence)
         if cell is not None and wants_value(asked):
             return cell
-        answer = self.sentences.answer(question, checked.allowed)
+        answer = self.sentences.answer(question, checked.related)
         if cell is None:
             return replace(answer, passages=ranked, confidence=confidence)
         if not answer.answered:

@@ -28,14 +28,15 @@ class Scope:
         return f"{self.identity}\n{self.text}"
 
 
-def missing_names(asked: Asked, scope: Scope) -> list[str]:
+def missing_names(asked: Asked, scope: Scope, alike: bool = False) -> list[str]:
     """The question's names that neither the passage nor its document's identity holds (a name in
     capitals also matches the initials of a run of capitalised words: NTSB, National Transportation
     Safety Board)."""
     haystack = _letters(scope.all)
+    words = set(haystack.split()) if alike else set()
     missing = []
     for name in asked.names:
-        if all(f" {w} " in haystack for w in _letters(name).split()):
+        if all(f" {w} " in haystack or (alike and _alike(w, words)) for w in _letters(name).split()):
             continue
         letters = name.replace("&", "")
         if (
@@ -47,6 +48,22 @@ def missing_names(asked: Asked, scope: Scope) -> list[str]:
             continue
         missing.append(name)
     return missing
+
+
+def _alike(word: str, words: set[str]) -> bool:
+    """Whether a word of ``words`` is ``word`` spelled otherwise: a plural ("DVDs" ~ "DVD"), or the same
+    first letters, all but the last two of the shorter word and at least five ("Saharan" ~ "Sahara",
+    "Panther" ~ "Panthers"; not "Broadcom" ~ "broadband")."""
+    for other in words:
+        shorter = min(len(word), len(other))
+        if shorter < 5:
+            if word.rstrip("s") == other.rstrip("s"):
+                return True
+            continue
+        k = max(5, shorter - 2)
+        if other[:k] == word[:k]:
+            return True
+    return False
 
 
 def _letters(text: str) -> str:

@@ -119,7 +119,8 @@ def read_period(text: str) -> Period:
         if g[0]:
             quarters.append((int(g[0]), int(g[1] or 0)))
         elif g[2]:
-            quarters.append((_ORDINAL[g[2].lower()], int(g[3] or 0)))
+            if g[3]:  # "the fourth quarter" alone (of a game, of a year unnamed) pins no period
+                quarters.append((_ORDINAL[g[2].lower()], int(g[3])))
         else:
             quarters.append((int(g[5]), int(g[4])))
     years = sorted(
