@@ -110,6 +110,7 @@ lint: install-test
 # Speed against the standard recipe on squad-dev, then the vector index at 1M synthetic vectors.
 bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/pdf_eval.py
+	$(BIN)/python bench/pdf_stages.py --out bench/results/pdf_stages.json
 	$(BIN)/python bench/index_speed.py
 	$(BIN)/python bench/ask_loop.py
 	$(BIN)/python bench/precision.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -192,3 +193,23 @@ def test_a_bf16_disagreement_is_checked_once_per_process(monkeypatch: pytest.Mon
         embedder = Embedder(packaged_model_path(), precision="bf16")
         assert isinstance(embedder.model, TorchBert) and embedder.model.precision == embedder.precision == "fp32"
     assert len(bf16_calls) == 1
+
+
+def test_loading_the_model_makes_openmp_threads_wait_passively() -> None:
+    """Torch's OpenMP threads sleep rather than spin while waiting (a busy machine's cores go to work, not
+    to spinning), set before torch loads; a value the user set is kept."""
+    code = (
+        "import os, sys\n"
+        "from rag.config import packaged_model_path\n"
+        "from rag.embedding import Embedder\n"
+        "assert 'torch' not in sys.modules\n"
+        "Embedder(packaged_model_path(), precision='fp32').model\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if given is not None:
+            env["OMP_WAIT_POLICY"] = given
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split()[-1] == expected, out.stdout

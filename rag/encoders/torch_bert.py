@@ -112,17 +112,28 @@ class TorchBert:
         return functional.normalize(pooled, dim=-1)
 
 
-def padded_batches(ids: Sequence[Sequence[int]], token_budget: int) -> Iterator[tuple[list[int], Any, Any]]:
+#: Batches are padded to a length that is a multiple of this: torch's fused CPU attention kernel runs about
+#: twice as fast per score on such lengths (measured, one core, bf16 and fp32: 254 pieces 2.0 ns per score,
+#: 256 pieces 0.95 ns), far more than the few percent of padding costs. Padding is masked, so it changes
+#: no vector beyond rounding.
+PAD_MULTIPLE = 16
+
+
+def padded_batches(
+    ids: Sequence[Sequence[int]], token_budget: int, multiple: int = PAD_MULTIPLE
+) -> Iterator[tuple[list[int], Any, Any]]:
     """Token-id lists sorted by length and cut into batches of at most ``token_budget`` padded pieces:
-    ``(positions in ids, tokens int64 (rows, longest), mask bool)`` per batch; padding stays a few percent."""
+    ``(positions in ids, tokens int64 (rows, length), mask bool)`` per batch, the length the batch's
+    longest rounded up to ``multiple``; padding stays a few percent."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
     first = 0
     while first < len(order):
         longest = max(1, len(ids[order[first]]))
-        batch = order[first : first + max(1, token_budget // longest)]
+        length = -(-longest // multiple) * multiple
+        batch = order[first : first + max(1, token_budget // length)]
         first += len(batch)
-        tokens = np.zeros((len(batch), longest), dtype=np.int64)
-        mask = np.zeros((len(batch), longest), dtype=np.bool_)
+        tokens = np.zeros((len(batch), length), dtype=np.int64)
+        mask = np.zeros((len(batch), length), dtype=np.bool_)
         for row, i in enumerate(batch):
             tokens[row, : len(ids[i])] = ids[i]
             mask[row, : len(ids[i])] = True
