@@ -111,7 +111,7 @@ class Answerer:
         if passages and not checked.related:
             note = f"No passage found here matches {checked.why_not!r} from the question."
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
-        allowed_confidence = max((p.score for p in self.rescore(question, checked.allowed)), default=0.0)
+        allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
             words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in checked.allowed}}
