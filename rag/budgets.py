@@ -90,12 +90,12 @@ def check_chars(count: int) -> None:
 _XML_SUFFIXES = (".xml", ".rels")
 _MAX_MEMBERS = 10_000
 _PIECE = 1 << 20
-#: An XML part compressed more than :data:`MAX_XML_RATIO` times may hold at most :data:`RATIO_LIMIT`
-#: bytes. Word's own XML compresses 5 to 20 times; a part repeating one tag 300 to 1,000 times, and
-#: parsing tens of megabytes of it tied up the indexing slot for minutes (a 184 KB file with 63 MB of
+#: An XML part compressed more than :data:`MAX_XML_RATIO` times may hold at most :data:`RATIO_SHARE` of the
+#: unzipped budget (``RAG_MAX_UNZIPPED_MB``; 8 MB of the default 64 MB). Word's own XML compresses 5 to 20
+#: times; a part repeating one tag 300 to 1,000 times, and parsing tens of megabytes of it tied up the indexing slot for minutes (a 184 KB file with 63 MB of
 #: XML: 121 s and 1,193 MB before the time limit refused it).
 MAX_XML_RATIO = 100
-RATIO_LIMIT = 8 * MB
+RATIO_SHARE = 1 / 8
 
 
 def safe_docx(data: bytes) -> bytes:
@@ -120,7 +120,7 @@ def safe_docx(data: bytes) -> bytes:
         if declared > limit:
             raise _too_big(declared, limit)
         for member in xml:
-            _check_ratio(member, member.file_size)
+            _check_ratio(member, member.file_size, limit)
         wanted = {id(m) for m in xml}
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
@@ -136,7 +136,7 @@ def safe_docx(data: bytes) -> bytes:
                     with source.open(member) as f:
                         while piece := f.read(_PIECE):
                             size += len(piece)
-                            _check_ratio(member, size)
+                            _check_ratio(member, size, limit)
                             pieces.append(piece)
                             checkpoint()
                 except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
@@ -152,15 +152,16 @@ def safe_docx(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _check_ratio(member: zipfile.ZipInfo, size: int) -> None:
-    """Refuse an XML part that holds more than :data:`RATIO_LIMIT` of ``size`` bytes while expanding more
-    than :data:`MAX_XML_RATIO` times."""
+def _check_ratio(member: zipfile.ZipInfo, size: int, limit: int) -> None:
+    """Refuse an XML part of ``size`` bytes that expands more than :data:`MAX_XML_RATIO` times and holds more
+    than :data:`RATIO_SHARE` of the unzipped budget ``limit``."""
     packed = max(member.compress_size, 1)
-    if size > RATIO_LIMIT and size > MAX_XML_RATIO * packed:
+    allowed = limit * RATIO_SHARE
+    if size > allowed and size > MAX_XML_RATIO * packed:
         raise DocumentError(
             f"DOCX part {member.filename} expands {size / packed:,.0f} times ({size / MB:,.1f} MB from "
             f"{packed / 1000:,.0f} KB): a part compressed over {MAX_XML_RATIO} times may hold at most "
-            f"{RATIO_LIMIT / MB:g} MB (a zip bomb?): not read"
+            f"{allowed / MB:g} MB (a zip bomb?): not read"
         )
 
 

@@ -106,11 +106,16 @@ class IndexWorker:
         stopped ("" when it ended by itself)."""
         deadline = time.monotonic() + limit_s
         shown: tuple[float, str] | None = None
+        told = 0
         polls, helpers = 0, 0.0
         while child.poll() is None:
-            if progress is not None and done and done[-1] != shown:
-                shown = done[-1]
-                progress(*shown)
+            if progress is not None:
+                new = done[told:]  # each new line, in order (a poll may come after several)
+                told += len(new)
+                for item in new:
+                    if item != shown:
+                        shown = item
+                        progress(*shown)
             polls += 1
             if polls % TREE_EVERY == 1:  # the helpers' memory less often: reading it scans /proc
                 helpers = _tree_mb(child.pid) - _resident_mb(child.pid)
@@ -182,13 +187,15 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
 
 def _follow_progress(stream: Any, progress: Callable[[tuple[float, str]], None]) -> None:
     """Read the child's progress bar (stderr) and pass on (its percentage as a fraction, its description)."""
-    pending = b""
+    pending = ""
     while block := stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096):
-        pending = (pending + block)[-4096:]
-        found = _BAR.findall(pending.decode("utf-8", errors="replace"))
-        if found:
-            doing, percent = found[-1]
+        pending = (pending + block.decode("utf-8", errors="replace"))[-8192:]
+        end = 0
+        for m in _BAR.finditer(pending):  # every line drawn, so that no page said in between is lost
+            doing, percent = m.group(1), m.group(2)
             progress((min(100, int(percent)) / 100, doing.strip()))
+            end = m.end()
+        pending = pending[end:]
 
 
 def _last_json(output: bytes) -> dict[str, Any] | None:

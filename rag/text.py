@@ -9,8 +9,8 @@ from typing import Any
 
 from .errors import InputError
 
-#: Longest question accepted, in characters (after white space is collapsed).
 MAX_QUESTION_CHARS = 4000
+"""Longest question accepted, in characters (after white space is collapsed), in every way in."""
 
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n+")
 _ABBREVIATIONS = {

@@ -59,7 +59,8 @@ def served(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def upload(served: SimpleNamespace, *paths: Path) -> dict[str, Any]:
     report = served.client.predict([gradio_client.handle_file(str(p)) for p in paths], api_name="/upload")
-    assert isinstance(report, dict) and set(report) == {"stored", "unchanged", "rejected", "duplicates", "report"}
+    keys = {"stored", "replaced", "unchanged", "rejected", "duplicates", "report"}
+    assert isinstance(report, dict) and set(report) == keys
     return report
 
 
