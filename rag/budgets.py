@@ -92,8 +92,9 @@ _MAX_MEMBERS = 10_000
 _PIECE = 1 << 20
 #: An XML part compressed more than :data:`MAX_XML_RATIO` times may hold at most :data:`RATIO_SHARE` of the
 #: unzipped budget (``RAG_MAX_UNZIPPED_MB``; 8 MB of the default 64 MB). Word's own XML compresses 5 to 20
-#: times; a part repeating one tag 300 to 1,000 times, and parsing tens of megabytes of it tied up the indexing slot for minutes (a 184 KB file with 63 MB of
-#: XML: 121 s and 1,193 MB before the time limit refused it).
+#: times; a part repeating one tag 300 to 1,000 times, and parsing tens of megabytes of it tied up the
+#: indexing slot for minutes (a 184 KB file with 63 MB of XML: 121 s and 1,193 MB before the time limit
+#: refused it).
 MAX_XML_RATIO = 100
 RATIO_SHARE = 1 / 8
 
