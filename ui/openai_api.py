@@ -48,6 +48,8 @@ from .openai_format import (
     completion,
     content,
     count_usage,
+    env_bool,
+    env_int,
     error_response,
     footer,
     json_depth,
@@ -101,10 +103,10 @@ class ApiSettings:
             "api_key": environ.get("RAG_API_KEY", "").strip(),
             "login": (user, password) if user and password else None,
             "require_auth": host not in LOOPBACK,
-            "sources_footer": _bool(environ, "RAG_API_SOURCES_FOOTER"),
-            "max_active": _int(environ, "RAG_API_MAX_ACTIVE", 4),
-            "max_waiting": _int(environ, "RAG_API_MAX_WAITING", 64),
-            "max_body_bytes": _int(environ, "RAG_API_MAX_BODY_KB", 1000) * 1000,
+            "sources_footer": env_bool(environ, "RAG_API_SOURCES_FOOTER"),
+            "max_active": env_int(environ, "RAG_API_MAX_ACTIVE", 4),
+            "max_waiting": env_int(environ, "RAG_API_MAX_WAITING", 64),
+            "max_body_bytes": env_int(environ, "RAG_API_MAX_BODY_KB", 1000) * 1000,
         }
         values.update(overrides)
         return cls(**values)
@@ -113,23 +115,6 @@ class ApiSettings:
     def open_to_all(self) -> bool:
         """Whether requests need no credentials."""
         return not self.api_key and self.login is None and not self.require_auth
-
-
-def _bool(environ: Mapping[str, str], name: str) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
-
-
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 class OpenAIApi:

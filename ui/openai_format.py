@@ -28,11 +28,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag import Answer, IndexNotFoundError, InputError, RagError
+from rag import Answer, ConfigError, IndexNotFoundError, InputError, RagError
 
 #: Roles a client may send; system/developer/tool messages are accepted and not used (the assistant
 #: answers only from the documents, with its own instructions).
@@ -349,6 +349,25 @@ def error_response(exc: ApiError) -> Any:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
+def env_bool(environ: Mapping[str, str], name: str) -> bool:
+    """A 1/0 (true/false, yes/no, on/off) setting ``name`` of ``environ``; unset is false."""
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole-number setting ``name`` of ``environ``, ``default`` when unset."""
+    raw = environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
 __all__ = [
     "FOOTER_START",
     "MAX_JSON_DEPTH",
@@ -361,6 +380,8 @@ __all__ = [
     "completion",
     "content",
     "count_usage",
+    "env_bool",
+    "env_int",
     "error_response",
     "footer",
     "json_depth",
