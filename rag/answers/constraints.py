@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .question import DATE, QUARTER, YEAR, Asked, Period, _dates, read_period
+from .question import DATE, YEAR, Asked, Period, _dates, read_period
 
 _SPAN_IN_HEADER = re.compile(r"\b(three|six|nine|twelve)\s+months\b|\b(quarter|year)\s+ended\b", re.I)
 
@@ -150,12 +150,4 @@ def header_agrees(period: Period, header: str) -> bool | None:
     return verdict
 
 
-def names_period_words(asked: Asked) -> str:
-    """The question's names and period as words, for a reader (``Tesla, Q3 2023``)."""
-    parts = list(asked.names)
-    parts.extend(_date_words(d) for d in asked.period.dates)
-    parts.extend(f"Q{q} {y}" if y else f"Q{q}" for q, y in asked.period.quarters)
-    return ", ".join(parts)
-
-
-__all__ = ["QUARTER", "Scope", "header_agrees", "missing_names", "missing_period", "names_period_words"]
+__all__ = ["Scope", "header_agrees", "missing_names", "missing_period"]
