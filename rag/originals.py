@@ -15,6 +15,7 @@ import io
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -139,7 +140,7 @@ class Originals:
         cached = Path(self.settings.index_dir) / PAGES_FOLDER / name
         with contextlib.suppress(OSError):
             data = cached.read_bytes()
-            os.utime(cached)  # recently used: evicted last
+            _touch(cached)  # recently used: evicted last
             return data
         with self.open(source) as f, _RENDERS:
             image = _render(f, Path(record.path), page, width)
@@ -150,6 +151,7 @@ class Originals:
         with contextlib.suppress(OSError):  # a read-only index still shows pages, uncached
             cached.parent.mkdir(exist_ok=True)
             atomic_write(cached, data)
+            _touch(cached)
             _trim(cached.parent, PAGE_CACHE_BYTES)
         return data
 
@@ -166,6 +168,13 @@ class Originals:
         """The stored chunks of ``source`` in order."""
         self.record(source)
         return self.store.document_chunks(source)
+
+
+def _touch(path: Path) -> None:
+    """Mark a cached page as used now, to the nanosecond (the file system's own clock may tick in
+    milliseconds: two pages used within one tick would tie, and the wrong one could be evicted)."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
 
 
 def _open_pdf(path: Path, handle: BinaryIO | None = None) -> Any:
@@ -230,7 +239,7 @@ def _trim(folder: Path, limit: int) -> None:
     for item in folder.glob("*.png"):
         with contextlib.suppress(OSError):
             stat = item.stat()
-            files.append((stat.st_mtime, stat.st_size, item))
+            files.append((stat.st_mtime_ns, stat.st_size, item))
     total = sum(size for _, size, _ in files)
     for _, size, item in sorted(files):
         if total <= limit:
