@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from .generation import Generator
 
 
-
 class Assistant:
     """Question answering over one index directory.
 
@@ -322,8 +321,10 @@ class Assistant:
         confidence = max((p.score for p in scored), default=0.0)
         identities = self.identities()
 
+        documents = self.retriever.documents(query)
+
         def extractive() -> Answer:
-            answer = self.answerer.answer(search, passages, identities)
+            answer = self.answerer.answer(search, passages, identities, documents)
             return answer if search == question else replace(answer, question=question)
 
         generator = self.generator

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -37,6 +37,8 @@ CLARITY_RANGE = (1.15, 2.2)
 #: applies to the first ``NAME_POOL`` fused candidates (or 3k + 5 when more).
 NAME_WEIGHT = 0.5
 NAME_POOL = 60
+#: Documents whose chunks :meth:`Retriever.document_passages` keeps in memory (most recently used).
+DOCUMENTS_KEPT = 8
 
 
 class Retriever:
@@ -61,6 +63,8 @@ class Retriever:
         self.store = store
         self.fusion = fusion
         self._names: tuple[int, DocumentNames] | None = None
+        self._documents: dict[str, tuple[list[ChunkRecord], np.ndarray]] = {}
+        self._documents_generation = -1
 
     def search(self, question: str, query_vector: np.ndarray, k: int) -> list[Passage]:
         """The ``k`` best passages for the question, best first, overlapping chunks removed."""
@@ -116,6 +120,47 @@ class Retriever:
                 break
         return passages
 
+    def document_passages(self, source: str, query_vector: np.ndarray) -> list[Passage]:
+        """Every passage of one document, in document order, each scored by its cosine similarity to the
+        query (without page boxes: see :meth:`placed`). A document's chunks and vectors are read once per
+        committed change of the index."""
+        generation = self.store.generation()
+        if generation != self._documents_generation:
+            self._documents, self._documents_generation = {}, generation
+        kept = self._documents.pop(source, None)
+        if kept is None:
+            records = self.store.document_chunks(source)
+            vectors = self.store.vectors([r.id for r in records])
+            records = [r for r in records if r.id in vectors]
+            matrix = np.stack([vectors[r.id] for r in records]) if records else np.zeros((0, 1), np.float32)
+            kept = (records, matrix.astype(np.float32, copy=False))
+        self._documents[source] = kept  # most recently used last
+        while len(self._documents) > DOCUMENTS_KEPT:
+            self._documents.pop(next(iter(self._documents)))
+        records, matrix = kept
+        if not records:
+            return []
+        scores = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        return [
+            Passage(r.source, r.start, r.end, r.text, float(score), r.section, r.id)
+            for r, score in zip(records, scores, strict=True)
+        ]
+
+    def documents(self, query_vector: np.ndarray) -> QueryDocuments:
+        """Whole documents scored against one question (for :class:`rag.answers.Answerer`)."""
+        return QueryDocuments(self, query_vector)
+
+    def placed(self, passage: Passage) -> Passage:
+        """``passage`` with its page and boxes (for a PDF or image chunk that has a layout)."""
+        if passage.page is not None or passage.chunk_id < 0:
+            return passage
+        record = self.store.chunks([passage.chunk_id]).get(passage.chunk_id)
+        if record is None or not record.layout:
+            return passage
+        page, runs = parse_layout(record.layout)
+        boxes = tuple(boxes_for(runs, record.start, record.end))
+        return replace(passage, page=page, boxes=boxes, runs=runs)
+
     def document_names(self) -> DocumentNames:
         """The indexed files' names (re-read when the index changes)."""
         generation = self.store.generation()
@@ -124,6 +169,23 @@ class Retriever:
             cached = (generation, DocumentNames(d.source for d in self.store.documents()))
             self._names = cached
         return cached[1]
+
+
+@dataclass(frozen=True)
+class QueryDocuments:
+    """Every passage of a document, scored against one question's vector (see
+    :meth:`Retriever.document_passages`), and the page boxes of the one an answer cites."""
+
+    retriever: Retriever
+    query_vector: np.ndarray
+
+    def passages(self, source: str) -> list[Passage]:
+        """Every passage of ``source``, in document order, scored by cosine similarity."""
+        return self.retriever.document_passages(source, self.query_vector)
+
+    def placed(self, passage: Passage) -> Passage:
+        """``passage`` with its page and boxes."""
+        return self.retriever.placed(passage)
 
 
 def _fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], fusion: str) -> list[tuple[int, float]]:

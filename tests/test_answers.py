@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answers import Answerer, cells_of, check_passages, document_identity, read_question, wants_value
-from rag.answers.constraints import Scope, header_agrees, missing_names, missing_period
+from rag.answers.constraints import Scope, document_period, header_agrees, missing_names, missing_period
 from rag.answers.question import read_period
 from rag.answers.values import best_cell
 from rag.page_forms import identity_lines, is_label
@@ -240,3 +240,76 @@ def test_prose_may_name_its_subject_in_another_passage_of_its_document_but_a_val
 def test_a_quarter_without_a_year_pins_no_period():
     assert read_period("Who scored in the fourth quarter?").quarters == ()
     assert read_period("revenue in the fourth quarter of 2023").quarters == ((4, 2023),)
+
+
+# ------------------------------------------------------------------ fiscal quarters, whole documents, kinds
+
+
+def test_a_quarter_is_the_one_the_document_reports_on_whatever_its_fiscal_calendar():
+    asked = read_period("What were Apple's operating expenses in Q1 2023?")
+    identity = "2023 Q1 AAPL\nApple Inc.\nFor the quarterly period ended December 31, 2022 or"
+    period = document_period(asked, identity)
+    assert period.dates == ((2022, 12, 31),)
+    assert header_agrees(period, "Three Months Ended December 31, 2022") is True
+    assert header_agrees(period, "Three Months Ended December 25, 2021") is False
+    # A document that does not name the quarter keeps the question's period as it is.
+    assert document_period(asked, "Apple Inc.\nFor the quarterly period ended April 1, 2023") == asked
+    # Without the document's word for it, a quarter agrees with a date that may end it in some fiscal
+    # calendar (December 2022 may end a fiscal Q1 2023), not with one a year earlier.
+    assert header_agrees(asked, "Three Months Ended December 31, 2022") is True
+    assert header_agrees(asked, "Three Months Ended December 25, 2021") is False
+    assert header_agrees(read_period("in Q4 2023"), "Three Months Ended March 31, 2023") is False
+
+
+class _Documents:
+    """The rest of a document, as :class:`rag.answers.answerer.Documents` gives it (placed marks the call)."""
+
+    def __init__(self, passages: list[Passage]) -> None:
+        self.rest = passages
+        self.placed_ids: list[int] = []
+
+    def passages(self, source: str) -> list[Passage]:
+        return [p for p in self.rest if p.source == source]
+
+    def placed(self, p: Passage) -> Passage:
+        self.placed_ids.append(p.chunk_id)
+        return p
+
+
+def test_the_asked_row_is_found_in_a_passage_of_the_document_that_was_not_retrieved():
+    question = "How did Apple's inventory levels in the Q3 2022 report reflect on its supply chain?"
+    identities = {"2022 Q3 AAPL.pdf": "2022 Q3 AAPL\nApple Inc.\nFor the quarterly period ended June 25, 2022"}
+    prose = Passage(
+        "2022 Q3 AAPL.pdf", 0, 60, "The Company's supply chain remained constrained in the quarter.", 0.7, chunk_id=1
+    )
+    sheet_text = (
+        "Inventories | June 25, 2022: 5,433 | September 25, 2021: 6,580\n"
+        "Vendor non-trade receivables | June 25, 2022: 26,058"
+    )
+    sheet = Passage("2022 Q3 AAPL.pdf", 900, 900 + len(sheet_text), sheet_text, 0.4, chunk_id=7)
+    answerer = Answerer(min_score=0.0)
+    without = answerer.answer(question, [prose], identities)
+    assert "5,433" not in without.text
+    documents = _Documents([prose, sheet])
+    answer = answerer.answer(question, [prose], identities, documents)
+    assert answer.text == "Inventories, June 25, 2022: 5,433 [1]"
+    assert answer.citations[0].start == 900 and documents.placed_ids == [7]
+    assert [p.chunk_id for p in answer.passages] == [7]  # as many passages as were retrieved, the cited first
+
+
+def test_the_kind_of_value_asked_for_shapes_the_choice():
+    fields = passage("Departure Time: 1710 EST\nDeparture Point: Quincy, FL (2J9)\nRegistration: N461TC\nAge: 85, Male")
+    where = best_cell(read_question("Where did it depart from?"), [fields], {})
+    assert where is not None and where.cell.value == "Quincy, FL (2J9)"  # a time is not a place
+    old = best_cell(read_question("How old was the pilot?"), [fields], {})
+    assert old is not None and old.cell.value == "85, Male"  # "how old" asks for an age
+    assert best_cell(read_question("Who was the registered owner?"), [fields], {}) is None  # a code is not a person
+
+
+def test_the_current_column_is_preferred_whether_a_statement_sets_it_first_or_last():
+    asked = read_question("What was AWS segment revenue?")
+    older_first = passage(
+        "AWS | Three Months Ended September 30, 2022: 20,538 | Three Months Ended September 30, 2023: 23,059"
+    )
+    match = best_cell(asked, [older_first], {})
+    assert match is not None and match.cell.value == "23,059"

@@ -194,3 +194,40 @@ def test_rag_sources_shows_what_each_document_is_taken_to_be(forms: Assistant) -
     at = next(i for i, line in enumerate(lines) if line.startswith("report-a.pdf"))
     assert "is: Aviation Accident Final Report; Location: Tallahassee, FL" in lines[at + 1]
     assert "Date & Time: 12/08/2007, 1730 EST" in lines[at + 1]
+
+
+def _long_report() -> str:
+    """A quarterly report whose discussion of inventory fills several passages before the balance sheet."""
+    paragraphs = [
+        f"Inventory note {i}. Inventory levels in region {i} rose as the Company built inventory ahead of "
+        "product launches; inventory management kept inventory levels in line with demand, and the Company "
+        "expects inventory levels to ease as component shortages and shipping delays in its supply chain end."
+        for i in range(1, 13)
+    ]
+    sheet = (
+        "## Condensed consolidated balance sheets\n\n"
+        "| Item | July 1, 2023 | September 24, 2022 |\n|---|---|---|\n"
+        "| Cash and cash equivalents | 28,408 | 23,646 |\n"
+        "| Inventories | 7,351 | 4,946 |\n"
+        "| Vendor non-trade receivables | 19,637 | 32,748 |\n"
+    )
+    return "# Orchard Devices Inc. quarterly report\n\n## Inventory\n\n" + "\n\n".join(paragraphs) + "\n\n" + sheet
+
+
+def test_the_asked_row_is_found_beyond_the_retrieved_passages(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = _long_report()
+    (docs / "orchard-q3-2023.md").write_text(text, encoding="utf-8")
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assistant.index([docs])
+    question = "What were Orchard's inventory levels?"
+    (top,) = assistant.search(question, k=1)
+    assert "7,351" not in top.text  # the one passage retrieved is the discussion, not the balance sheet
+    answer = assistant.ask(question, k=1)
+    assert answer.answered
+    assert answer.text.startswith("Inventories, July 1, 2023: 7,351 [1]")
+    (citation,) = answer.citations[:1]
+    derived = load(docs / "orchard-q3-2023.md").text
+    assert [derived[a:b] for a, b in citation.highlights] == ["Inventories", "July 1, 2023: 7,351"]
+    assert len(answer.passages) == 1 and answer.passages[0].start == citation.start

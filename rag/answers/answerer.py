@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from ..extractive import ExtractiveAnswerer, best_first
 from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, missing_names, missing_period
 from .question import Asked, read_question
-from .values import best_cell
+from .values import best_cell, may_hold
 
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -42,6 +43,16 @@ def document_identity(source: str, report: Mapping[str, object] | None) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _naming_words(asked: Asked, identity: str) -> set[str]:
+    """Words that name a document rather than a value in it: its identity's words, and the words of the
+    question's names that the identity holds (an acronym such as NTSB by its initials)."""
+    words = set(content_words(identity))
+    for name in asked.names:
+        if not missing_names(replace(asked, names=(name,)), Scope("", identity)):
+            words.update(content_words(name))
+    return words
+
+
 def wants_value(asked: Asked) -> bool:
     """Whether the question asks for one value (a field, a figure) rather than an explanation."""
     return not _EXPLAIN.search(asked.text)
@@ -60,28 +71,41 @@ class Checked:
     related: list[Passage] = field(default_factory=list)
 
 
-def check_passages(asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
-    """Keep the passages whose text or document holds every name and period the question gives."""
+def check_passages(
+    asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str], related: bool = True
+) -> Checked:
+    """Keep the passages whose text or document holds every name and period the question gives (and,
+    with ``related``, sort out those whose names are in any of ``passages`` of their document)."""
     allowed: list[Passage] = []
-    related: list[Passage] = []
+    near: list[Passage] = []
     positions: list[int] = []
     why_not = ""
     documents: dict[str, str] = {}
-    for p in passages:
+    for p in passages if related else ():
         documents[p.source] = f"{documents.get(p.source, '')}\n{p.section}\n{p.text}"
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
-        period = missing_period(asked.period, scope.all)
-        names = missing_names(asked, scope)
-        if not period and not missing_names(asked, Scope(documents[p.source], identity), alike=True):
-            related.append(p)
+        period = missing_period(asked.period, identity) and missing_period(asked.period, scope.all)
+        names = missing_names(asked, scope) if asked.names else []
+        if related and not period and not missing_names(asked, Scope(documents[p.source], identity), alike=True):
+            near.append(p)
         if names or period:
             why_not = why_not or (names[0] if names else period)
             continue
         allowed.append(p)
         positions.append(i)
-    return Checked(allowed, why_not, tuple(positions), related)
+    return Checked(allowed, why_not, tuple(positions), near)
+
+
+class Documents(Protocol):
+    """The rest of a document beyond the retrieved passages (see :meth:`rag.retrieval.Retriever.document_passages`)."""
+
+    def passages(self, source: str) -> Sequence[Passage]:
+        """Every passage of ``source``, scored against the question like the retrieved ones."""
+
+    def placed(self, passage: Passage) -> Passage:
+        """``passage`` with its page and boxes."""
 
 
 class Answerer:
@@ -99,9 +123,18 @@ class Answerer:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""
         return check_passages(read_question(question), passages, identities)
 
-    def answer(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Answer:
+    def answer(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        identities: Mapping[str, str],
+        documents: Documents | None = None,
+    ) -> Answer:
         """Answer ``question`` from ``passages`` (as retrieved, ``score`` = cosine) of documents whose
-        identities are ``identities`` (source -> :func:`document_identity`)."""
+        identities are ``identities`` (source -> :func:`document_identity`). With ``documents``, the
+        asked value is also looked for in the other passages of the best matching document (a statement's
+        row is often in a passage that shares few words with the question), each scored by its similarity
+        to the question like the retrieved ones."""
         asked = read_question(question)
         passages = list(passages)
         scored = self.rescore(question, passages)
@@ -114,14 +147,27 @@ class Answerer:
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
-            words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in checked.allowed}}
-            match = best_cell(asked, checked.allowed, words)
+            candidates = list(checked.allowed)
+            if documents is not None and candidates:
+                seen = {p.chunk_id for p in passages}
+                rest = [
+                    p for p in documents.passages(candidates[0].source) if p.chunk_id not in seen and may_hold(asked, p)
+                ]
+                candidates += check_passages(asked, rest, identities, related=False).allowed
+            words = {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in candidates}}
+            match = best_cell(asked, candidates, words, identities)
             if match is not None:
-                position = checked.positions[match.passage]
                 # The passage that holds the asked value is the best match, whatever its words scored.
-                passage = replace(scored[position], score=max(scored[position].score, confidence))
+                if match.passage < len(checked.allowed):
+                    position = checked.positions[match.passage]
+                    passage = replace(scored[position], score=max(scored[position].score, confidence))
+                    others = [p for i, p in enumerate(scored) if i != position]
+                else:
+                    assert documents is not None
+                    passage = replace(documents.placed(candidates[match.passage]), score=confidence)
+                    others = scored[: len(scored) - 1]  # as many passages as were asked for
                 citation = Citation.of(1, passage, match.cell.spans())
-                ranked = [passage, *best_first([p for i, p in enumerate(scored) if i != position])]
+                ranked = [passage, *best_first(others)]
                 cell = Answer(question, f"{match.cell.quote()} [1]", True, [citation], ranked, confidence=confidence)
         if cell is not None and wants_value(asked):
             return cell

@@ -8,11 +8,18 @@ appears there too. A table cell must also sit in a column whose period agrees wi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from .question import DATE, YEAR, Asked, Period, _dates, read_period
 
 _SPAN_IN_HEADER = re.compile(r"\b(three|six|nine|twelve)\s+months\b|\b(quarter|year)\s+ended\b", re.I)
+#: A line that gives the end of the period a document reports on ("For the quarterly period ended ...").
+_PERIOD_ENDED = re.compile(r"\b(?:period|quarter|three months|thirteen weeks)\s+ended\b", re.I)
+#: How many months a quarter's last month may stand before or after the calendar quarter's (fiscal years
+#: that end in June put "Q1 2023" at September 2022; those that end in January, at April 2023).
+_QUARTER_WINDOW = (-6, 1)
+_FISCAL_QUARTER_WINDOW = (-11, 1)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ def missing_names(asked: Asked, scope: Scope, alike: bool = False) -> list[str]:
     """The question's names that neither the passage nor its document's identity holds (a name in
     capitals also matches the initials of a run of capitalised words: NTSB, National Transportation
     Safety Board)."""
-    haystack = _letters(scope.all)
+    haystack = _letters(scope.identity) + _letters(scope.text)
     words = set(haystack.split()) if alike else set()
     missing = []
     for name in asked.names:
@@ -43,7 +50,7 @@ def missing_names(asked: Asked, scope: Scope, alike: bool = False) -> list[str]:
             name.isupper()
             and 2 <= len(letters) <= 8
             and letters.isalpha()
-            and _abbreviates(letters.lower(), scope.all, "&" in name)
+            and any(_abbreviates(letters.lower(), part, "&" in name) for part in (scope.identity, scope.text))
         ):
             continue
         missing.append(name)
@@ -66,6 +73,7 @@ def _alike(word: str, words: set[str]) -> bool:
     return False
 
 
+@lru_cache(maxsize=32768)
 def _letters(text: str) -> str:
     return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s ", " "))) + " "
 
@@ -77,7 +85,7 @@ def _abbreviates(acronym: str, text: str, ampersand: bool = False) -> bool:
     """Whether ``acronym`` (lower case) is the initials of consecutive words of ``text``, the first of them
     capitalised and at least half of them (connectors such as "and" or "of" may stand between them):
     ``rd`` in "Research and development", ``ntsb`` in "National Transportation Safety Board"."""
-    words = re.findall(r"[A-Za-z]+", text)
+    words = _alphabetic(text)
     n = len(acronym)
     for i, word in enumerate(words):
         if word[0] != acronym[0].upper():
@@ -96,6 +104,11 @@ def _abbreviates(acronym: str, text: str, ampersand: bool = False) -> bool:
         if k == n and (2 * capitals >= n or ampersand):
             return True
     return False
+
+
+@lru_cache(maxsize=32768)
+def _alphabetic(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[A-Za-z]+", text))
 
 
 def missing_period(period: Period, text: str) -> str:
@@ -123,9 +136,31 @@ def _date_words(date: tuple[int, int, int]) -> str:
     return f"{MONTHS[month - 1].capitalize()} {day}, {year}" if 1 <= month <= 12 else f"{year}"
 
 
+def document_period(period: Period, identity: str) -> Period:
+    """The question's period as one document names it. When the document's identity names the asked
+    quarter (its file name ``2023 Q1 AAPL``, its title) and gives the end of the period it reports on
+    (``For the quarterly period ended December 31, 2022``), that date is the quarter's, whatever the
+    company's fiscal calendar: a column headed by it agrees with "Q1 2023", one headed by another does not."""
+    if not period.quarters or period.dates or len(period.quarters) > 1:
+        return period
+    quarter, year = period.quarters[0]
+    if not any(q == quarter and (y == year or not year) for q, y in read_period(identity).quarters):
+        return period
+    ends = {d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line)}
+    return replace(period, dates=(ends.pop(),)) if len(ends) == 1 else period
+
+
+def _in_quarter(period: Period, date: tuple[int, int, int]) -> bool:
+    """Whether ``date`` may end one of the question's quarters under some fiscal calendar."""
+    low, high = _FISCAL_QUARTER_WINDOW if period.fiscal else _QUARTER_WINDOW
+    at = date[0] * 12 + date[1]
+    return any(low <= at - (year * 12 + 3 * quarter) <= high for quarter, year in period.quarters if year)
+
+
 def header_agrees(period: Period, header: str) -> bool | None:
     """Whether a column header's period agrees with the question's: True (it names the asked period),
-    False (it names another date, year or span of months), None (it names no period)."""
+    False (it names another date, year or span of months), None (it names no period). A quarter agrees
+    with a date that may end it under some fiscal calendar (see :func:`document_period` for the exact date)."""
     if not period or not header.strip():
         return None
     dates = _dates(header)
@@ -139,6 +174,10 @@ def header_agrees(period: Period, header: str) -> bool | None:
         if not set(period.dates) & set(dates):
             return False
         verdict = True
+    elif dates and any(year for _, year in period.quarters) and not set(period.years) - {y for _, y in period.quarters}:
+        if not any(_in_quarter(period, d) for d in dates):
+            return False
+        verdict = True
     elif period.years and years:
         if not set(period.years) & years:
             return False
@@ -150,4 +189,4 @@ def header_agrees(period: Period, header: str) -> bool | None:
     return verdict
 
 
-__all__ = ["Scope", "header_agrees", "missing_names", "missing_period"]
+__all__ = ["Scope", "document_period", "header_agrees", "missing_names", "missing_period"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..extractive import answer_kind
 from ..text import content_words, stem
@@ -109,6 +110,7 @@ def _month_number(word: str) -> int:
     return next((i + 1 for i, m in enumerate(MONTHS) if m.startswith(w)), 0)
 
 
+@lru_cache(maxsize=32768)
 def read_period(text: str) -> Period:
     """The dates, quarters, years and span of months named in ``text``."""
     dates = _dates(text)
@@ -175,14 +177,20 @@ def read_names(question: str) -> tuple[str, ...]:
 _QUESTION_WORDS = frozenset(
     stem(w)
     for w in """much many report reported show shown state stated disclose disclosed according figure value
-    amount level""".split()  # noqa: SIM905
+    amount level reveal revealed mention mentioned provide provided""".split()  # noqa: SIM905
 )
 
 
 _CARRIED = re.compile(r"\s*\(about: ([^()]*)\)\s*$")
 
 
+#: What a "how ..." question asks for, in plain English ("how old was the pilot" asks for an age).
+_HOW = {"old": "age", "far": "distance", "tall": "height", "heavy": "weight", "fast": "speed", "deep": "depth"}
+_HOW_RE = re.compile(rf"\bhow ({'|'.join(_HOW)})\b", re.I)
+
+
 def _measure_words(text: str) -> frozenset[str]:
+    text = _HOW_RE.sub(lambda m: f"{m.group()} {_HOW[m.group(1).lower()]}", text)
     stripped = DATE.sub(" ", text)
     stripped = QUARTER.sub(" ", stripped)
     stripped = YEAR.sub(" ", stripped)

@@ -9,21 +9,24 @@ for cells of that document. An empty field, a dash, or a label with no value is 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..extractive import kind_match
 from ..page_forms import is_label
 from ..text import content_words
 from ..types import Passage
 from .cells import Cell, cells_of
-from .constraints import header_agrees
-from .question import Asked
+from .constraints import document_period, header_agrees
+from .question import Asked, Period, read_period
 
 #: Least match (0-1) for a cell to be the answer.
 MIN_CELL_SCORE = 0.5
 #: Score lost per unit of match score by which a cell's passage stands below the best passage.
 RANK_PENALTY = 0.2
+_TOKEN = re.compile(r"[\w'’-]+")
 #: Shortest stem that may match a longer one by prefix ("depart" ~ "departur").
 PREFIX = 5
 
@@ -37,7 +40,25 @@ class CellMatch:
     score: float
 
 
-def _matches(word: str, words: set[str]) -> bool:
+@lru_cache(maxsize=65536)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(content_words(text))
+
+
+@lru_cache(maxsize=65536)
+def _keys(text: str) -> frozenset[str]:
+    """What two words that :func:`_matches` must share: the word, or its first :data:`PREFIX` letters."""
+    return frozenset(w[:PREFIX] for w in _words(text))
+
+
+@lru_cache(maxsize=16384)
+def _cells(text: str, start: int, section: str) -> tuple[Cell, ...]:
+    return tuple(cells_of(Passage("", start, start + len(text), text, 0.0, section)))
+
+
+@lru_cache(maxsize=262144)
+def _matches(word: str, words: frozenset[str]) -> bool:
+    """Whether ``word`` is one of ``words``, or (both at least :data:`PREFIX` letters) begins one or is begun by one."""
     if word in words:
         return True
     return len(word) >= PREFIX and any(len(w) >= PREFIX and (w.startswith(word) or word.startswith(w)) for w in words)
@@ -49,6 +70,7 @@ def cell_score(
     document_words: set[str],
     weight: dict[str, float] | None = None,
     table_words: frozenset[str] = frozenset(),
+    period: Period | None = None,
 ) -> float:
     """How well ``cell`` answers ``asked``, 0 to 1 (0: not at all, or its column names another period).
 
@@ -57,60 +79,131 @@ def cell_score(
     add to it but are not required). Precision: the weighted share of the label's words the question
     asks for. ``weight`` gives rare label words more say (see :func:`label_weights`). ``table_words`` are
     the words of what the table is about (its section heading and caption: "Net sales by category"): a
-    measure word found only there counts half."""
+    measure word found only there counts half. ``period`` is the question's period as the cell's document
+    names it (see :func:`rag.answers.constraints.document_period`), by default the question's own."""
+    label_words = _words(cell.label)
+    asked_words = asked.measure | asked.context
+    if (
+        not asked.measure
+        or _keys(cell.label).isdisjoint(w[:PREFIX] for w in asked_words)
+        or not any(_matches(x, label_words) for x in asked_words)
+    ):
+        return 0.0  # the row or field itself must be the one asked about, not only its column
     if cell.empty or (asked.kind in ("number", "time") and not kind_match(asked.kind, cell.value, asked.text)):
         return 0.0
-    agrees = header_agrees(asked.period, cell.header)
+    if asked.kind in ("person", "place") and not _names_something(cell.value):
+        return 0.0
+    agrees = header_agrees(asked.period if period is None else period, cell.header)
     if agrees is False:
         return 0.0
-    label_words = set(content_words(cell.label))
-    if not label_words or not asked.measure:
-        return 0.0
-    named = label_words | set(content_words(cell.header))
+    named = _named(cell.label, cell.header)
     w = weight or {}
 
-    def weigh(words: set[str]) -> float:
+    def weigh(words: set[str] | frozenset[str]) -> float:
         return sum(w.get(x, 1.0) for x in words)
 
     required = {x for x in asked.measure if x not in document_words} or set(asked.measure)
     optional = (set(asked.measure) | asked.context) - required
-    found = {x for x in required | optional if _matches(x, named)}
-    if not found & {x for x in required | optional if _matches(x, label_words)}:
+    wanted = frozenset(required | optional)
+    found = {x for x in wanted if _matches(x, named)}
+    if not found & {x for x in wanted if _matches(x, label_words)}:
         return 0.0  # the row or field itself must be the one asked about, not only its column
-    about = {x for x in (required | optional) - found if _matches(x, set(table_words))}
+    about = {x for x in wanted - found if _matches(x, table_words)}
     recall = (weigh(found & required) + 0.5 * weigh(about & required)) / weigh(required) + 0.25 * weigh(
         (found | about) & optional
     ) / max(weigh(optional), 1e-9) * bool(optional)
-    precision = weigh({x for x in label_words if _matches(x, required | optional)}) / weigh(label_words)
+    precision = weigh({x for x in label_words if _matches(x, wanted)}) / weigh(label_words)
     score = 0.6 * min(recall, 1.0) + 0.4 * precision
     if agrees:
         score += 0.05
     return min(score, 1.0)
 
 
+@lru_cache(maxsize=65536)
+def _named(label: str, header: str) -> frozenset[str]:
+    return _words(label) | _words(header)
+
+
+def _by_recency(passage: Passage) -> list[tuple[int, Cell]]:
+    """A passage's cells, each with its place among the cells of its row: the column of the latest date or
+    year first (the current period, whether a statement sets it first or last), else in reading order."""
+    cells = _cells(passage.text, passage.start, passage.section)
+    rows: dict[int, list[Cell]] = {}
+    for cell in cells:
+        rows.setdefault(cell.label_start, []).append(cell)
+    out: list[tuple[int, Cell]] = []
+    for row in rows.values():
+        latest = sorted(range(len(row)), key=lambda i: (_header_time(row[i].header), -i), reverse=True)
+        out.extend((place, row[i]) for place, i in enumerate(latest))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _header_time(header: str) -> tuple[int, int, int]:
+    """The latest date a column header names, (year, month, day); a year alone counts as its first day."""
+    period = read_period(header)
+    return max([*period.dates, *((y, 0, 0) for y in period.years)], default=(0, 0, 0))
+
+
+def _names_something(value: str) -> bool:
+    """Whether a value may be a person, organisation or place: it starts with a letter and holds a word of
+    letters only (not a time "1710 EST", a figure, or a code "N461TC")."""
+    stripped = value.strip()
+    return stripped[:1].isalpha() and any(w.isalpha() and len(w) > 1 for w in _TOKEN.findall(stripped))
+
+
+def may_hold(asked: Asked, passage: Passage) -> bool:
+    """Whether any row or field label of ``passage`` shares a word with the question's measure (a cheap
+    test before scoring its cells)."""
+    keys = {w[:PREFIX] for w in asked.measure | asked.context}
+    return not keys.isdisjoint(_label_keys(passage.text, passage.start, passage.section))
+
+
+@lru_cache(maxsize=16384)
+def _label_keys(text: str, start: int, section: str) -> frozenset[str]:
+    return frozenset().union(*(_keys(cell.label) for cell in _cells(text, start, section)))
+
+
 def label_weights(cells: Sequence[Cell]) -> dict[str, float]:
     """Rarity of each label word among ``cells`` (a word on every label weighs least)."""
     counts: dict[str, int] = {}
     for cell in cells:
-        for word in set(content_words(cell.label)) | set(content_words(cell.header)):
+        for word in _words(cell.label) | _words(cell.header):
             counts[word] = counts.get(word, 0) + 1
     n = max(1, len(cells))
     return {word: math.log(1 + n / count) for word, count in counts.items()}
 
 
-def best_cell(asked: Asked, passages: Sequence[Passage], document_words: dict[str, set[str]]) -> CellMatch | None:
+def best_cell(
+    asked: Asked,
+    passages: Sequence[Passage],
+    document_words: dict[str, set[str]],
+    identities: Mapping[str, str] | None = None,
+) -> CellMatch | None:
     """The best-matching cell of ``passages`` (allowed ones only, in rank order), or None below
     :data:`MIN_CELL_SCORE`. A cell of a lower passage loses a little (:data:`RANK_PENALTY` times how far
     its passage's score is below the best); ties go to the earlier cell of a row (the current period
-    stands first in statements)."""
-    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in enumerate(cells_of(p))]
+    stands first in statements). ``identities`` (source -> what the document says about itself) place
+    the question's quarter in each document's own calendar."""
+    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _by_recency(p)]
     weight = label_weights([cell for _, _, cell in found])
+    by_key: dict[str, list[str]] = {}
+    for label_word in weight:
+        by_key.setdefault(label_word[:PREFIX], []).append(label_word)
+    for word in asked.measure | asked.context:  # a question word weighs as the label words it matches
+        if word not in weight:
+            matched = [weight[w] for w in by_key.get(word[:PREFIX], ()) if _matches(word, frozenset((w,)))]
+            if matched:
+                weight[word] = max(matched)
     about = [table_context(p) for p in passages]
+    periods = {s: document_period(asked.period, (identities or {}).get(s, "")) for s in {p.source for p in passages}}
     top = max((p.score for p in passages), default=0.0)
     best: CellMatch | None = None
     for rank, order, cell in found:
         passage = passages[rank]
-        score = cell_score(asked, cell, document_words.get(passage.source, set()), weight, about[rank])
+        score = cell_score(
+            asked, cell, document_words.get(passage.source, set()), weight, about[rank], periods[passage.source]
+        )
         if score <= 0:
             continue
         score -= RANK_PENALTY * max(0.0, top - passage.score) + 0.0001 * order
@@ -122,8 +215,13 @@ def best_cell(asked: Asked, passages: Sequence[Passage], document_words: dict[st
 def table_context(passage: Passage) -> frozenset[str]:
     """Words that say what a passage's tables are about: its section heading and its caption lines (short
     lines that are not rows or fields, or that end in a colon)."""
-    lines = [passage.section]
-    for line in passage.text.split("\n"):
+    return _table_context(passage.text, passage.section)
+
+
+@lru_cache(maxsize=16384)
+def _table_context(text: str, section: str) -> frozenset[str]:
+    lines = [section]
+    for line in text.split("\n"):
         stripped = line.strip()
         if not stripped or " | " in stripped or is_label(stripped):
             continue
