@@ -313,3 +313,20 @@ def test_the_current_column_is_preferred_whether_a_statement_sets_it_first_or_la
     )
     match = best_cell(asked, [older_first], {})
     assert match is not None and match.cell.value == "23,059"
+
+
+def test_a_column_of_changes_answers_only_a_question_about_change():
+    row = passage(
+        "Revenue | Three Months Ended $ Change: 2 | Quarter-over-Quarter Change: 19 % | Three Months Ended: 7,192"
+    )
+    value = best_cell(read_question("What was NVIDIA's revenue?"), [row], {})
+    assert value is not None and value.cell.value == "7,192"
+    change = best_cell(read_question("By how much did revenue change quarter over quarter?"), [row], {})
+    assert change is not None and "Change" in change.cell.header
+
+
+def test_a_fiscal_year_asks_for_the_year_not_a_quarter_of_it():
+    period = read_period("What was NVIDIA's total revenue for fiscal year 2024?")
+    assert period.span == "twelve"
+    assert header_agrees(period, "Three Months Ended October 29, 2023 (fiscal 2024)") is False
+    assert read_period("R&D in Q1 fiscal 2024").span == ""

@@ -72,10 +72,15 @@ class Checked:
 
 
 def check_passages(
-    asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str], related: bool = True
+    asked: Asked,
+    passages: Sequence[Passage],
+    identities: Mapping[str, str],
+    related: bool = True,
+    whole: Mapping[str, str] | None = None,
 ) -> Checked:
     """Keep the passages whose text or document holds every name and period the question gives (and,
-    with ``related``, sort out those whose names are in any of ``passages`` of their document)."""
+    with ``related``, sort out those whose names are in any of ``passages`` of their document, or in the
+    document's ``whole`` text when given)."""
     allowed: list[Passage] = []
     near: list[Passage] = []
     positions: list[int] = []
@@ -83,6 +88,7 @@ def check_passages(
     documents: dict[str, str] = {}
     for p in passages if related else ():
         documents[p.source] = f"{documents.get(p.source, '')}\n{p.section}\n{p.text}"
+    documents.update(whole or {})
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
@@ -141,6 +147,12 @@ class Answerer:
         ranked = best_first(scored)
         confidence = max((p.score for p in scored), default=0.0)
         checked = check_passages(asked, passages, identities)
+        if passages and not checked.related and documents is not None and asked.names and not asked.period:
+            # Prose may name its subject anywhere in its document, not only in the passages retrieved; not
+            # when the question also pins a period (a figure of a company and a quarter is not prose that
+            # merely mentions the company somewhere else in a filing).
+            whole = {s: "\n".join(p.text for p in documents.passages(s)) for s in {p.source for p in passages}}
+            checked = check_passages(asked, passages, identities, whole=whole)
         if passages and not checked.related:
             note = f"No passage found here matches {checked.why_not!r} from the question."
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
@@ -148,14 +160,14 @@ class Answerer:
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
             candidates = list(checked.allowed)
+            document: Sequence[Passage] = ()
             if documents is not None and candidates:
                 seen = {p.chunk_id for p in passages}
-                rest = [
-                    p for p in documents.passages(candidates[0].source) if p.chunk_id not in seen and may_hold(asked, p)
-                ]
+                document = documents.passages(candidates[0].source)
+                rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
                 candidates += check_passages(asked, rest, identities, related=False).allowed
             words = {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in candidates}}
-            match = best_cell(asked, candidates, words, identities)
+            match = best_cell(asked, candidates, words, identities, document)
             if match is not None:
                 # The passage that holds the asked value is the best match, whatever its words scored.
                 if match.passage < len(checked.allowed):

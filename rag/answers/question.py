@@ -42,6 +42,10 @@ _SPAN = re.compile(
 )
 _SPAN_WORDS = {"3": "three", "6": "six", "9": "nine", "12": "twelve"}
 FISCAL_YEAR = re.compile(r"\b(?:fiscal(?:\s+year)?|FY)\s*((?:19|20)\d\d)\b", re.I)
+_WHOLE_YEAR = re.compile(
+    r"\b(?:for|in|during|over)\s+(?:the\s+)?(?:full\s+|whole\s+|entire\s+)?(?:fiscal(?:\s+year)?|FY)\s*(?:19|20)\d\d\b",
+    re.I,
+)
 _LATEST = re.compile(r"\b(latest|most recent|newest|last reported)\b", re.I)
 
 #: Capitalised words that are question words or periods, not names.
@@ -134,7 +138,10 @@ def read_period(text: str) -> Period:
         span = _SPAN_WORDS.get(sm.group(1) or "", (sm.group(1) or "").lower()) if sm.group(1) else "three"
         if sm.group(2) and not sm.group(2).lower().startswith("quarter"):
             span = ""
-    return Period(tuple(dates), tuple(quarters), tuple(years), span, bool(FISCAL_YEAR.search(text)))
+    fiscal = FISCAL_YEAR.search(text)
+    if fiscal and not span and not quarters and not dates and _WHOLE_YEAR.search(text):
+        span = "twelve"  # "for fiscal year 2024": the year, not a quarter of it
+    return Period(tuple(dates), tuple(quarters), tuple(years), span, bool(fiscal))
 
 
 def read_names(question: str) -> tuple[str, ...]:
@@ -201,6 +208,14 @@ def _measure_words(text: str) -> frozenset[str]:
 _PERIOD_WORDS = frozenset(
     stem(w) for w in ("quarter", "quarterly", "fiscal", "year", "month", "months", "ended", "end")
 )
+
+
+@lru_cache(maxsize=65536)
+def topic_words(text: str) -> frozenset[str]:
+    """The words of ``text`` that say what it is about, not when: dates, quarters, years, spans of
+    months and words such as "ended" left out (a column header "Three Months Ended July 1, 2023" has
+    none; "Commitments (In millions)" has "commit")."""
+    return _measure_words(text) - {"million", "billion", "thousand", "unaudit", "except", "per", "share", "data"}
 
 
 def read_question(question: str) -> Asked:

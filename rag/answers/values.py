@@ -20,13 +20,21 @@ from ..text import content_words
 from ..types import Passage
 from .cells import Cell, cells_of
 from .constraints import document_period, header_agrees
-from .question import Asked, Period, read_period
+from .question import Asked, Period, read_period, topic_words
 
 #: Least match (0-1) for a cell to be the answer.
 MIN_CELL_SCORE = 0.5
 #: Score lost per unit of match score by which a cell's passage stands below the best passage.
 RANK_PENALTY = 0.2
 _TOKEN = re.compile(r"[\w'’-]+")
+#: A column of changes ("$ Change", "% Change", "Year-over-Year", "Increase (Decrease)"), and a question
+#: that asks about one.
+_CHANGE = re.compile(r"\b(?:change|increase|decrease|variance)\b|\w-over-\w", re.I)
+_CHANGE_ASKED = re.compile(
+    r"\b(?:chang\w*|increas\w*|decreas\w*|grow\w*|grew|ris[ei]\w*|rose|f[ae]ll\w*|declin\w*|compar\w*|differ\w*"
+    r"|up|down|over)\b|%|percent",
+    re.I,
+)
 #: Shortest stem that may match a longer one by prefix ("depart" ~ "departur").
 PREFIX = 5
 
@@ -94,8 +102,8 @@ def cell_score(
     if asked.kind in ("person", "place") and not _names_something(cell.value):
         return 0.0
     agrees = header_agrees(asked.period if period is None else period, cell.header)
-    if agrees is False:
-        return 0.0
+    if agrees is False or (_CHANGE.search(cell.header) and not _CHANGE_ASKED.search(asked.text)):
+        return 0.0  # another period, or a column of changes when the question asks for the value itself
     named = _named(cell.label, cell.header)
     w = weight or {}
 
@@ -112,7 +120,8 @@ def cell_score(
     recall = (weigh(found & required) + 0.5 * weigh(about & required)) / weigh(required) + 0.25 * weigh(
         (found | about) & optional
     ) / max(weigh(optional), 1e-9) * bool(optional)
-    precision = weigh({x for x in label_words if _matches(x, wanted)}) / weigh(label_words)
+    described = label_words | topic_words(cell.header)  # "Total" under "Commitments" is about commitments
+    precision = weigh({x for x in described if _matches(x, wanted)}) / weigh(described)
     score = 0.6 * min(recall, 1.0) + 0.4 * precision
     if agrees:
         score += 0.05
@@ -168,10 +177,35 @@ def label_weights(cells: Sequence[Cell]) -> dict[str, float]:
     """Rarity of each label word among ``cells`` (a word on every label weighs least)."""
     counts: dict[str, int] = {}
     for cell in cells:
-        for word in _words(cell.label) | _words(cell.header):
+        for word in _named(cell.label, cell.header):
             counts[word] = counts.get(word, 0) + 1
-    n = max(1, len(cells))
-    return {word: math.log(1 + n / count) for word, count in counts.items()}
+    return _rarity(counts, len(cells))
+
+
+def _rarity(counts: Mapping[str, int], n: int) -> dict[str, float]:
+    return {word: math.log(1 + max(1, n) / count) for word, count in counts.items()}
+
+
+@lru_cache(maxsize=16384)
+def _label_counts(text: str, start: int, section: str) -> tuple[dict[str, int], int]:
+    cells = _cells(text, start, section)
+    counts: dict[str, int] = {}
+    for cell in cells:
+        for word in _named(cell.label, cell.header):
+            counts[word] = counts.get(word, 0) + 1
+    return counts, len(cells)
+
+
+def passage_weights(passages: Sequence[Passage]) -> dict[str, float]:
+    """:func:`label_weights` of all the cells of ``passages`` (each passage's counts are kept)."""
+    counts: dict[str, int] = {}
+    n = 0
+    for p in passages:
+        some, cells = _label_counts(p.text, p.start, p.section)
+        n += cells
+        for word, count in some.items():
+            counts[word] = counts.get(word, 0) + count
+    return _rarity(counts, n)
 
 
 def best_cell(
@@ -179,14 +213,17 @@ def best_cell(
     passages: Sequence[Passage],
     document_words: dict[str, set[str]],
     identities: Mapping[str, str] | None = None,
+    context: Sequence[Passage] = (),
 ) -> CellMatch | None:
     """The best-matching cell of ``passages`` (allowed ones only, in rank order), or None below
     :data:`MIN_CELL_SCORE`. A cell of a lower passage loses a little (:data:`RANK_PENALTY` times how far
     its passage's score is below the best); ties go to the earlier cell of a row (the current period
     stands first in statements). ``identities`` (source -> what the document says about itself) place
-    the question's quarter in each document's own calendar."""
+    the question's quarter in each document's own calendar. How rare a label word is, is judged among the
+    cells of ``passages`` and ``context`` (for example every passage of the document)."""
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _by_recency(p)]
-    weight = label_weights([cell for _, _, cell in found])
+    seen = {p.chunk_id for p in passages}
+    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen or p.chunk_id < 0)])
     by_key: dict[str, list[str]] = {}
     for label_word in weight:
         by_key.setdefault(label_word[:PREFIX], []).append(label_word)
