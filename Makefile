@@ -113,6 +113,7 @@ lint: install-test
 bench: $(VENV)/.installed-bench ocr
 	$(BIN)/python bench/pdf_eval.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/refusal.py
 	$(BIN)/python bench/pdf_stages.py --out bench/results/pdf_stages.json
 	$(BIN)/python bench/index_speed.py
 	$(BIN)/python bench/ask_loop.py

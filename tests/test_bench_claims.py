@@ -42,6 +42,7 @@ def report() -> ModuleType:
 #: The measured claims of the docs whose tables are generated, and the page each is on.
 GENERATED = {
     "squad-dev": "quality.md",
+    "refusal": "quality.md",
     "sec-10q": "quality.md",
     "ntsb-forms": "quality.md",
     "store-overlap": "quality.md",
