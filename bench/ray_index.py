@@ -1,6 +1,7 @@
 """Indexing squad-dev on Ray against the single-process build: same answers? how fast with 1 and 2 workers?
 
-    .venv/bin/python bench/ray_index.py [N_QUESTIONS]     # default 200, spread over questions.jsonl
+    .venv/bin/python bench/ray_index.py [N_QUESTIONS] [N_FILES]   # default 200, spread over questions.jsonl;
+                                                              # N_FILES: a reduced run on the first N articles
     .venv/bin/python bench/ray_index.py 0                 # build speed only (bench/results/ray_index_speed.json)
 
 Builds the squad-dev index once in one process (``Assistant.index``) and once per worker count on a
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from claims import claim, record
+from subset import subset_eval_dir
 
 from rag import Assistant
 from rag.distributed import RayIndexer, _Embed
@@ -69,8 +72,8 @@ def load_average() -> float:
 
 def same_chunks(a: Assistant, b: Assistant) -> dict[str, Any]:
     mismatched, worst = 0, 1.0
-    for record in a.sources():
-        x, y = a.store.document_chunks(record.source), b.store.document_chunks(record.source)
+    for document in a.sources():
+        x, y = a.store.document_chunks(document.source), b.store.document_chunks(document.source)
         if [(c.hash, c.start, c.end, c.text) for c in x] != [(c.hash, c.start, c.end, c.text) for c in y]:
             mismatched += 1
             continue
@@ -83,8 +86,10 @@ def main() -> None:
     import ray
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    files = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     work = Path(tempfile.mkdtemp(prefix="rag-ray-bench-"))
-    eval_set = load_eval_set(SQUAD)
+    source, reduced = subset_eval_dir(SQUAD, files, work / "set") if files else (SQUAD, "")
+    eval_set = load_eval_set(source)
     questions = sample(eval_set.questions, n) if n else []
     out: dict[str, Any] = {"questions": len(questions)}
 
@@ -135,8 +140,36 @@ def main() -> None:
     print(json.dumps(out, indent=2))
     path = ROOT / "bench" / "results" / ("ray_index.json" if questions else "ray_index_speed.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    if not reduced:  # a reduced run's figures go to its claims file only
+        path.write_text(json.dumps(out, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
+    if not questions:
+        return
+    m = len(questions)
+    lowest = min(out[f"ray_{w}_workers"]["min_vector_cosine"] for w in (1, 2))
+    rows = [
+        claim(
+            "lowest cosine of a chunk's vector, Ray build to single-process build",
+            lowest,
+            ">=",
+            1 - 5e-5,
+            digits=6,
+            note="the same text embedded in other batches, bf16",
+        ),
+        claim(
+            "documents whose chunks differ",
+            max(out[f"ray_{w}_workers"]["documents_with_other_chunks"] for w in (1, 2)),
+            "<=",
+            0,
+        ),
+        claim("top-5 passages shared by both builds", out["top5_overlap"], ">=", 1.0),
+        claim(f"questions with the same answer text (of {m})", out["identical_answer_text"], ">=", m),
+        claim(f"questions with the same top 5 in the same order (of {m})", out["identical_top5_ranking"]),
+    ]
+    reduced = "; ".join(x for x in (reduced, f"{m} of 200 questions" if m < 200 else "") if x)
+    record(
+        "ray-index", "Indexing on Ray against the single-process build (squad-dev)", rows, reduced=reduced, details=out
+    )
 
 
 if __name__ == "__main__":

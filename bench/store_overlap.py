@@ -1,6 +1,7 @@
 """Same answers on every store? Index squad-dev with FAISS (default) and with Milvus Lite, ask the same questions.
 
-    .venv/bin/python bench/store_overlap.py [N_QUESTIONS]     # default 200, spread over questions.jsonl
+    .venv/bin/python bench/store_overlap.py [N_QUESTIONS] [N_FILES]   # default 200, spread over questions.jsonl;
+                                                                   # N_FILES: a reduced run on the first N articles
 
 The Milvus side is configured the way a user would: ``RAG_VECTOR_STORE=milvus-lite:///.../squad.db``.
 Prints, for the top-5 passages of each question, the share of passages both stores return (by source
@@ -18,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from claims import claim, record
+from subset import subset_eval_dir
+
 from rag import Assistant, Settings
 from rag.evaluation import load_eval_set, sample
 
@@ -32,8 +36,10 @@ def key(passage: object) -> tuple[str, int, int]:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    files = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     work = Path(tempfile.mkdtemp(prefix="rag-overlap-"))
-    eval_set = load_eval_set(SQUAD)
+    source, reduced = subset_eval_dir(SQUAD, files, work / "set") if files else (SQUAD, "")
+    eval_set = load_eval_set(source)
     questions = sample(eval_set.questions, n)
     stores = {
         "faiss": Settings.from_env({"RAG_INDEX_DIR": str(work / "faiss")}),
@@ -100,8 +106,20 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     out = ROOT / "bench" / "results" / "store_overlap.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    if not reduced:  # a reduced run's figures go to its claims file only
+        out.write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
+    m = len(questions)
+    rows = [
+        claim("top-5 passages shared by both stores", summary["top5_overlap"], ">=", 1.0),
+        claim(f"questions with the same top 5 in the same order (of {m})", same_ranking, ">=", m),
+        claim(f"questions with the same answer text (of {m})", same_text, ">=", m),
+        claim(f"questions with the same citations (of {m})", same_citations, ">=", m),
+        claim("gold span in the top 5, FAISS", summary["gold_in_top5"]["faiss"]),
+        claim("gold span in the top 5, Milvus Lite", summary["gold_in_top5"]["milvus-lite"]),
+    ]
+    reduced = "; ".join(x for x in (reduced, f"{m} of 200 questions" if m < 200 else "") if x)
+    record("store-overlap", "Milvus Lite against FAISS on squad-dev questions", rows, reduced=reduced, details=summary)
 
 
 if __name__ == "__main__":

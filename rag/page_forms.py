@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from .page_rows import Fragment, Row
+from .text import DATE
 
 #: A label: a short phrase starting with a capital letter (or a bracket), ending in a colon.
 LABEL = re.compile(r"^[A-Z(][^:.!?]{0,48}(?:\.(?=\S)[^:.!?]{0,8})?:(?=\s|$)")
@@ -68,10 +69,6 @@ def form_fields(row: Row, columns: Sequence[float]) -> list[list[Fragment]]:
 # ------------------------------------------------------------------ a document's identity
 
 _FIELD_LINE = re.compile(r"^([A-Z(][^:\n]{0,48}):\s*(\S.*)$")
-_DATE = re.compile(
-    r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? (?:19|20)\d\d\b"
-    r"|\b\d{1,2}/\d{1,2}/(?:19|20)?\d\d\b|\b(?:19|20)\d\d-\d\d-\d\d\b"
-)
 #: Longest line taken as identifying (longer ones are prose or boilerplate).
 _MAX_LINE = 120
 IDENTITY_LINES = 4
@@ -89,7 +86,7 @@ def identity_lines(first_page: str) -> list[str]:
         if not line or len(line) > _MAX_LINE or " | " in line:
             continue
         field = _FIELD_LINE.match(line)
-        if not ((field and is_label(line) and any(ch.isalnum() for ch in field.group(2))) or _DATE.search(line)):
+        if not ((field and is_label(line) and any(ch.isalnum() for ch in field.group(2))) or DATE.search(line)):
             continue
         if total + len(line) > IDENTITY_CHARS:
             break

@@ -90,6 +90,25 @@ def _add_span(text: str, start: int, end: int, offset: int, spans: list[tuple[in
         spans.append((offset + start, offset + end))
 
 
+# ------------------------------------------------------------------ dates
+
+MONTHS = (
+    "january february march april may june july august september october november december".split()  # noqa: SIM905
+)
+#: A month's name, in full or cut short (``Sep``, ``Sept``, ``September``).
+MONTH_NAME = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
+    r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+#: ``July 1, 2023``, ``1 July 2023``, ``12/08/2007``, ``2023-07-01``: the one date pattern that readers (a
+#: document's identifying lines) and the answer layer (a question's period) share.
+DATE = re.compile(
+    rf"\b{MONTH_NAME}\.? (\d{{1,2}}),? ((?:19|20)\d\d)\b|\b(\d{{1,2}}) {MONTH_NAME} ((?:19|20)\d\d)\b"
+    r"|\b(\d{1,2})/(\d{1,2})/((?:19|20)\d\d)\b|\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b",
+    re.I,
+)
+
+
 # ------------------------------------------------------------------ words
 
 #: A word: letters and digits (with an English contraction), or a run of other word characters.

@@ -1,9 +1,9 @@
 """Indexing on Ray (``rag index PATH --ray``): a local Ray instance, the real model, real files.
 
 The index it builds must equal a single-process build chunk for chunk (same documents, chunk text,
-offsets and hashes; vectors equal up to batch-shape rounding), with the same incremental semantics:
-unchanged files skipped, changed files embedding only their new text, deleted files removed, and a
-failed job leaving the last good index.
+offsets and hashes; vectors within a cosine of 5e-5: batch-shape rounding in bf16), with the same
+incremental semantics: unchanged files skipped, changed files embedding only their new text, deleted
+files removed, and a failed job leaving the last good index.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def assert_same_index(single: Assistant, distributed: Assistant) -> None:
         assert a[source]["record"] == b[source]["record"]
         assert a[source]["chunks"] == b[source]["chunks"]
         cosines = np.sum(a[source]["vectors"] * b[source]["vectors"], axis=1)
-        assert cosines.min() > 0.999, (source, cosines.min())  # the same text, batched differently (bf16)
+        # The same text batched differently (bf16): docs/ray.md says within a cosine of 5e-5 (measured here:
+        # 0.999992 at the least; on squad-dev, bench/ray_index.py: 0.999986).
+        assert cosines.min() > 1 - 5e-5, (source, cosines.min())
     assert single.stats()["chunks"] == distributed.stats()["chunks"]
 
 

@@ -13,21 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..extractive import answer_kind
-from ..text import content_words, stem
+from ..text import DATE, MONTHS, content_words, stem
 
-MONTHS = (
-    "january february march april may june july august september october november december".split()  # noqa: SIM905
-)
-_MONTH_RE = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
-    r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-)
-#: ``July 1, 2023``, ``1 July 2023``, ``12/08/2007``, ``2023-07-01``.
-DATE = re.compile(
-    rf"\b{_MONTH_RE}\.? (\d{{1,2}}),? ((?:19|20)\d\d)\b|\b(\d{{1,2}}) {_MONTH_RE} ((?:19|20)\d\d)\b"
-    r"|\b(\d{1,2})/(\d{1,2})/((?:19|20)\d\d)\b|\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b",
-    re.I,
-)
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 #: ``Q3 2023``, ``fiscal Q3 2023``, ``Q2 fiscal 2024``, ``third quarter of (fiscal) 2023``, ``2023 Q3``.
