@@ -330,3 +330,14 @@ def test_a_fiscal_year_asks_for_the_year_not_a_quarter_of_it():
     assert period.span == "twelve"
     assert header_agrees(period, "Three Months Ended October 29, 2023 (fiscal 2024)") is False
     assert read_period("R&D in Q1 fiscal 2024").span == ""
+
+
+def test_a_name_matches_without_its_accents_and_spaced_otherwise():
+    scope = Scope("Der Stürmer printed it; Jean de Rély published the Bible; SkyDrive Pro was renamed.", "")
+    for question in (
+        "How did Der Sturmer describe it?",
+        "Where did Jean De Rely publish?",
+        "What was Sky Drive Pro renamed to?",
+    ):
+        assert missing_names(read_question(question), scope) == [], question
+    assert missing_names(read_question("What did Sky Net publish?"), scope) == ["Sky Net"]

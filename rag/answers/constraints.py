@@ -8,6 +8,7 @@ appears there too. A table cell must also sit in a column whose period agrees wi
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -43,8 +44,12 @@ def missing_names(asked: Asked, scope: Scope, alike: bool = False) -> list[str]:
     words = set(haystack.split()) if alike else set()
     missing = []
     for name in asked.names:
-        if all(f" {w} " in haystack or (alike and _alike(w, words)) for w in _letters(name).split()):
+        parts = _letters(name).split()
+        if all(f" {w} " in haystack or (alike and _alike(w, words)) for w in parts):
             continue
+        joined = "".join(parts)
+        if len(parts) > 1 and len(joined) >= 6 and joined in haystack.replace(" ", ""):
+            continue  # spaced otherwise: "Sky Drive Pro" ~ "SkyDrive Pro"
         letters = name.replace("&", "")
         if (
             name.isupper()
@@ -75,7 +80,11 @@ def _alike(word: str, words: set[str]) -> bool:
 
 @lru_cache(maxsize=32768)
 def _letters(text: str) -> str:
-    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s ", " "))) + " "
+    """``text`` as lower-case words of plain letters and digits between spaces (accents dropped: "Stürmer"
+    reads "sturmer")."""
+    plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    return " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
 
 
 _CONNECTORS = frozenset({"of", "and", "for", "the", "on", "in"})
