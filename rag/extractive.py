@@ -122,6 +122,37 @@ def is_caption(sentence: str) -> bool:
 # ------------------------------------------------------------------ the extractive answerer
 
 
+#: Short words a title may hold in lower case ("Research and Development").
+_TITLE_SMALL = frozenset("a an and as at by for in of on or the to with".split())  # noqa: SIM905
+
+
+def after_heading(passage: Passage, start: int, end: int) -> int:
+    """Where the sentence ``[start, end)`` of a PDF or image passage begins once a heading line glued to
+    it is left out ("Share Repurchases" on its own short line above "For the three months ended ..."):
+    the first line is a few title-case words without closing punctuation, under 60% of the width of the
+    line that follows, and at least four words follow. ``start`` when there is no such line."""
+    runs = [r for r in passage.runs if r.end > start and r.start < end]
+    if len(runs) < 2 or passage.text[runs[0].start - passage.start : start - passage.start].strip():
+        return start
+    first = runs[0]
+    i = 1
+    while i < len(runs) and abs(runs[i].y0 - first.y0) < 0.004:
+        i += 1
+    if i == len(runs) or runs[i].y0 <= first.y0:
+        return start
+    following = runs[i]
+    head = passage.text[start - passage.start : runs[i - 1].end - passage.start].strip()
+    words = head.split()
+    rest = passage.text[following.start - passage.start : end - passage.start]
+    if not 1 <= len(words) <= 8 or head[-1] in ".!?;:,)" or len(rest.split()) < 4:
+        return start
+    if not all(w[:1].isupper() or w.lower() in _TITLE_SMALL for w in words):
+        return start
+    if max(r.x1 for r in runs[:i]) - first.x0 >= 0.6 * (following.x1 - following.x0):
+        return start
+    return following.start
+
+
 @dataclass(frozen=True)
 class _Candidate:
     passage: int
@@ -225,7 +256,10 @@ class ExtractiveAnswerer:
                 score -= 0.05
             if kind and kind_match(kind, text, question):
                 score += self.kind_bonus
-            out.append(_Candidate(i, a, b, text, score))
+            # A PDF heading on its own line above the sentence counts for the match but is not quoted.
+            p = passages[i]
+            body = after_heading(p, a, b)
+            out.append(_Candidate(i, body, b, p.text[body - p.start : b - p.start], score))
         return out, coverage
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
