@@ -22,7 +22,7 @@ from subset import subset_eval_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "eval" / "squad-dev"
-THRESHOLDS = (0.50, 0.52, 0.56, 0.62)
+THRESHOLDS = (0.33, 0.35, 0.37, 0.41)  # 0.50, 0.52, 0.56 and 0.62 before the score was divided by 1.5
 
 
 def main() -> None:

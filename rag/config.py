@@ -85,7 +85,7 @@ class Settings:
     fusion: str = "adaptive"
     #: Below this confidence (best passage similarity + half the question-word coverage of the best
     #: sentence) the assistant says the documents do not answer. Measured: see docs/quality.md.
-    min_score: float = 0.52
+    min_score: float = 0.35
     #: Most sentences in an extractive answer.
     max_answer_sentences: int = 3
     #: Texts per embedding batch (for the built-in BERT encoder: batch_size x 128 word pieces, padding included).

@@ -14,7 +14,7 @@ from .boxes import Run, boxes_for
 NOT_FOUND = "The documents do not contain an answer to this question."
 #: One line telling readers what a passage's score means (CLI, web chat, README).
 SCORE_EXPLAINED = (
-    "(score: how well a passage matches the question, 0 to 1; an answer needs one at RAG_MIN_SCORE, 0.52 by default)"
+    "(score: how well a passage matches the question, 0 to 1; an answer needs one at RAG_MIN_SCORE, 0.35 by default)"
 )
 
 

@@ -341,3 +341,12 @@ def test_a_name_matches_without_its_accents_and_spaced_otherwise():
     ):
         assert missing_names(read_question(question), scope) == [], question
     assert missing_names(read_question("What did Sky Net publish?"), scope) == ["Sky Net"]
+
+
+def test_the_match_score_stays_under_one_and_separates_good_passages():
+    from rag.extractive import match_score
+
+    scores = [match_score(c, v) for c, v in ((0.95, 1.0), (0.8, 1.0), (0.7, 0.9), (0.6, 0.8), (0.9, 0.4))]
+    assert all(0 < s < 1 for s in scores[1:]) and scores[0] <= 1
+    assert len(set(scores)) == len(scores)  # clipped at 1, the first four read 1.00 alike
+    assert match_score(1.0, 1.0) == 1.0 and match_score(-0.2, 0.0) == 0.0

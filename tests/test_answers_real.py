@@ -277,3 +277,19 @@ def test_a_pdf_heading_on_its_own_line_is_not_glued_to_the_quoted_sentence(tmp_p
     assert quoted.startswith("For the three months") and "Share Repurchases" not in quoted
     # The highlight's boxes start on the sentence's line, not on the heading's.
     assert citation.boxes and all(box[2] - box[0] > 0.3 for box in citation.boxes[:1])
+
+
+def test_the_best_passages_keep_distinct_scores(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    towns = ("Dover", "Calais", "Brest", "Cork", "Bergen")
+    for i, town in enumerate(towns):
+        (docs / f"{town.lower()}.txt").write_text(
+            f"The lighthouse keeper at {town} lit the lamp at dusk every evening from {1880 + i}.", encoding="utf-8"
+        )
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assistant.index([docs])
+    passages = assistant.search("When did the lighthouse keeper light the lamp at dusk?", k=5)
+    scores = [p.score for p in passages]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True) and all(0 <= s < 1 for s in scores)
+    assert len(set(scores)) == len(scores), scores  # clipped at 1 they all read 1.00

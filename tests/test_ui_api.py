@@ -759,5 +759,5 @@ def test_sources_show_one_score_from_0_to_1_explained() -> None:
     refusal = Answer("q?", "The documents do not contain an answer to this question.", False, [], passages)
     html = render.sources_html(refusal)
     assert html.index("score 0.91") < html.index("score 0.40")
-    assert "from 0 to 1" in html and "0.52 or more" in html
+    assert "from 0 to 1" in html and "0.35 or more" in html
     assert "0.60 or more" in render.sources_html(refusal, 0.6)

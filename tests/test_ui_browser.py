@@ -220,7 +220,7 @@ def test_answer_streams_in_with_marker_and_sources_then_a_refusal(page: Page, wa
     source = page.locator("#rag-chat .rag-source").last
     head = source.locator(".rag-source-head").inner_text()
     assert "[1]" in head and SEED_FILE.name in head and "score " in head
-    assert 0.52 <= float(head.split("score ")[1].split()[0]) <= 1.0  # the 0-1 scale of the refusal threshold
+    assert 0.35 <= float(head.split("score ")[1].split()[0]) <= 1.0  # the 0-1 scale of the refusal threshold
     assert "Strengthening Japan-US Ties" in source.locator(".rag-section").inner_text()
     marked = source.locator("mark").first.inner_text()
     assert "Donald Trump extended an invitation" in marked and marked in answer
@@ -668,10 +668,10 @@ def test_scores_are_0_to_1_best_first_and_explained(page: Page, watch: Watch) ->
     scores = [float(t.split()[-1]) for t in block.locator(".rag-score").all_inner_texts()]
     assert len(scores) == 3 and all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
     assert "from 0 to 1" in block.locator(".rag-score-note").inner_text()
-    assert "0.52 or more" in block.locator(".rag-score-note").inner_text()
+    assert "0.35 or more" in block.locator(".rag-score-note").inner_text()
     ask(page, SEED_QUESTION)
     cited = float(page.locator("#rag-chat .rag-sources").last.locator(".rag-score").first.inner_text().split()[-1])
-    assert 0.52 <= cited <= 1.0, "an answered question's source clears the refusal threshold"
+    assert 0.35 <= cited <= 1.0, "an answered question's source clears the refusal threshold"
     watch.assert_clean()
 
 

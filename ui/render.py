@@ -137,7 +137,7 @@ def sources_title(answer: Answer) -> str:
     return f"Closest passages ({count})" if count else "No passages found"
 
 
-def sources_html(answer: Answer, min_score: float = 0.52) -> str:
+def sources_html(answer: Answer, min_score: float = 0.35) -> str:
     """The cited passages of an answer, or the closest passages of a refusal (best first), with what
     their scores mean (``min_score``: the assistant's refusal threshold)."""
     if answer.answered:

@@ -117,7 +117,7 @@ class Documents(Protocol):
 class Answerer:
     """Builds extractive answers: a cell or field when the question asks for a value, else sentences."""
 
-    def __init__(self, max_sentences: int = 3, min_score: float = 0.52) -> None:
+    def __init__(self, max_sentences: int = 3, min_score: float = 0.35) -> None:
         self.sentences = ExtractiveAnswerer(max_sentences, min_score)
         self.min_score = min_score
 
