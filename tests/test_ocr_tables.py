@@ -122,21 +122,32 @@ def _row_line(text: str, label: str, after: int = 0) -> str:
 def _cells(line: str) -> list[tuple[str, str]]:
     """(header, figure) of each cell of a row line; a figure's currency sign is left off (OCR reads some
     "$" as "§")."""
-    cells = [cell.rsplit(": ", 1) for cell in line.split(" | ")[1:]]
-    return [(header, re.sub(r"^[^\d(]+", "", figure)) for header, figure in cells]
+    cells = [cell.rpartition(": ") for cell in line.split(" | ")[1:]]
+    return [(header, re.sub(r"^[^\d(]+", "", figure)) for header, _, figure in cells]
+
+
+def _assert_rows(text: str) -> None:
+    """Every row of the statement is one line of ``text``, its label then its figures under their headers, in
+    the order printed."""
+    after = 0
+    for label, figures in ROWS:
+        if not figures:
+            continue
+        line = _row_line(text, label, after)  # in reading order: each row after the one above it
+        after = text.index(line, after) + len(line)
+        expected = [(header, figure.removeprefix("$ ")) for header, figure in zip(HEADERS, figures, strict=True)]
+        assert _cells(line) == expected, line
 
 
 def test_scanned_row_reads_label_then_its_figures_under_its_headers(scan: Document) -> None:
     line = _row_line(scan.text, "Gross margin")
     assert line.startswith("Gross margin | Three Months Ended July 1, 2023: 36,413 | "), line
-    after = 0
-    for label, figures in ROWS:
-        if not figures:
-            continue
-        line = _row_line(scan.text, label, after)  # in reading order: each row after the one above it
-        after = scan.text.index(line, after) + len(line)
-        expected = [(header, figure.removeprefix("$ ")) for header, figure in zip(HEADERS, figures, strict=True)]
-        assert _cells(line) == expected, line
+    _assert_rows(scan.text)
+
+
+def test_a_scan_turned_further_the_other_way_reads_the_same_rows(pages: Path, tmp_path: Path) -> None:
+    _scan(pages / "born" / "statement.pdf", tmp_path / "turned.pdf", degrees=-1.5)
+    _assert_rows(load(tmp_path / "turned.pdf").text)
 
 
 def test_scanned_table_headers_hold_no_caption_words(scan: Document) -> None:
