@@ -12,7 +12,7 @@ import pytest
 from rag import Assistant
 from rag.documents import Document, load
 
-from .conftest import needs_ocr
+from .conftest import SEC, missing, needs_ocr
 
 pytestmark = needs_ocr
 
@@ -47,9 +47,10 @@ ROWS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _statement_pdf(path: Path) -> None:
+def _statement_pdf(path: Path, raised: float = 0.0) -> None:
     """The statement page, born digital: a caption over the table, periods over dates over years, labels at
-    the left, figures set flush right with "$" at the left of the first and last rows' cells."""
+    the left, figures set flush right with "$" at the left of the first and last rows' cells; the second
+    period's heading set ``raised`` points higher than the first's (as Amazon sets its statements)."""
     from reportlab.lib.pagesizes import letter
     from reportlab.pdfgen import canvas
 
@@ -64,7 +65,7 @@ def _statement_pdf(path: Path) -> None:
     y = height - 130
     c.setFont("Helvetica-Bold", 9)
     c.drawCentredString((right[0] + right[1]) / 2 - 25, y, "Three Months Ended")
-    c.drawCentredString((right[2] + right[3]) / 2 - 25, y, "Nine Months Ended")
+    c.drawCentredString((right[2] + right[3]) / 2 - 25, y + raised, "Nine Months Ended")
     for line in (["July 1,", "June 25,", "July 1,", "June 25,"], ["2023", "2022", "2023", "2022"]):
         y -= 12
         for x, text in zip(right, line, strict=True):
@@ -148,6 +149,34 @@ def test_scanned_row_reads_label_then_its_figures_under_its_headers(scan: Docume
 def test_a_scan_turned_further_the_other_way_reads_the_same_rows(pages: Path, tmp_path: Path) -> None:
     _scan(pages / "born" / "statement.pdf", tmp_path / "turned.pdf", degrees=-1.5)
     _assert_rows(load(tmp_path / "turned.pdf").text)
+
+
+def test_period_headings_set_apart_in_height_head_one_row_of_the_scan(tmp_path: Path) -> None:
+    """OCR boxes are a line's type height, as a text layer's are, not the ink's: "Nine Months Ended" set
+    3.5 points above "Three Months Ended" is one row of headings in the scan as on the printed page (with
+    ink boxes, a third of the type's height, they were two rows, and every column read both periods)."""
+    _statement_pdf(tmp_path / "born.pdf", raised=3.5)
+    _assert_rows(load(tmp_path / "born.pdf").text)
+    _scan(tmp_path / "born.pdf", tmp_path / "scan.pdf")
+    _assert_rows(load(tmp_path / "scan.pdf").text)
+
+
+def test_a_filing_statement_scanned_askew_keeps_its_row_and_period(tmp_path: Path) -> None:
+    """The real filing's page, as a scan turned 0.6 degree: the row keeps its label and its period, whose
+    dates sit on two tight lines ("July 1," over "2023"; a descender no longer moves "July" a line down)."""
+    filing = SEC / "docs" / "2023 Q3 AAPL.pdf"
+    if not filing.is_file():
+        missing(f"the sec-10q set is not at {SEC}")
+    import pypdfium2 as pdfium
+
+    source = pdfium.PdfDocument(str(filing))
+    page = pdfium.PdfDocument.new()
+    page.import_pages(source, [3])  # page 4: condensed consolidated statements of operations
+    page.save(str(tmp_path / "born.pdf"))
+    _scan(tmp_path / "born.pdf", tmp_path / "scan.pdf")
+    line = _row_line(load(tmp_path / "scan.pdf").text, "Gross margin")
+    assert line.startswith("Gross margin | Three Months Ended July 1, 2023: 36,413 | "), line
+    assert "| Three Months Ended June 25, 2022: 35,885 |" in line, line
 
 
 def test_scanned_table_headers_hold_no_caption_words(scan: Document) -> None:
