@@ -226,9 +226,7 @@ def skew_of(words: Sequence[Word], skew: float = 0.0) -> float:
         height = median(items[i][2] for i in chain)
         if len(chain) < 3 or xs[-1] - xs[0] < _SKEW_SPAN * height:
             continue
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        spread = sum((x - mean_x) ** 2 for x in xs)
-        slopes.append(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread)
+        slopes.append(_fitted_slope(xs, ys))
     if len(slopes) < _SKEW_ROWS:
         return 0.0
     slope = median(slopes)
@@ -244,11 +242,15 @@ def _rows_slope(rows: list[list[Word]]) -> float:
         xs = [(w.x0 + w.x1) / 2 for w in row]
         if len(row) < 3 or xs[-1] - xs[0] < _SKEW_SPAN * (median([w.y1 - w.y0 for w in row]) or 1.0):
             continue
-        ys = [(w.y0 + w.y1) / 2 for w in row]
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        spread = sum((x - mean_x) ** 2 for x in xs)
-        slopes.append(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread)
+        slopes.append(_fitted_slope(xs, [(w.y0 + w.y1) / 2 for w in row]))
     return median(slopes) if slopes else 0.0
+
+
+def _fitted_slope(xs: list[float], ys: list[float]) -> float:
+    """The slope of the least-squares line through points (``xs`` spread over a width)."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
 def _rows(rows: list[list[Word]], skew: float) -> list[Row]:
