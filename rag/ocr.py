@@ -2,12 +2,12 @@
 
 Used only where a page has no usable text layer. Pages are rendered with PDFium at :data:`OCR_DPI`
 and read by the ``tesseract`` program (Debian packages ``tesseract-ocr`` and ``tesseract-ocr-eng``)
-run as a subprocess (TSV output), two pages at a time (one per core).
+run as a subprocess (hOCR output: words, and the baseline and type size of their lines), two pages at a
+time (one per core).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import re
@@ -16,6 +16,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 from typing import Any
 
 from .errors import DocumentError
@@ -43,14 +44,21 @@ def available() -> bool:
 
 
 def image_words(image: Any, scale: float = 1.0) -> list[Word]:
-    """Words Tesseract reads in a PIL image; boxes divided by ``scale`` (pixels per output unit)."""
+    """Words Tesseract reads in a PIL image; boxes divided by ``scale`` (pixels per output unit).
+
+    A word's box spans its ink across and its line of type down: from the line's baseline under the word,
+    Tesseract's descender depth below it and its text height above (hOCR's ``baseline``, ``x_size`` and
+    ``x_descenders``), as a PDF text layer gives every character the height of its font. Words of one
+    line then stand level with each other, whatever their ascenders and descenders, and are grouped into
+    rows as printed text is.
+    """
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     # Pages are read two at a time (one per core): one thread each, or Tesseract's OpenMP oversubscribes.
     # Only Tesseract's own environment gets the limit: set in this process, OMP_THREAD_LIMIT=1 reaches
     # torch, whose bf16 matrix products then come out wrong (measured: cosine 0.12 to the right vector).
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    command = ["tesseract", "stdin", "stdout", "-l", "eng", "tsv"]
+    command = ["tesseract", "stdin", "stdout", "-l", "eng", "hocr"]
     try:
         done = subprocess.run(command, input=buffer.getvalue(), capture_output=True, env=env, timeout=PAGE_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -60,17 +68,84 @@ def image_words(image: Any, scale: float = 1.0) -> list[Word]:
     if done.returncode != 0:
         last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
         raise DocumentError(f"tesseract failed on a page: {last}")
-    rows = list(csv.reader(io.StringIO(done.stdout.decode("utf-8", "replace")), delimiter="\t", quoting=csv.QUOTE_NONE))
-    words: list[Word] = []
-    header = rows[0] if rows else []
-    for row in rows[1:]:  # one row per page, block, paragraph, line and word; words have text
-        value = dict(zip(header, row, strict=False))
-        text = value.get("text", "").strip()
-        if not text or float(value.get("conf") or -1) < MIN_CONFIDENCE:
-            continue
-        left, top, width, height = (int(value[key]) for key in ("left", "top", "width", "height"))
-        words.append(Word(text, left / scale, top / scale, (left + width) / scale, (top + height) / scale))
-    return words
+    reader = _Hocr()
+    reader.feed(done.stdout.decode("utf-8", "replace"))
+    reader.close()
+    return [
+        Word(text, x0 / scale, y0 / scale, x1 / scale, y1 / scale)
+        for text, (x0, y0, x1, y1), confidence in reader.words
+        if text and confidence >= MIN_CONFIDENCE
+    ]
+
+
+class _Hocr(HTMLParser):
+    """Words of Tesseract's hOCR: (text, box in pixels, confidence), boxes as :func:`image_words` says."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.words: list[tuple[str, tuple[float, float, float, float], float]] = []
+        self._line: dict[str, list[float]] = {}
+        self._word: dict[str, list[float]] | None = None
+        self._text: list[str] = []
+        self._depth = 0  # open tags inside the current word
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._word is not None:
+            self._depth += 1
+            return
+        values = dict(attrs)
+        kind = values.get("class") or ""
+        if kind == "ocr_line" or kind in ("ocr_caption", "ocr_header", "ocr_textfloat"):
+            self._line = _properties(values.get("title") or "")
+        elif kind == "ocrx_word":
+            self._word, self._text, self._depth = _properties(values.get("title") or ""), [], 0
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._word is None:
+            return
+        if self._depth:
+            self._depth -= 1
+            return
+        word, self._word = self._word, None
+        box = word.get("bbox")
+        if box is None or len(box) != 4:
+            return
+        self.words.append((" ".join("".join(self._text).split()), _type_box(box, self._line), _first(word, "x_wconf")))
+
+    def handle_data(self, data: str) -> None:
+        if self._word is not None:
+            self._text.append(data)
+
+
+def _properties(title: str) -> dict[str, list[float]]:
+    """hOCR's ``title`` ("bbox 10 20 30 40; x_wconf 96") as numbers by name."""
+    found: dict[str, list[float]] = {}
+    for part in title.split(";"):
+        name, *values = part.split()
+        try:
+            found[name] = [float(v) for v in values]
+        except ValueError:
+            continue  # a property that is not numbers (image "..."): not used
+    return found
+
+
+def _first(values: dict[str, list[float]], name: str) -> float:
+    found = values.get(name)
+    return found[0] if found else -1.0
+
+
+def _type_box(box: list[float], line: dict[str, list[float]]) -> tuple[float, float, float, float]:
+    """A word's ink ``box`` across, and its ``line``'s type down (baseline, text height and descenders)."""
+    x0, y0, x1, y1 = box
+    edges, baseline, size = line.get("bbox"), line.get("baseline"), _first(line, "x_size")
+    if not edges or len(edges) != 4 or not baseline or len(baseline) != 2 or size <= 0:
+        return x0, y0, x1, y1  # no line around the word: its ink
+    descent = max(0.0, _first(line, "x_descenders"))
+    base = edges[3] + baseline[1] + baseline[0] * ((x0 + x1) / 2 - edges[0])
+    top, bottom = base + descent - size, base + descent
+    if not top <= (y0 + y1) / 2 <= bottom:
+        return x0, y0, x1, y1  # the word is not on the line's baseline (a line Tesseract joined wrongly)
+    return x0, top, x1, bottom
 
 
 def ocr_pdf_pages(pages: Sequence[tuple[int, Any]]) -> dict[int, list[Word]]:

@@ -19,7 +19,7 @@ from .page_forms import identity_lines
 from .progress import page_read
 
 #: Names the extraction; recorded with each document so that an index built by another one is noticed.
-EXTRACTOR = "pdfium-layout-5"
+EXTRACTOR = "pdfium-layout-6"
 
 #: A page with fewer visible characters than this has no usable text layer (a scan): it is OCR'd.
 MIN_TEXT_CHARS = 20
