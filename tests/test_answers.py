@@ -350,3 +350,30 @@ def test_the_match_score_stays_under_one_and_separates_good_passages():
     assert all(0 < s < 1 for s in scores[1:]) and scores[0] <= 1
     assert len(set(scores)) == len(scores)  # clipped at 1, the first four read 1.00 alike
     assert match_score(1.0, 1.0) == 1.0 and match_score(-0.2, 0.0) == 0.0
+
+
+def test_a_question_about_two_rows_gets_both_from_one_column():
+    table = passage(
+        "iPhone | Three Months Ended July 1, 2023: $ 39,669 | Three Months Ended June 25, 2022: $ 40,665\n"
+        "Mac | Three Months Ended July 1, 2023: $ 6,840 | Three Months Ended June 25, 2022: $ 7,382\n"
+        "Services | Three Months Ended July 1, 2023: $ 21,213 | Three Months Ended June 25, 2022: $ 19,604",
+        "2023 Q3 AAPL.pdf",
+    )
+    identities = {"2023 Q3 AAPL.pdf": "2023 Q3 AAPL\nApple Inc."}
+    both = Answerer(min_score=0.0).answer(
+        "What were Apple's iPhone and Mac net sales for the three months ended July 1, 2023?", [table], identities
+    )
+    assert both.text == (
+        "iPhone, Three Months Ended July 1, 2023: $39,669; Mac, Three Months Ended July 1, 2023: $6,840 [1]"
+    )
+    document = " " * table.start + table.text
+    assert [document[a:b] for a, b in both.citations[0].highlights] == [
+        "iPhone",
+        "Three Months Ended July 1, 2023: $ 39,669",
+        "Mac",
+        "Three Months Ended July 1, 2023: $ 6,840",
+    ]
+    one = Answerer(min_score=0.0).answer(
+        "What were Apple's iPhone net sales for the three months ended July 1, 2023?", [table], identities
+    )
+    assert one.text == "iPhone, Three Months Ended July 1, 2023: $39,669 [1]"

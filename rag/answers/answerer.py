@@ -19,7 +19,7 @@ from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, missing_names, missing_period
 from .question import Asked, read_question
-from .values import best_cell, may_hold
+from .values import best_cell, may_hold, second_cell
 
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -178,9 +178,12 @@ class Answerer:
                     assert documents is not None
                     passage = replace(documents.placed(candidates[match.passage]), score=confidence)
                     others = scored[: len(scored) - 1]  # as many passages as were asked for
-                citation = Citation.of(1, passage, match.cell.spans())
+                also = second_cell(asked, candidates, match, words, identities)
+                spans = match.cell.spans() + (also.cell.spans() if also else ())
+                citation = Citation.of(1, passage, tuple(sorted(spans)))
                 ranked = [passage, *best_first(others)]
-                cell = Answer(question, f"{match.cell.quote()} [1]", True, [citation], ranked, confidence=confidence)
+                quote = f"{match.cell.quote()}; {also.cell.quote()}" if also else match.cell.quote()
+                cell = Answer(question, f"{quote} [1]", True, [citation], ranked, confidence=confidence)
         if cell is not None and wants_value(asked):
             return cell
         answer = self.sentences.answer(question, checked.related)

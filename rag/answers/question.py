@@ -189,11 +189,16 @@ def _measure_words(text: str) -> frozenset[str]:
     stripped = QUARTER.sub(" ", stripped)
     stripped = YEAR.sub(" ", stripped)
     stripped = _SPAN.sub(" ", stripped)
-    return frozenset(w for w in content_words(stripped) if w not in _PERIOD_WORDS | _QUESTION_WORDS and not w.isdigit())
+    return frozenset(
+        w
+        for w in content_words(stripped)
+        if w not in _PERIOD_WORDS | _QUESTION_WORDS and not w.isdigit() and len(w) > 1
+    )
 
 
 _PERIOD_WORDS = frozenset(
-    stem(w) for w in ("quarter", "quarterly", "fiscal", "year", "month", "months", "ended", "end")
+    stem(w)
+    for w in ("quarter", "quarterly", "fiscal", "year", "month", "months", "ended", "end", "latest", "recent", "newest")
 )
 
 

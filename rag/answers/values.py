@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..extractive import kind_match
@@ -24,6 +24,9 @@ from .question import Asked, Period, read_period, topic_words
 
 #: Least match (0-1) for a cell to be the answer.
 MIN_CELL_SCORE = 0.5
+#: Least match of a second cell, for the measure words the first one's label does not hold (it must also
+#: stand in the first one's table and column).
+MIN_SECOND_SCORE = 0.4
 #: Score lost per unit of match score by which a cell's passage stands below the best passage.
 RANK_PENALTY = 0.2
 _TOKEN = re.compile(r"[\w'’-]+")
@@ -247,6 +250,43 @@ def best_cell(
         if best is None or score > best.score:
             best = CellMatch(cell, rank, score)
     return best if best is not None and best.score >= MIN_CELL_SCORE else None
+
+
+#: A question that asks for two measures at once ("X and Y", "X compared with Y").
+_TWO = re.compile(r"\band\b|\bcompar\w*|\bversus\b|\bvs\b|\bagainst\b|\brelative to\b|\brelate\w* to\b", re.I)
+
+
+def second_cell(
+    asked: Asked,
+    passages: Sequence[Passage],
+    first: CellMatch,
+    document_words: dict[str, set[str]],
+    identities: Mapping[str, str] | None = None,
+) -> CellMatch | None:
+    """For a question that asks for two measures ("gaming and professional segments", "operating
+    expenses compared to revenue"): the best cell of another row, in the first cell's passage and column,
+    for the measure words the first cell's label does not hold; None when there is none."""
+    if not _TWO.search(asked.text):
+        return None
+    source = passages[first.passage].source
+    held = _words(first.cell.label)
+    rest = frozenset(w for w in asked.measure if not _matches(w, held) and w not in document_words.get(source, set()))
+    if not rest:
+        return None
+    same = [
+        c
+        for c in _cells(passages[first.passage].text, passages[first.passage].start, passages[first.passage].section)
+        if c.header == first.cell.header and c.label != first.cell.label
+    ]
+    weight = label_weights(same)
+    period = document_period(asked.period, (identities or {}).get(source, ""))
+    about = table_context(passages[first.passage])
+    narrowed = replace(asked, measure=rest, context=frozenset())
+    scored = [(cell_score(narrowed, c, document_words.get(source, set()), weight, about, period), c) for c in same]
+    best = max(scored, key=lambda sc: sc[0], default=None)
+    if best is None or best[0] < MIN_SECOND_SCORE:
+        return None
+    return CellMatch(best[1], first.passage, best[0])
 
 
 def table_context(passage: Passage) -> frozenset[str]:
