@@ -13,7 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from rag import Assistant
+from rag.generation import REWRITE_PROMPT
 
+from .fake_openai import FakeOpenAI, Reply, Request
 from .statements import TURNS, write_statements
 
 
@@ -81,3 +83,68 @@ def test_rag_chat_follow_ups_keep_the_date(statements: Assistant) -> None:
     assert len(answers) == len(TURNS) + 1  # the last prompt got the empty line
     for (question, wanted, others), shown in zip(TURNS, answers, strict=False):
         check_turn(shown.split("Sources")[0], wanted, others, question)
+
+
+# ------------------------------------------------------------------ with a language model (scripted, on loopback)
+
+MAC = "What were Mac net sales for the three months ended July 1, 2023?"
+
+
+@pytest.fixture()
+def llm(statements: Assistant) -> Iterator[tuple[Assistant, FakeOpenAI]]:
+    with FakeOpenAI() as server:
+        assistant = Assistant(index_dir=statements.index_dir, llm_base_url=server.url, llm_model="m", llm_timeout=30.0)
+        yield assistant, server
+
+
+def answer_requests(server: FakeOpenAI) -> list[Request]:
+    return [r for r in server.chat_requests() if r.messages[0]["content"] != REWRITE_PROMPT]
+
+
+def test_the_prompt_names_the_matched_cell_and_holds_only_passages_of_the_asked_period(
+    llm: tuple[Assistant, FakeOpenAI],
+) -> None:
+    assistant, server = llm
+    server.responder = lambda r: Reply(f"Mac net sales were $6,840 million [{r.passage_number('6,840')}].")
+    answer = assistant.ask(MAC)
+    request = answer_requests(server)[-1]
+    n = request.passage_number("6,840")
+    assert n, "the passage with the Mac row was not sent"
+    assert f"- [{n}] Mac, Three Months Ended July 1, 2023: 6,840" in request.prompt
+    assert request.prompt.index("Matched value") > request.prompt.rindex("</passage>")
+    assert "December 31, 2022" not in request.prompt  # the other filing's passages fail the period check
+    assert answer.generator == "llm" and answer.claims and all(c.supported for c in answer.claims)
+
+
+def test_a_generated_figure_that_no_cited_passage_holds_is_flagged(llm: tuple[Assistant, FakeOpenAI]) -> None:
+    assistant, server = llm
+    # 6,743 is pieced together from figures that are there (6,840 and 21,743), but is in no passage.
+    server.responder = lambda r: Reply(
+        f"Mac net sales for the three months ended July 1, 2023 were $6,743 million [{r.passage_number('6,840')}]."
+    )
+    answer = assistant.ask(MAC)
+    assert answer.generator == "llm"
+    (claim,) = answer.claims
+    assert not claim.supported and "6,743" in claim.missing
+    assert answer.note and "not backed" in answer.note
+    assert not answer.citations[0].supported
+
+
+def test_a_model_rewrite_that_drops_the_date_gets_it_back(llm: tuple[Assistant, FakeOpenAI]) -> None:
+    assistant, server = llm
+
+    def route(request: Request) -> Reply:
+        if request.messages[0]["content"] == REWRITE_PROMPT:
+            return Reply("What were Mac net sales?")
+        n = request.passage_number("6,840") or request.passage_number("39,669")
+        return Reply(f"The passages give the figures [{n}].")
+
+    server.responder = route
+    session = assistant.chat()
+    session.ask(TURNS[0][0])
+    follow = session.ask("And Mac?")
+    assert follow.rewritten_question and "three months ended July 1, 2023" in follow.rewritten_question
+    request = answer_requests(server)[-1]
+    assert "July 1, 2023" in request.prompt.split("Question:")[-1]
+    assert "December 31, 2022" not in request.prompt
+    assert "- [" in request.prompt and "Mac, Three Months Ended July 1, 2023: 6,840" in request.prompt

@@ -18,7 +18,7 @@ from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, missing_names, missing_period
 from .question import Asked, read_question
-from .values import best_cell
+from .values import CellMatch, best_cell
 
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -84,6 +84,11 @@ def check_passages(asked: Asked, passages: Sequence[Passage], identities: Mappin
     return Checked(allowed, why_not, tuple(positions), related)
 
 
+def _best_cell(asked: Asked, allowed: Sequence[Passage], identities: Mapping[str, str]) -> CellMatch | None:
+    words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in allowed}}
+    return best_cell(asked, allowed, words)
+
+
 class Answerer:
     """Builds extractive answers: a cell or field when the question asks for a value, else sentences."""
 
@@ -98,6 +103,19 @@ class Answerer:
     def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""
         return check_passages(read_question(question), passages, identities)
+
+    def matched(
+        self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]
+    ) -> list[tuple[int, str]]:
+        """The cell or field of ``passages`` that holds the value ``question`` asks for, as the extractive
+        answer would quote it: ``[(n, "Mac, Three Months Ended July 1, 2023: 6,840")]`` with ``n`` its
+        passage's number (1-based), or ``[]``. Only passages that pass the question's checks count."""
+        asked = read_question(question)
+        checked = check_passages(asked, passages, identities)
+        match = _best_cell(asked, checked.allowed, identities)
+        if match is None:
+            return []
+        return [(checked.positions[match.passage] + 1, match.cell.quote())]
 
     def answer(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Answer:
         """Answer ``question`` from ``passages`` (as retrieved, ``score`` = cosine) of documents whose
@@ -114,8 +132,7 @@ class Answerer:
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
-            words = {s: set(content_words(identities.get(s, ""))) for s in {p.source for p in checked.allowed}}
-            match = best_cell(asked, checked.allowed, words)
+            match = _best_cell(asked, checked.allowed, identities)
             if match is not None:
                 position = checked.positions[match.passage]
                 # The passage that holds the asked value is the best match, whatever its words scored.
