@@ -66,15 +66,19 @@ def check_passages(asked: Asked, passages: Sequence[Passage], identities: Mappin
     related: list[Passage] = []
     positions: list[int] = []
     why_not = ""
-    documents: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}
     for p in passages:
-        documents[p.source] = f"{documents.get(p.source, '')}\n{p.section}\n{p.text}"
+        texts.setdefault(p.source, []).extend((p.section, p.text))
+    named: dict[str, bool] = {}  # per document (checked once, however many of its passages there are)
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
         period = missing_period(asked.period, scope.all)
-        names = missing_names(asked, scope)
-        if not period and not missing_names(asked, Scope(documents[p.source], identity), alike=True):
+        names = missing_names(asked, scope, limit=1)
+        if not period and p.source not in named:
+            document = Scope("\n".join(texts[p.source]), identity)
+            named[p.source] = not missing_names(asked, document, alike=True, limit=1)
+        if not period and named[p.source]:
             related.append(p)
         if names or period:
             why_not = why_not or (names[0] if names else period)
