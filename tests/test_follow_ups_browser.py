@@ -27,8 +27,29 @@ from .test_ui_browser import (
     sync_playwright,
 )
 
-#: A document whose title is markup: shown as text in the Documents tab.
-MARKUP_TITLE = "Harbour <b>notice</b> <img src=x onerror=\"window.__xss='title'\">"
+#: A report whose first page names it, in part with markup: shown as text in the Documents tab.
+REPORT_TITLE = "Aviation Accident Final Report"
+REPORT_LOCATION = "Quillmere <b>harbour</b> <img src=x onerror=\"window.__xss='identity';alert(1)\">"
+
+
+def report_pdf(path: Path) -> None:
+    """A two-page accident report: page 1 names it (title, place, number), page 2 holds its fields."""
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    pages = [
+        (REPORT_TITLE, [("Location:", REPORT_LOCATION), ("Accident Number:", "QLM24LA101")]),
+        ("Meteorological Information", [("Wind Speed/Gusts:", "12 knots"), ("Altimeter Setting:", "30.02 inches Hg")]),
+    ]
+    for heading, rows in pages:
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(54, 780, heading)
+        c.setFont("Helvetica", 10)
+        for i, (label, value) in enumerate(rows):
+            c.drawString(54, 740 - 18 * i, label)
+            c.drawString(180, 740 - 18 * i, value)
+        c.showPage()
+    c.save()
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +59,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     root = tmp_path_factory.mktemp("follow-ups-browser")
     docs = write_statements(root / "docs")
-    (docs / "harbour.md").write_text(
-        f"# {MARKUP_TITLE}\n\nThe harbour of Quillmere closes at dusk from November to March.\n", encoding="utf-8"
-    )
+    report_pdf(docs / "report-qlm.pdf")
     assistant = Assistant(index_dir=root / "index")
     assert not assistant.index([docs]).failed
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False)
@@ -91,4 +110,22 @@ def test_follow_ups_keep_the_date_in_the_web_chat_and_after_a_reload(page: Page,
     for question, wanted, others in rest[1:]:
         ask(page, question)
         check_turn(last_answer_text(page), wanted, others, question)
+    watch.assert_clean()
+
+
+def test_the_documents_tab_shows_what_each_document_is_taken_to_be(page: Page, watch: Watch) -> None:
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_selector("#rag-documents table")
+    row = page.locator("#rag-documents tr", has_text="report-qlm.pdf")
+    identity = row.locator(".rag-doc-identity")
+    shown = identity.inner_text()
+    # What `rag sources` prints after "is:", as text: the markup is shown, not run or drawn.
+    assert shown.startswith(f"is: {REPORT_TITLE}; Location: {REPORT_LOCATION}"), shown
+    assert "Accident Number: QLM24LA101" in shown
+    assert page.locator("#rag-documents img, #rag-documents b").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    # A document that says nothing about itself beyond its name gets no such line.
+    assert page.locator("#rag-documents tr", has_text="apple-10q-2023-q3.md").locator(".rag-doc-identity").count() == 0
+    identity.scroll_into_view_if_needed()
+    shot(page, "documents-identity")
     watch.assert_clean()
