@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from . import test_ui_browser as ui_browser
 from .statements import TURNS, write_statements
-from .test_ui_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    Browser,
-    Page,
-    Watch,
-    ask,
-    free_port,
-    last_answer_text,
-    missing,
-    open_page,
-    shot,
-    sync_playwright,
-)
+from .test_ui_browser import Page, Watch, ask, free_port, last_answer_text, shot
+
+# The browser, each test's page and its watch, as in tests/test_ui_browser.py (the page opens this module's app_url).
+browser, page, watch = ui_browser.browser, ui_browser.page, ui_browser.watch
 
 #: A report whose first page names it, in part with markup: shown as text in the Documents tab.
 REPORT_TITLE = "Aviation Accident Final Report"
@@ -65,27 +55,6 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app, url = launch(assistant, "127.0.0.1", free_port(), block=False)
     yield url
     app.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def watch() -> Watch:
-    return Watch()
-
-
-@pytest.fixture()
-def page(browser: Browser, app_url: str, watch: Watch, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, app_url, watch, request)
 
 
 def check_turn(text: str, wanted: str, others: tuple[str, ...], question: str) -> None:
