@@ -220,13 +220,13 @@ def best_cell(
 ) -> CellMatch | None:
     """The best-matching cell of ``passages`` (allowed ones only, in rank order), or None below
     :data:`MIN_CELL_SCORE`. A cell of a lower passage loses a little (:data:`RANK_PENALTY` times how far
-    its passage's score is below the best); ties go to the earlier cell of a row (the current period
-    stands first in statements). ``identities`` (source -> what the document says about itself) place
+    its passage's score is below the best); ties go to the row's latest column, else its earlier cell
+    (see :func:`_by_recency`). ``identities`` (source -> what the document says about itself) place
     the question's quarter in each document's own calendar. How rare a label word is, is judged among the
     cells of ``passages`` and ``context`` (for example every passage of the document)."""
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _by_recency(p)]
     seen = {p.chunk_id for p in passages}
-    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen or p.chunk_id < 0)])
+    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen)])
     by_key: dict[str, list[str]] = {}
     for label_word in weight:
         by_key.setdefault(label_word[:PREFIX], []).append(label_word)
