@@ -89,11 +89,14 @@ def check_passages(
     for p in passages if related else ():
         texts.setdefault(p.source, []).extend((p.section, p.text))
     named: dict[str, bool] = {}  # per document (checked once, however many of its passages there are)
+    by_identity: dict[str, bool] = {}
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
         period = missing_period(asked.period, identity) and missing_period(asked.period, scope.all)
-        names = missing_names(asked, scope, limit=1) if asked.names else []
+        if p.source not in by_identity:  # names the identity holds hold for every passage of the document
+            by_identity[p.source] = not asked.names or not missing_names(asked, Scope("", identity), limit=1)
+        names = [] if by_identity[p.source] else missing_names(asked, scope, limit=1)
         if related and not period and p.source not in named:
             text = (whole or {}).get(p.source) or "\n".join(texts[p.source])
             named[p.source] = not missing_names(asked, Scope(text, identity), alike=True, limit=1)
@@ -128,10 +131,19 @@ class Answerer:
     def __init__(self, max_sentences: int = 3, min_score: float = 0.35) -> None:
         self.sentences = ExtractiveAnswerer(max_sentences, min_score)
         self.min_score = min_score
+        self._last: tuple[tuple[object, ...], list[Passage]] | None = None
 
     def rescore(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
-        """``passages`` in order, each with its 0-1 match score (see :meth:`ExtractiveAnswerer.rescore`)."""
-        return self.sentences.rescore(question, passages)
+        """``passages`` in order, each with its 0-1 match score (see :meth:`ExtractiveAnswerer.rescore`).
+        The last result is kept: a question's passages are scored once, though both the assistant (for
+        the confidence) and :meth:`answer` ask for them."""
+        key = (question, *((p.source, p.start, p.end, p.score, p.text) for p in passages))
+        last = self._last
+        if last is not None and last[0] == key:
+            return list(last[1])
+        scored = self.sentences.rescore(question, passages)
+        self._last = (key, scored)
+        return list(scored)
 
     def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""

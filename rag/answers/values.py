@@ -136,10 +136,15 @@ def _named(label: str, header: str) -> frozenset[str]:
     return _words(label) | _words(header)
 
 
-def _by_recency(passage: Passage) -> list[tuple[int, Cell]]:
+def _by_recency(passage: Passage) -> tuple[tuple[int, Cell], ...]:
     """A passage's cells, each with its place among the cells of its row: the column of the latest date or
     year first (the current period, whether a statement sets it first or last), else in reading order."""
-    cells = _cells(passage.text, passage.start, passage.section)
+    return _cells_by_recency(passage.text, passage.start, passage.section)
+
+
+@lru_cache(maxsize=16384)
+def _cells_by_recency(text: str, start: int, section: str) -> tuple[tuple[int, Cell], ...]:
+    cells = _cells(text, start, section)
     rows: dict[int, list[Cell]] = {}
     for cell in cells:
         rows.setdefault(cell.label_start, []).append(cell)
@@ -147,7 +152,24 @@ def _by_recency(passage: Passage) -> list[tuple[int, Cell]]:
     for row in rows.values():
         latest = sorted(range(len(row)), key=lambda i: (_header_time(row[i].header), -i), reverse=True)
         out.extend((place, row[i]) for place, i in enumerate(latest))
-    return out
+    return tuple(out)
+
+
+def _with_keys(passage: Passage, keys: frozenset[str]) -> list[tuple[int, Cell]]:
+    """The cells of :func:`_by_recency` whose label shares one of ``keys`` (see :func:`_keys`), in order."""
+    index = _key_index(passage.text, passage.start, passage.section)
+    places = sorted({i for key in keys for i in index.get(key, ())})
+    cells = _cells_by_recency(passage.text, passage.start, passage.section)
+    return [cells[i] for i in places]
+
+
+@lru_cache(maxsize=16384)
+def _key_index(text: str, start: int, section: str) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, (_, cell) in enumerate(_cells_by_recency(text, start, section)):
+        for key in _keys(cell.label):
+            index.setdefault(key, []).append(i)
+    return {key: tuple(places) for key, places in index.items()}
 
 
 @lru_cache(maxsize=65536)
@@ -224,7 +246,8 @@ def best_cell(
     (see :func:`_by_recency`). ``identities`` (source -> what the document says about itself) place
     the question's quarter in each document's own calendar. How rare a label word is, is judged among the
     cells of ``passages`` and ``context`` (for example every passage of the document)."""
-    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _by_recency(p)]
+    keys = frozenset(w[:PREFIX] for w in asked.measure | asked.context)
+    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _with_keys(p, keys)]
     seen = {p.chunk_id for p in passages}
     weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen)])
     by_key: dict[str, list[str]] = {}
