@@ -1,0 +1,87 @@
+"""The web chat in a real browser over a PDF whose sections open with a bold heading on its own short line:
+the answer and the highlighted quote in its Sources block start at the sentence, without the heading
+(issue #27, item 17). The app is started and driven as in tests/test_ui_browser.py, whose helpers this uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import test_ui_browser as ui_browser
+from .test_ui_browser import Page, Watch, ask, free_port, last_answer_text, shot
+
+# The browser, each test's page and its watch, as in tests/test_ui_browser.py (the page opens this module's app_url).
+browser, page, watch = ui_browser.browser, ui_browser.page, ui_browser.watch
+
+HEADING = "Share Repurchases"
+SENTENCE_START = "For the three months ended September 30, 2023"
+QUESTION = "How many shares did the company repurchase, and for how much?"
+
+
+def sectioned_pdf(path: Path) -> None:
+    """One page, two sections: a bold heading line, then a paragraph in body text under it."""
+    from reportlab.pdfgen import canvas
+
+    sections = [
+        (
+            HEADING,
+            [
+                f"{SENTENCE_START}, the company repurchased 11 million shares of its common",
+                "stock for $3.6 billion under its share repurchase program, against $4.6 billion a year",
+                "before, and it paid dividends of $5.1 billion over the same three months.",
+            ],
+        ),
+        (
+            "Research and Development",
+            [
+                "Research and development expenses rose 8% in the quarter, driven by investment in cloud",
+                "engineering and by higher headcount in the company's devices and gaming teams this year.",
+            ],
+        ),
+    ]
+    c = canvas.Canvas(str(path))
+    y = 760
+    for heading, lines in sections:
+        c.setFont("Helvetica-Bold", 11)
+        c.drawString(54, y, heading)
+        y -= 18
+        c.setFont("Helvetica", 10)
+        for line in lines:
+            c.drawString(54, y, line)
+            y -= 13
+        y -= 20
+    c.save()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from rag import Assistant
+    from ui.server import launch
+
+    root = tmp_path_factory.mktemp("headings-browser")
+    docs = root / "docs"
+    docs.mkdir()
+    sectioned_pdf(docs / "quarterly-report.pdf")
+    assistant = Assistant(index_dir=root / "index")
+    assert not assistant.index([docs]).failed
+    app, url = launch(assistant, "127.0.0.1", free_port(), block=False)
+    yield url
+    app.close()
+
+
+def test_a_pdf_heading_is_not_glued_to_the_answer_or_its_highlight(page: Page, watch: Watch) -> None:
+    ask(page, QUESTION)
+    answer = last_answer_text(page)
+    assert answer.startswith(SENTENCE_START), answer
+    assert HEADING not in answer, answer
+    source = page.locator("#rag-chat .rag-sources").last.locator(".rag-source").first
+    assert "quarterly-report.pdf" in source.locator(".rag-source-head").inner_text()
+    marked = source.locator("mark").first
+    marked.wait_for(state="visible")
+    quoted = marked.inner_text().strip()
+    assert quoted.startswith(SENTENCE_START), quoted
+    assert HEADING not in quoted, quoted
+    shot(page, "pdf-heading")
+    watch.assert_clean()
