@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,7 +20,7 @@ class Lists:
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.dense[:k]
 
-    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
+    def keyword_search(self, terms: list[str], k: int, rescore: Sequence[int] = ()) -> list[tuple[int, float]]:
         return self.sparse[:k]
 
     def chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
