@@ -168,6 +168,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 _SHIPPED_BUDGET: int | None = None
+#: The postings budget before the second pass existed (its first pass alone is measured with ``--exact``).
+BEFORE_BUDGET = 10_000
+FIRST_PASS = ", first pass only (budget 10k, as before)"
 
 
 def measure(
@@ -176,7 +179,7 @@ def measure(
     """Ask every question warm, one at a time; latency per stage and document hit@1/@5.
 
     ``exact``: BM25 scores every chunk holding a query word (no word left out), as before the budget.
-    ``first_pass``: the budget without its second, exact pass over the short list.
+    ``first_pass``: as before the second pass: the budget's first pass alone, at the budget it then had.
     """
     import torch
 
@@ -186,7 +189,7 @@ def measure(
     global _SHIPPED_BUDGET
     if _SHIPPED_BUDGET is None:
         _SHIPPED_BUDGET = int(os.environ.get("BENCH_BUDGET", fulltext.POSTINGS_BUDGET))
-    fulltext.POSTINGS_BUDGET = 10**12 if exact else _SHIPPED_BUDGET
+    fulltext.POSTINGS_BUDGET = 10**12 if exact else BEFORE_BUDGET if first_pass else _SHIPPED_BUDGET
     exact_scores = fulltext.exact_scores
     if first_pass:
         fulltext.exact_scores = lambda *args: None  # type: ignore[assignment]  # "unreadable": first pass stands
@@ -214,7 +217,7 @@ def measure(
         hit5 += q["source"] in sources[:5]
     fulltext.exact_scores = exact_scores
     result: dict[str, Any] = {
-        "label": label + (", exact BM25" if exact else ", first pass only" if first_pass else ""),
+        "label": label + (", exact BM25" if exact else FIRST_PASS if first_pass else ""),
         "chunks": int(store.stats()["chunks"]),
         "questions": len(questions),
         "ask_p50_ms": round(_percentile(total, 50), 1),
@@ -250,28 +253,21 @@ def main() -> None:
             results.append(measure(index, questions, f"{size:,} chunks", exact=True))
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     rows = []
-    shipped = [r for r in results[1:] if not r["label"].endswith(("exact BM25", "first pass only"))]
+    shipped = [r for r in results[1:] if not r["label"].endswith(("exact BM25", FIRST_PASS))]
     for size, result in zip(sizes, shipped, strict=True):
-        target = 25
-        rows.append(
-            claim(
-                f"warm hybrid ask p50, {result['label']}",
-                result["ask_p50_ms"],
-                "<=",
-                target,
-                unit="ms",
-                digits=1,
-                note=f"hit@5 {result['hit5']:.3f}; squad-dev alone {results[0]['hit5']:.3f}",
-            )
-        )
-        rows.append(claim("... p95", result["ask_p95_ms"], unit="ms", digits=1))
         others = {r["label"]: r for r in results if r["chunks"] == result["chunks"]}
+        before = others.get(f"{size:,} chunks{FIRST_PASS}")
+        note = f"hit@5 {result['hit5']:.3f}; squad-dev alone {results[0]['hit5']:.3f}"
+        if before is not None:
+            note += f"; before (10k budget, no second pass): p50 {before['ask_p50_ms']:.1f} ms"
+        figure = f"warm hybrid ask p50, {result['label']}"
+        rows.append(claim(figure, result["ask_p50_ms"], "<=", 25, unit="ms", digits=1, note=note))
+        rows.append(claim("... p95", result["ask_p95_ms"], unit="ms", digits=1))
         exact = others.get(f"{size:,} chunks, exact BM25")
         if exact is None:
             continue
         for hit in ("hit1", "hit5"):
             loss = round(max(0.0, exact[hit] - result[hit]), 3)
-            before = others.get(f"{size:,} chunks, first pass only")
             note = f"exact BM25 {exact[hit]:.3f} at p50 {exact['ask_p50_ms']:.1f} ms"
             if before is not None:
                 note += f"; first pass alone loses {max(0.0, exact[hit] - before[hit]):.3f}"

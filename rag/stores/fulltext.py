@@ -27,8 +27,12 @@ TABLE = "chunks_fts"
 #: FTS5 scores every chunk holding any query word before it sorts, so a search costs about as much as
 #: its words' chunk counts added up (0.4 us each here). On a large index a search scores at most about
 #: this many: the words held by the most chunks are left out (their weight in BM25 is the lowest), the
-#: rarest word always kept. Measured by bench/hybrid_scale.py (docs/scaling.md).
-POSTINGS_BUDGET = 10_000
+#: rarest word always kept, and a second pass puts them back for a short list (:data:`RESCORED`).
+#: Measured by bench/hybrid_scale.py (docs/scaling.md).
+POSTINGS_BUDGET = 5_000
+#: When words were left out, the second pass scores this many of the chunks found and as many of the
+#: chunks handed to it (best first) by every word; the rest keep their first-pass score, a lower bound.
+RESCORED = 30
 #: Column weights (title, text) and FTS5's own BM25 constants, shared by the query and the second pass.
 WEIGHTS = (0.5, 1.0)
 K1, B = 1.2, 0.75
@@ -83,9 +87,11 @@ def search(
 
     Scores are SQLite FTS5's BM25 (title weighted 0.5, text 1.0), negated so that higher is better.
     With ``counts`` (chunks per common term, for large indexes) the words found in the most chunks
-    may be left out of the search (see :func:`plan`); then a second pass scores the chunks found plus
-    ``rescore`` (e.g. dense search's candidates) by every query word, with FTS5's own formula (see
-    :func:`exact_scores`), so that the common words still rank that short list.
+    may be left out of the search (see :func:`plan`); then a second pass scores the best chunks found
+    and the first of ``rescore`` (e.g. dense search's candidates, best first), :data:`RESCORED` of
+    each, by every query word with FTS5's own formula (see :func:`exact_scores`), so that the common
+    words still rank that short list. The other chunks found keep their first-pass scores (the part of
+    their BM25 due to the words searched: a lower bound).
     """
     words = [t for t in dict.fromkeys(terms) if t and _TERM.fullmatch(t)][:64]
     kept = plan(words, counts)
@@ -100,11 +106,13 @@ def search(
     found = [(int(rowid), -float(score)) for rowid, score in rows]
     if len(kept) == len(words) or counts is None:
         return found
-    ids = list(dict.fromkeys([i for i, _ in found] + [int(i) for i in rescore]))
+    ids = list(dict.fromkeys([i for i, _ in found[:RESCORED]] + [int(i) for i in list(rescore)[:RESCORED]]))
     scores = exact_scores(conn, words, ids, counts)
     if scores is None:  # the index's statistics could not be read: the first pass stands
         return found
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)[: int(k)]
+    merged = dict(found)
+    merged.update(scores)
+    return sorted(merged.items(), key=lambda item: item[1], reverse=True)[: int(k)]
 
 
 def exact_scores(
