@@ -329,9 +329,13 @@ class Assistant:
 
         generator = self.generator
         # The model sees only passages whose document matches the question's names and periods.
-        allowed = self.answerer.check(search, scored, identities).allowed if generator is not None else []
-        if generator is not None and allowed and confidence >= self.settings.min_score:
-            for item in generator.stream(search, allowed, extractive):
+        checked = self.answerer.check(search, scored, identities) if generator is not None else None
+        allowed = checked.allowed if checked is not None else []
+        if generator is not None and checked is not None and allowed and confidence >= self.settings.min_score:
+            # ... and the cell or field the extractive answer would quote (chosen as it does, from the
+            # same passages with their retrieval scores), with its labels.
+            matched = self.answerer.matched(search, [passages[i] for i in checked.positions], identities)
+            for item in generator.stream(search, allowed, extractive, matched):
                 if isinstance(item, Answer):
                     item = replace(item, question=question, passages=best_first(item.passages), confidence=confidence)
                 yield item

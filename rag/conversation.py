@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .answers.question import DATE, QUARTER, YEAR, read_period
+from .answers.question import CARRIED, DATE, QUARTER, SPAN, YEAR, read_period
 from .text import MAX_QUESTION_CHARS, STOPWORDS, clean_question, content_words
 from .types import Answer
 
@@ -50,6 +50,8 @@ _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][a-z]+")
 _SPAN_ENDED = re.compile(
     r"\b(?:three|six|nine|twelve|\d{1,2})[- ]months?\s+ended\s+[A-Z][a-z]+\.? \d{1,2},? (?:19|20)\d\d\b", re.I
 )
+#: The span and "ended" before the date of a :data:`_SPAN_ENDED` phrase ("three months ended ").
+_SPAN_ENDED_DATE = re.compile(r"^(?:three|six|nine|twelve|\d{1,2})[- ]months?\s+ended\s+", re.I)
 _WORDS = re.compile(r"[A-Za-z0-9][\w'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
@@ -108,22 +110,31 @@ def carry_terms(question: str, previous: str, previous_answer: str = "", recent:
 
     ``carry_terms("When will she visit?", "Who invited Prime Minister Takaichi to visit the United
     States?")`` gives ``"When will she visit? (about: Prime Minister Takaichi, invited, United States)"``.
-    With ``recent`` (the texts of the last few turns), only terms found there are carried. The result is
-    never longer than a question may be (:data:`rag.text.MAX_QUESTION_CHARS`).
+    The previous period is carried as a whole (:func:`carried_periods`), never as loose words. Of the
+    terms the previous question had carried itself, names are dropped when it named its own ("And Mac?"
+    replaced the iPhone). With ``recent`` (the texts of the last few turns), only terms found there are
+    carried. The result is never longer than a question may be (:data:`rag.text.MAX_QUESTION_CHARS`).
     """
     have = set(content_words(question))
     carried: list[str] = []
     seen = set(have)
     room = MAX_QUESTION_CHARS - len(question) - len(" (about: )")
-    if not read_period(question):  # the earlier turn's period holds until the question names its own
-        for phrase in period_phrases(previous[: MAX_QUESTION_CHARS * 2])[:3]:
-            if len(phrase) + 2 <= room:
-                carried.append(phrase)
-                seen |= set(content_words(phrase))
-                room -= len(phrase) + 2
+    previous = previous[: MAX_QUESTION_CHARS * 2]
+    for phrase in carried_periods(question, previous):
+        if len(phrase) + 2 <= room:
+            carried.append(phrase)
+            seen |= set(content_words(phrase))
+            room -= len(phrase) + 2
+    about = CARRIED.search(previous)
+    own = previous[: about.start()] if about else previous
+    own_terms = _key_terms(without_periods(own))
+    earlier = _key_terms(without_periods(about.group(1))) if about else []
+    if any(_is_name(t) for t in own_terms):  # a name of its own replaced the names it carried
+        earlier = [t for t in earlier if not _is_name(t)]
     known = None if recent is None else {w for text in recent for w in content_words(text[:MAX_ANSWER_SCAN])}
-    names_of_answer = [t for t in _key_terms(previous_answer[:MAX_ANSWER_SCAN]) if t[0].isupper() and " " in t]
-    for term in [*_key_terms(previous[: MAX_QUESTION_CHARS * 2]), *names_of_answer[:2]]:
+    answer = without_periods(previous_answer[:MAX_ANSWER_SCAN])
+    names_of_answer = [t for t in _key_terms(answer) if t[0].isupper() and " " in t]
+    for term in [*own_terms, *earlier, *names_of_answer[:2]]:
         words = set(content_words(term))
         if not words or words <= seen or (term in names_of_answer and words & seen):
             continue
@@ -143,11 +154,53 @@ def carry_terms(question: str, previous: str, previous_answer: str = "", recent:
     return f"{question} (about: {', '.join(names + others)})"
 
 
+def _is_name(term: str) -> bool:
+    return term[0].isupper() or bool(re.search(r"[a-z][A-Z]", term))
+
+
+def carried_periods(question: str, previous: str) -> list[str]:
+    """The phrases of the previous question's period that still hold for ``question``: all of them
+    when it names no period ("And Mac?"); its dates, quarters and years when it names only a span of
+    months ("What about the nine months?" keeps "July 1, 2023"); its span when it names only a point in
+    time ("And in 2022?" keeps "nine months"); none when it names both."""
+    asked = read_period(question)
+    phrases = period_phrases(previous)
+    if not asked:
+        return phrases[:3]
+    point = bool(asked.dates or asked.quarters or asked.years)
+    if not point:
+        points = [_SPAN_ENDED_DATE.sub("", p) for p in phrases if not SPAN.fullmatch(p)]
+        return [p for p in points if p][:3]
+    if not asked.span:
+        span = read_period(previous).span
+        return [f"{span} months"] if span else []
+    return []
+
+
+def keep_period(rewritten: str, question: str, previous: str) -> str:
+    """A language model's rewrite of ``question``, with the previous question's period added when the
+    model dropped it (the rewrite names no period, and neither does the question)."""
+    if read_period(rewritten) or read_period(question):
+        return rewritten
+    phrases = carried_periods(question, previous[: MAX_QUESTION_CHARS * 2])
+    room = MAX_QUESTION_CHARS - len(rewritten) - len(" (about: )")
+    kept = ", ".join(phrases)
+    return f"{rewritten} (about: {kept})" if phrases and len(kept) <= room else rewritten
+
+
+def without_periods(text: str) -> str:
+    """``text`` with the phrases that name a period (and spans of months) blanked out."""
+    for pattern in (_SPAN_ENDED, DATE, QUARTER, YEAR, SPAN):
+        text = pattern.sub(" ", text)
+    return text
+
+
 def period_phrases(text: str) -> list[str]:
     """The phrases of ``text`` that name a period: a span of months with its end date ("three months
-    ended July 1, 2023"), a date, a quarter ("Q3 2023", "third quarter of 2023"), a year."""
+    ended July 1, 2023"), a date, a quarter ("Q3 2023", "third quarter of 2023"), a year, a span of
+    months alone ("the nine months")."""
     found: list[tuple[int, int]] = []
-    for pattern in (_SPAN_ENDED, DATE, QUARTER, YEAR):
+    for pattern in (_SPAN_ENDED, DATE, QUARTER, YEAR, SPAN):
         for m in pattern.finditer(text):
             if m.group().strip() and not any(a <= m.start() < b or a < m.end() <= b for a, b in found):
                 found.append((m.start(), m.end()))
@@ -222,7 +275,7 @@ class ChatSession:
 
             history = [(t.standalone, t.answer.text) for t in self.turns[-self.memory :]]
             try:
-                return generator.rewrite(question, history), None
+                return keep_period(generator.rewrite(question, history), question, self.turns[-1].standalone), None
             except GenerationError as exc:
                 note = f"The follow-up could not be rewritten ({exc}); the previous question's terms were added."
         if not is_follow_up(question):

@@ -38,7 +38,7 @@ CLARITY_RANGE = (1.15, 2.2)
 NAME_WEIGHT = 0.5
 NAME_POOL = 60
 #: Documents whose chunks :meth:`Retriever.document_passages` keeps in memory (most recently used).
-DOCUMENTS_KEPT = 8
+DOCUMENTS_KEPT = 32
 
 
 class Retriever:

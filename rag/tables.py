@@ -29,7 +29,11 @@ def header_rows(rows: Sequence[Sequence[str]]) -> int:
 
 
 def table_lines(rows: Sequence[Sequence[str]], headers: int | None = None) -> list[str]:
-    """The table's body rows as ``label | header: value`` lines (empty cells left out)."""
+    """The table's body rows as ``label | header: value`` lines (empty cells left out). ``headers`` is how
+    many leading rows are headers (found from the rows when None); empty header rows name nothing, so a
+    table whose header row is empty has values without headers (never its first body row as headers)."""
+    if headers is not None:  # count the header rows that hold something
+        headers = sum(1 for row in rows[:headers] if any(clean_cell(c) for c in row))
     cleaned = [[clean_cell(c) for c in row] for row in rows if any(clean_cell(c) for c in row)]
     if not cleaned:
         return []

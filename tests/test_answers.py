@@ -7,7 +7,7 @@ import pytest
 
 from rag.answers import Answerer, cells_of, check_passages, document_identity, read_question, wants_value
 from rag.answers.constraints import Scope, document_period, header_agrees, missing_names, missing_period
-from rag.answers.question import read_period
+from rag.answers.question import MONTHS, read_period
 from rag.answers.values import best_cell
 from rag.page_forms import identity_lines, is_label
 from rag.types import Passage
@@ -350,3 +350,146 @@ def test_the_match_score_stays_under_one_and_separates_good_passages():
     assert all(0 < s < 1 for s in scores[1:]) and scores[0] <= 1
     assert len(set(scores)) == len(scores)  # clipped at 1, the first four read 1.00 alike
     assert match_score(1.0, 1.0) == 1.0 and match_score(-0.2, 0.0) == 0.0
+
+
+def test_a_question_about_two_rows_gets_both_from_one_column():
+    table = passage(
+        "iPhone | Three Months Ended July 1, 2023: $ 39,669 | Three Months Ended June 25, 2022: $ 40,665\n"
+        "Mac | Three Months Ended July 1, 2023: $ 6,840 | Three Months Ended June 25, 2022: $ 7,382\n"
+        "Services | Three Months Ended July 1, 2023: $ 21,213 | Three Months Ended June 25, 2022: $ 19,604",
+        "2023 Q3 AAPL.pdf",
+    )
+    identities = {"2023 Q3 AAPL.pdf": "2023 Q3 AAPL\nApple Inc."}
+    both = Answerer(min_score=0.0).answer(
+        "What were Apple's iPhone and Mac net sales for the three months ended July 1, 2023?", [table], identities
+    )
+    assert both.text == (
+        "iPhone, Three Months Ended July 1, 2023: $39,669; Mac, Three Months Ended July 1, 2023: $6,840 [1]"
+    )
+    document = " " * table.start + table.text
+    assert [document[a:b] for a, b in both.citations[0].highlights] == [
+        "iPhone",
+        "Three Months Ended July 1, 2023: $ 39,669",
+        "Mac",
+        "Three Months Ended July 1, 2023: $ 6,840",
+    ]
+    one = Answerer(min_score=0.0).answer(
+        "What were Apple's iPhone net sales for the three months ended July 1, 2023?", [table], identities
+    )
+    assert one.text == "iPhone, Three Months Ended July 1, 2023: $39,669 [1]"
+
+
+# ------------------------------------------------------------------ bad input: an answer or a refusal, never a crash
+
+_MONTHS = [m.capitalize() for m in MONTHS]
+_COMPANIES = [
+    "Tesla",
+    "IBM",
+    "Oracle",
+    "Cisco",
+    "Adobe",
+    "Netflix",
+    "Qualcomm",
+    "Broadcom",
+    "Salesforce",
+    "Uber",
+    "Airbnb",
+    "PayPal",
+    "Dell",
+    "Intel",
+    "Amazon",
+    "Microsoft",
+    "NVIDIA",
+    "Alphabet",
+    "Meta",
+    "Samsung",
+]
+
+
+def _filing_passages(n: int) -> list[Passage]:
+    """``n`` passages of five documents: a statement table and prose naming acronyms, dates and quarters."""
+    rows = "\n".join(
+        f"Line {i} item | Three Months Ended July 1, 2023: {i * 137:,} | Nine Months Ended July 1, 2023: {i * 411:,}"
+        for i in range(1, 25)
+    )
+    prose = (
+        "Apple Inc. reported that Research and Development grew in Q3 2023. The National Transportation Safety "
+        "Board and the Securities and Exchange Commission were named in the quarter ended July 1, 2023. "
+    ) * 8
+    return [passage(rows if i % 2 else prose, f"doc{i % 5}.md", start=i * 5000) for i in range(n)]
+
+
+BAD_QUESTIONS = {
+    "4,000 characters": ("What were the total net sales of Apple Mac for the three months ended July 1, 2023 " * 60)[
+        :3999
+    ]
+    + "?",
+    "twenty periods": "What were net sales for "
+    + ", ".join(f"the three months ended {_MONTHS[i % 12]} {1 + i}, {2001 + i}" for i in range(20))
+    + "?",
+    "twenty quarters": "What was revenue in " + ", ".join(f"Q{1 + i % 4} {2004 + i}" for i in range(20)) + "?",
+    "twenty companies": "What was the revenue of " + ", ".join(_COMPANIES) + " in Q3 2023?",
+    # Hundreds of names in capitals, each one looked for as the initials of a run of words: this took
+    # minutes over 100 passages when every passage re-read its document for every name.
+    "a thousand acronyms": "What did "
+    + ", ".join(f"{a}{b}{c}" for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ" for c in "ABCDEFGHIJ")[:3900]
+    + " say?",
+    "German": "Wie hoch war der Nettoumsatz von Apple mit dem Mac in den drei Monaten bis zum 1. Juli 2023?",
+    "Japanese": "2023年7月1日に終了した3か月間のAppleのMacの純売上高はいくらでしたか？",
+}
+
+
+@pytest.mark.timeout(120)  # a hang guard, not a timing: each answer takes well under a second
+@pytest.mark.parametrize("kind", sorted(BAD_QUESTIONS))
+def test_a_bad_question_gets_an_answer_or_a_refusal(kind: str) -> None:
+    from rag.config import MAX_K
+
+    question = BAD_QUESTIONS[kind]
+    answer = Answerer().answer(question, _filing_passages(MAX_K), {})
+    assert answer.text and answer.question == question
+    if kind in ("twenty periods", "twenty quarters", "twenty companies", "a thousand acronyms"):
+        assert not answer.answered and answer.note, kind  # what no passage holds is named
+        assert "does not" not in answer.note
+
+
+def test_a_table_with_empty_headers_keeps_its_first_row_as_a_row(tmp_path) -> None:
+    from rag.documents import load
+
+    path = tmp_path / "orchard.md"
+    path.write_text(
+        "# Orchard Devices net sales\n\n|   |   |   |\n|---|---|---|\n| Phones | $ 39,669 | $ 40,665 |\n"
+        "| Laptops | $ 6,840 | $ 7,382 |\n",
+        encoding="utf-8",
+    )
+    text = load(path).text
+    assert "Phones | $ 39,669 | $ 40,665\nLaptops | $ 6,840 | $ 7,382" in text  # not a header of figures
+    answer = Answerer().answer("What were Orchard Devices' laptops net sales?", [passage(text, "orchard.md")], {})
+    assert answer.answered and answer.text.startswith("Laptops: $6,840 [1]")
+
+
+@pytest.mark.parametrize(
+    ("table", "question", "quoted"),
+    [
+        # Every header the same: the row is found, the first of its cells quoted with the header.
+        (
+            "Apples | Amount: 1,200 | Amount: 1,350\nPears | Amount: 800 | Amount: 760",
+            "How many pears were harvested?",
+            "Pears, Amount: 800 [1]",
+        ),
+        # Headers that are empty before their colon: the value alone, not ": 6,840".
+        (
+            "Phones | : 39,669 | : 40,665\nLaptops | : 6,840 | : 7,382",
+            "What were laptops net sales?",
+            "Laptops: 6,840 [1]",
+        ),
+        # A "figure" column of text: quoted as the document says it, with its labels.
+        (
+            "Retail | Revenue: see note 4 | Operating income: not meaningful\nOnline | Revenue: n/a",
+            "What was the operating income of the retail segment?",
+            "Retail, Operating income: not meaningful [1]",
+        ),
+    ],
+)
+def test_odd_tables_are_quoted_with_what_labels_they_have(table: str, question: str, quoted: str) -> None:
+    answer = Answerer().answer(question, [passage(f"# Results\n\n{table}\n", "results.md")], {})
+    assert answer.answered and answer.text.startswith(quoted), answer.text

@@ -293,3 +293,31 @@ def test_the_best_passages_keep_distinct_scores(tmp_path: Path) -> None:
     scores = [p.score for p in passages]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True) and all(0 <= s < 1 for s in scores)
     assert len(set(scores)) == len(scores), scores  # clipped at 1 they all read 1.00
+
+
+def test_bad_questions_and_odd_tables_through_the_real_model(tmp_path: Path) -> None:
+    """Each gets an answer or a refusal (never an error); what no document holds is refused."""
+    from .test_answers import BAD_QUESTIONS
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "orchard-q3-2023.md").write_text(STATEMENT, encoding="utf-8")
+    (docs / "orchard-segments.md").write_text(
+        "# Orchard Devices segments\n\n|   |   |   |\n|---|---|---|\n| Americas | $ 35,383 | $ 37,472 |\n"
+        "| Europe | 20,205 | 19,287 |\n\n| Region | Amount | Amount |\n|---|---|---|\n| Japan | 4,821 | 5,446 |\n\n"
+        "| Segment | Operating income |\n|---|---|\n| Retail | not meaningful |\n",
+        encoding="utf-8",
+    )
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assert not assistant.index([docs]).failed
+    for kind, question in BAD_QUESTIONS.items():
+        answer = assistant.ask(question)
+        assert answer.text, kind
+        if kind in ("twenty periods", "twenty quarters", "twenty companies", "a thousand acronyms"):
+            assert not answer.answered, (kind, answer.text)
+    europe = assistant.ask("What were Orchard Devices' Europe segment net sales?")
+    assert europe.answered and "20,205" in europe.text and "35,383" not in europe.text
+    japan = assistant.ask("What was the amount for Japan in Orchard Devices' segments?")
+    assert japan.answered and "4,821" in japan.text
+    retail = assistant.ask("What was the operating income of Orchard Devices' retail segment?")
+    assert "not meaningful" in retail.text or not retail.answered

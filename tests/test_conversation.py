@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from rag.answers.question import read_period
-from rag.conversation import MAX_CARRIED_TERMS, ChatSession, _key_terms, carry_terms, is_follow_up
+from rag.answers.question import read_period, read_question
+from rag.conversation import MAX_CARRIED_TERMS, ChatSession, _key_terms, carry_terms, is_follow_up, keep_period
 
 WHO = "Who invited Prime Minister Takaichi to visit the United States?"
 WHO_ANSWER = "President Donald Trump invited Japanese Prime Minister Sanae Takaichi [1]."
@@ -126,3 +126,43 @@ def test_a_follow_up_keeps_the_earlier_period_until_it_names_its_own() -> None:
     assert read_period(replaced).years == (2022,)
     quarter = carry_terms("And Microsoft?", "What was Intel's revenue in Q3 2023?")
     assert read_period(quarter).quarters == ((3, 2023),)
+
+
+def test_a_follow_up_replaces_only_the_part_of_the_period_it_names() -> None:
+    first = "What were iPhone net sales for the three months ended July 1, 2023?"
+    mac = carry_terms("And Mac?", first)
+    # A span of its own keeps the date, not the old span, and no loose period words are carried.
+    nine = carry_terms("What about the nine months?", mac, "Mac, Three Months Ended July 1, 2023: $6,840 [1]")
+    period = read_period(nine)
+    assert period.dates == ((2023, 7, 1),) and period.span == "nine"
+    assert "three" not in nine.lower() and "ended" not in nine
+    # A year of its own keeps the span, not the date.
+    year = carry_terms("And in 2022?", nine, "Mac, Nine Months Ended July 1, 2023: $21,743 [1]")
+    period = read_period(year)
+    assert period.years == (2022,) and period.span == "nine" and not period.dates
+    # Both named: nothing of the old period is carried.
+    both = carry_terms("What about the three months ended June 25, 2022?", nine)
+    assert read_period(both).dates == ((2022, 6, 25),) and "July" not in both
+
+
+def test_a_name_of_its_own_replaces_the_names_carried_before() -> None:
+    first = "What were iPhone net sales for the three months ended July 1, 2023?"
+    mac = carry_terms("And Mac?", first)
+    assert "iPhone" in mac  # still searched with, but no longer required of a passage
+    asked = read_question(mac)
+    assert asked.names == ("Mac",) and asked.measure == {"mac"}
+    nine = carry_terms("What about the nine months?", mac)
+    assert "iPhone" not in nine and "Mac" in nine
+    asked = read_question(nine)
+    assert asked.names == ("Mac",)  # the follow-up names nothing: the carried name holds
+    assert {"mac", "net", "sale"} <= asked.measure  # and it asks for the measure asked before
+
+
+def test_a_model_that_drops_the_period_gets_it_back() -> None:
+    first = "What were iPhone net sales for the three months ended July 1, 2023?"
+    assert keep_period("What were Mac net sales?", "And Mac?", first) == (
+        "What were Mac net sales? (about: three months ended July 1, 2023)"
+    )
+    kept = "What were Mac net sales for the three months ended July 1, 2023?"
+    assert keep_period(kept, "And Mac?", first) == kept
+    assert keep_period("What were Mac net sales in 2022?", "And Mac in 2022?", first).endswith("2022?")

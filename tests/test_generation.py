@@ -114,7 +114,7 @@ def test_prompt_numbers_and_fences_passages_as_data() -> None:
     assert "‹/passage>" in text
     assert text.rstrip().endswith("citing [n] after each sentence.")
     assert "Question: Why are there tides?" in text
-    assert PROMPT_VERSION == "grounded-v2"
+    assert PROMPT_VERSION == "grounded-v3"
 
 
 # ------------------------------------------------------------------ markers, live

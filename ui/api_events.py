@@ -14,6 +14,7 @@ client's file path through unchecked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -43,27 +44,33 @@ def add_document_api(handlers: Handlers) -> None:
         return {"source": name, "removed": removed, "message": "removed" if removed else "not in the index"}
 
     with gr.Group(visible=False, elem_id="rag-document-api"):
-        files = gr.File(label="files", file_count="multiple", visible=False)
-        upload_report = gr.JSON(label="upload report", visible=False)
-        source = gr.Textbox(label="source", visible=False)
-        remove_result = gr.JSON(label="remove result", visible=False)
-        upload_trigger = gr.Button(visible=False)
-        remove_trigger = gr.Button(visible=False)
-    upload_trigger.click(
-        upload,
-        [files],
-        [upload_report],
-        api_name="upload",
-        api_description="Add files to the index; returns what was stored, refused and indexed, as JSON.",
-        concurrency_limit=1,
-        concurrency_id="library",
-    )
-    remove_trigger.click(
-        remove,
-        [source],
-        [remove_result],
-        api_name="remove",
-        api_description="Remove one indexed file by its source name; returns {source, removed, message}.",
+        _endpoint(
+            upload,
+            gr.File(label="files", file_count="multiple", visible=False),
+            "upload report",
+            "upload",
+            "Add files to the index; returns what was stored, refused and indexed, as JSON.",
+        )
+        _endpoint(
+            remove,
+            gr.Textbox(label="source", visible=False),
+            "remove result",
+            "remove",
+            "Remove one indexed file by its source name; returns {source, removed, message}.",
+        )
+
+
+def _endpoint(fn: Callable[..., dict[str, Any]], given: gr.Component, label: str, name: str, about: str) -> None:
+    """One hidden endpoint: ``fn(given)`` as one JSON result (``label``) at ``/name``, one call at a time
+    with the library's other changes."""
+    result = gr.JSON(label=label, visible=False)
+    trigger = gr.Button(visible=False)
+    trigger.click(
+        fn,
+        [given],
+        [result],
+        api_name=name,
+        api_description=about,
         concurrency_limit=1,
         concurrency_id="library",
     )

@@ -230,14 +230,20 @@ def time_text(timestamp: float) -> str:
 
 
 def extraction_html(report_json: str) -> str:
-    """A PDF's or image's extraction report under its name: pages, OCR, tables, then each warning."""
+    """A PDF's or image's extraction report under its name: what the document is taken to be (its title
+    and identifying lines, as ``rag sources`` shows them), pages, OCR, tables, then each warning."""
     try:
         report = json.loads(report_json or "{}")
     except ValueError:
         return ""
     if not isinstance(report, dict) or not report:
         return ""
-    lines = [f'<div class="rag-doc-extract">{escape_html(describe_extraction(report))}</div>']
+    identity = report.get("identity")
+    about = "; ".join(
+        str(x) for x in [report.get("title") or "", *(identity if isinstance(identity, list) else [])] if x
+    )
+    lines = [f'<div class="rag-doc-identity">is: {escape_html(about)}</div>'] if about else []
+    lines.append(f'<div class="rag-doc-extract">{escape_html(describe_extraction(report))}</div>')
     lines += [f'<div class="rag-doc-warn">{escape_html(str(w))}</div>' for w in report.get("warnings") or []][:10]
     return "".join(lines)
 

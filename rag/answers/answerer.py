@@ -19,7 +19,7 @@ from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, missing_names, missing_period
 from .question import Asked, read_question
-from .values import best_cell, may_hold
+from .values import CellMatch, best_cell, may_hold, second_cell
 
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -85,16 +85,22 @@ def check_passages(
     near: list[Passage] = []
     positions: list[int] = []
     why_not = ""
-    documents: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}
     for p in passages if related else ():
-        documents[p.source] = f"{documents.get(p.source, '')}\n{p.section}\n{p.text}"
-    documents.update(whole or {})
+        texts.setdefault(p.source, []).extend((p.section, p.text))
+    named: dict[str, bool] = {}  # per document (checked once, however many of its passages there are)
+    by_identity: dict[str, bool] = {}
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
         period = missing_period(asked.period, identity) and missing_period(asked.period, scope.all)
-        names = missing_names(asked, scope) if asked.names else []
-        if related and not period and not missing_names(asked, Scope(documents[p.source], identity), alike=True):
+        if p.source not in by_identity:  # names the identity holds hold for every passage of the document
+            by_identity[p.source] = not asked.names or not missing_names(asked, Scope("", identity), limit=1)
+        names = [] if by_identity[p.source] else missing_names(asked, scope, limit=1)
+        if related and not period and p.source not in named:
+            text = (whole or {}).get(p.source) or "\n".join(texts[p.source])
+            named[p.source] = not missing_names(asked, Scope(text, identity), alike=True, limit=1)
+        if related and not period and named[p.source]:
             near.append(p)
         if names or period:
             why_not = why_not or (names[0] if names else period)
@@ -114,20 +120,47 @@ class Documents(Protocol):
         """``passage`` with its page and boxes."""
 
 
+def _best_cell(asked: Asked, allowed: Sequence[Passage], identities: Mapping[str, str]) -> CellMatch | None:
+    words = {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in allowed}}
+    return best_cell(asked, allowed, words, identities)
+
+
 class Answerer:
     """Builds extractive answers: a cell or field when the question asks for a value, else sentences."""
 
     def __init__(self, max_sentences: int = 3, min_score: float = 0.35) -> None:
         self.sentences = ExtractiveAnswerer(max_sentences, min_score)
         self.min_score = min_score
+        self._last: tuple[tuple[object, ...], list[Passage]] | None = None
 
     def rescore(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
-        """``passages`` in order, each with its 0-1 match score (see :meth:`ExtractiveAnswerer.rescore`)."""
-        return self.sentences.rescore(question, passages)
+        """``passages`` in order, each with its 0-1 match score (see :meth:`ExtractiveAnswerer.rescore`).
+        The last result is kept: a question's passages are scored once, though both the assistant (for
+        the confidence) and :meth:`answer` ask for them."""
+        key = (question, *((p.source, p.start, p.end, p.score, p.text) for p in passages))
+        last = self._last
+        if last is not None and last[0] == key:
+            return list(last[1])
+        scored = self.sentences.rescore(question, passages)
+        self._last = (key, scored)
+        return list(scored)
 
     def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""
         return check_passages(read_question(question), passages, identities)
+
+    def matched(
+        self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]
+    ) -> list[tuple[int, str]]:
+        """The cell or field of ``passages`` that holds the value ``question`` asks for, as the extractive
+        answer would quote it: ``[(n, "Mac, Three Months Ended July 1, 2023: 6,840")]`` with ``n`` its
+        passage's number (1-based), or ``[]``. Only passages that pass the question's checks count."""
+        asked = read_question(question)
+        checked = check_passages(asked, passages, identities)
+        match = _best_cell(asked, checked.allowed, identities)
+        if match is None:
+            return []
+        return [(checked.positions[match.passage] + 1, match.cell.quote())]
 
     def answer(
         self,
@@ -178,9 +211,12 @@ class Answerer:
                     assert documents is not None
                     passage = replace(documents.placed(candidates[match.passage]), score=confidence)
                     others = scored[: len(scored) - 1]  # as many passages as were asked for
-                citation = Citation.of(1, passage, match.cell.spans())
+                also = second_cell(asked, candidates, match, words, identities)
+                spans = match.cell.spans() + (also.cell.spans() if also else ())
+                citation = Citation.of(1, passage, tuple(sorted(spans)))
                 ranked = [passage, *best_first(others)]
-                cell = Answer(question, f"{match.cell.quote()} [1]", True, [citation], ranked, confidence=confidence)
+                quote = f"{match.cell.quote()}; {also.cell.quote()}" if also else match.cell.quote()
+                cell = Answer(question, f"{quote} [1]", True, [citation], ranked, confidence=confidence)
         if cell is not None and wants_value(asked):
             return cell
         answer = self.sentences.answer(question, checked.related)

@@ -116,7 +116,7 @@ def _row_cells(line: str, at: int) -> list[Cell]:
     for a, b in rest:
         segment = line[a:b]
         split = segment.rfind(": ")
-        header, value = (segment[:split], segment[split + 2 :]) if split > 0 else ("", segment)
+        header, value = (segment[:split], segment[split + 2 :]) if split >= 0 else ("", segment)
         cells.append(Cell(label, header.strip(), value.strip(), at + a, at + b, label_start, label_end, "cell"))
     return cells
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from .question import DATE, YEAR, Asked, Period, _dates, read_period
 
@@ -35,47 +35,75 @@ class Scope:
         """Both, one after the other."""
         return f"{self.identity}\n{self.text}"
 
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """Its words, in lower case (see :func:`_letters`)."""
+        return frozenset(_letters(self.all).split())
 
-def missing_names(asked: Asked, scope: Scope, alike: bool = False) -> list[str]:
+    @cached_property
+    def compact(self) -> str:
+        """Its words run together, without spaces (for a name spaced otherwise)."""
+        return _letters(self.all).replace(" ", "")
+
+    @cached_property
+    def spelled(self) -> _Spellings:
+        """Its words indexed for :meth:`_Spellings.alike`."""
+        return _Spellings(self.words)
+
+    @cached_property
+    def initials(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The acronyms its runs of words spell (see :func:`_abbreviations`)."""
+        return _abbreviations(self.all)
+
+
+def missing_names(asked: Asked, scope: Scope, alike: bool = False, limit: int | None = None) -> list[str]:
     """The question's names that neither the passage nor its document's identity holds (a name in
     capitals also matches the initials of a run of capitalised words: NTSB, National Transportation
-    Safety Board)."""
-    haystack = _letters(scope.identity) + _letters(scope.text)
-    words = set(haystack.split()) if alike else set()
-    missing = []
+    Safety Board); the first ``limit`` of them when given. The work is linear in the scope's words and
+    the question's names, however many of each (a question may name hundreds)."""
+    missing: list[str] = []
     for name in asked.names:
         parts = _letters(name).split()
-        if all(f" {w} " in haystack or (alike and _alike(w, words)) for w in parts):
+        if all(w in scope.words or (alike and scope.spelled.alike(w)) for w in parts):
             continue
         joined = "".join(parts)
-        if len(parts) > 1 and len(joined) >= 6 and joined in haystack.replace(" ", ""):
+        if len(parts) > 1 and len(joined) >= 6 and joined in scope.compact:
             continue  # spaced otherwise: "Sky Drive Pro" ~ "SkyDrive Pro"
         letters = name.replace("&", "")
-        if (
-            name.isupper()
-            and 2 <= len(letters) <= 8
-            and letters.isalpha()
-            and any(_abbreviates(letters.lower(), part, "&" in name) for part in (scope.identity, scope.text))
-        ):
-            continue
+        if name.isupper() and 2 <= len(letters) <= 8 and letters.isalpha():
+            strong, weak = scope.initials
+            if letters.lower() in strong or ("&" in name and letters.lower() in weak):
+                continue
         missing.append(name)
+        if limit is not None and len(missing) >= limit:
+            break
     return missing
 
 
-def _alike(word: str, words: set[str]) -> bool:
-    """Whether a word of ``words`` is ``word`` spelled otherwise: a plural ("DVDs" ~ "DVD"), or the same
-    first letters, all but the last two of the shorter word and at least five ("Saharan" ~ "Sahara",
-    "Panther" ~ "Panthers"; not "Broadcom" ~ "broadband")."""
-    for other in words:
-        shorter = min(len(word), len(other))
-        if shorter < 5:
-            if word.rstrip("s") == other.rstrip("s"):
-                return True
-            continue
-        k = max(5, shorter - 2)
-        if other[:k] == word[:k]:
+class _Spellings:
+    """Words indexed so that :meth:`alike` looks at a handful of them, not all."""
+
+    def __init__(self, words: frozenset[str]) -> None:
+        self.stripped = {w.rstrip("s") for w in words}
+        self.stripped_short = {w.rstrip("s") for w in words if len(w) < 5}
+        self.by_prefix: dict[str, list[str]] = {}
+        for w in words:
+            if len(w) >= 5:
+                self.by_prefix.setdefault(w[:5], []).append(w)
+
+    def alike(self, word: str) -> bool:
+        """Whether one of the words is ``word`` spelled otherwise: a plural ("DVDs" ~ "DVD"), or the same
+        first letters, all but the last two of the shorter word and at least five ("Saharan" ~ "Sahara",
+        "Panther" ~ "Panthers"; not "Broadcom" ~ "broadband")."""
+        if len(word) < 5:
+            return word.rstrip("s") in self.stripped
+        if word.rstrip("s") in self.stripped_short:
             return True
-    return False
+        for other in self.by_prefix.get(word[:5], ()):
+            k = max(5, min(len(word), len(other)) - 2)
+            if other[:k] == word[:k]:
+                return True
+        return False
 
 
 @lru_cache(maxsize=32768)
@@ -90,34 +118,36 @@ def _letters(text: str) -> str:
 _CONNECTORS = frozenset({"of", "and", "for", "the", "on", "in"})
 
 
-def _abbreviates(acronym: str, text: str, ampersand: bool = False) -> bool:
-    """Whether ``acronym`` (lower case) is the initials of consecutive words of ``text``, the first of them
-    capitalised and at least half of them (connectors such as "and" or "of" may stand between them):
-    ``rd`` in "Research and development", ``ntsb`` in "National Transportation Safety Board"."""
-    words = _alphabetic(text)
-    n = len(acronym)
+#: Longest acronym read as the initials of a run of words.
+MAX_ACRONYM = 8
+
+
+def _abbreviations(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The acronyms (lower case, 2 to :data:`MAX_ACRONYM` letters) that runs of words of ``text`` spell:
+    initials of consecutive words, the first of them capitalised, connectors such as "and" or "of" skipped
+    after the first (``rd`` in "Research and Development", ``ntsb`` in "National Transportation Safety
+    Board"). The first set holds those whose words are at least half capitalised; the second all of them
+    (enough for a name written with "&", such as "R&D"). One pass over the text, whatever is asked."""
+    words = re.findall(r"[A-Za-z]+", text)
+    strong: set[str] = set()
+    weak: set[str] = set()
     for i, word in enumerate(words):
-        if word[0] != acronym[0].upper():
+        if not word[0].isupper():
             continue
-        j, k, capitals = i, 0, 0
-        while j < len(words) and k < n:
-            lower = words[j].lower()
-            if lower in _CONNECTORS and k:
-                pass
-            elif lower[0] == acronym[k]:
-                k += 1
-                capitals += words[j][0].isupper()
-            else:
+        initials, capitals = "", 0
+        for following in words[i : i + 3 * MAX_ACRONYM]:  # a few connectors may stand between
+            lower = following.lower()
+            if lower in _CONNECTORS and initials:
+                continue
+            initials += lower[0]
+            capitals += following[0].isupper()
+            if len(initials) >= 2:
+                weak.add(initials)
+                if 2 * capitals >= len(initials):
+                    strong.add(initials)
+            if len(initials) >= MAX_ACRONYM:
                 break
-            j += 1
-        if k == n and (2 * capitals >= n or ampersand):
-            return True
-    return False
-
-
-@lru_cache(maxsize=32768)
-def _alphabetic(text: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"[A-Za-z]+", text))
+    return frozenset(strong), frozenset(weak)
 
 
 def missing_period(period: Period, text: str) -> str:

@@ -24,7 +24,8 @@ QUARTER = re.compile(
     r"|\b((?:19|20)\d\d)\s*Q([1-4])\b",
     re.I,
 )
-_SPAN = re.compile(
+#: A span of months: ``three months``, ``9-month``, ``quarterly``, ``half-year``, ``year-to-date``.
+SPAN = re.compile(
     r"\b(three|six|nine|twelve|3|6|9|12)[- ]months?\b|\b(quarter(?:ly)?|half[- ]year|year[- ]to[- ]date)\b", re.I
 )
 _SPAN_WORDS = {"3": "three", "6": "six", "9": "nine", "12": "twelve"}
@@ -120,7 +121,7 @@ def read_period(text: str) -> Period:
         {int(y) for y in YEAR.findall(without_dates)} | {d[0] for d in dates} | {y for _, y in quarters if y}
     )
     span = ""
-    sm = _SPAN.search(text)
+    sm = SPAN.search(text)
     if sm:
         span = _SPAN_WORDS.get(sm.group(1) or "", (sm.group(1) or "").lower()) if sm.group(1) else "three"
         if sm.group(2) and not sm.group(2).lower().startswith("quarter"):
@@ -175,7 +176,8 @@ _QUESTION_WORDS = frozenset(
 )
 
 
-_CARRIED = re.compile(r"\s*\(about: ([^()]*)\)\s*$")
+#: The terms a chat carried from an earlier turn, at the end of a rewritten follow-up (see :mod:`rag.conversation`).
+CARRIED = re.compile(r"\s*\(about: ([^()]*)\)\s*$")
 
 
 #: What a "how ..." question asks for, in plain English ("how old was the pilot" asks for an age).
@@ -188,12 +190,17 @@ def _measure_words(text: str) -> frozenset[str]:
     stripped = DATE.sub(" ", text)
     stripped = QUARTER.sub(" ", stripped)
     stripped = YEAR.sub(" ", stripped)
-    stripped = _SPAN.sub(" ", stripped)
-    return frozenset(w for w in content_words(stripped) if w not in _PERIOD_WORDS | _QUESTION_WORDS and not w.isdigit())
+    stripped = SPAN.sub(" ", stripped)
+    return frozenset(
+        w
+        for w in content_words(stripped)
+        if w not in _PERIOD_WORDS | _QUESTION_WORDS and not w.isdigit() and len(w) > 1
+    )
 
 
 _PERIOD_WORDS = frozenset(
-    stem(w) for w in ("quarter", "quarterly", "fiscal", "year", "month", "months", "ended", "end")
+    stem(w)
+    for w in ("quarter", "quarterly", "fiscal", "year", "month", "months", "ended", "end", "latest", "recent", "newest")
 )
 
 
@@ -208,15 +215,21 @@ def topic_words(text: str) -> frozenset[str]:
 def read_question(question: str) -> Asked:
     """What ``question`` asks for (:class:`Asked`). Terms a chat carried over from an earlier turn
     (``And Mac? (about: Apple's, three months ended July 1, 2023, iPhone)``) pin down names and periods
-    like the question's own, but its measure words are only the question's own."""
-    carried = _CARRIED.search(question)
+    like the question's own, with two exceptions: a name of the question's own replaces the carried names
+    ("And Mac?" after an iPhone question: a passage need not name the iPhone), and its measure words are
+    only the question's own, unless it has none ("What about the nine months?" asks for the measure
+    asked before)."""
+    carried = CARRIED.search(question)
     own = question[: carried.start()] if carried else question
     measure = _measure_words(own)
     context = _measure_words(carried.group(1)) - measure if carried else frozenset()
+    if not measure:
+        measure, context = context, frozenset()
+    names = read_names(own) or read_names(question)
     return Asked(
         question,
         measure,
-        read_names(question),
+        names,
         read_period(question),
         bool(_LATEST.search(question)),
         answer_kind(own),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..extractive import kind_match
@@ -24,6 +24,9 @@ from .question import Asked, Period, read_period, topic_words
 
 #: Least match (0-1) for a cell to be the answer.
 MIN_CELL_SCORE = 0.5
+#: Least match of a second cell, for the measure words the first one's label does not hold (it must also
+#: stand in the first one's table and column).
+MIN_SECOND_SCORE = 0.4
 #: Score lost per unit of match score by which a cell's passage stands below the best passage.
 RANK_PENALTY = 0.2
 _TOKEN = re.compile(r"[\w'’-]+")
@@ -133,10 +136,15 @@ def _named(label: str, header: str) -> frozenset[str]:
     return _words(label) | _words(header)
 
 
-def _by_recency(passage: Passage) -> list[tuple[int, Cell]]:
+def _by_recency(passage: Passage) -> tuple[tuple[int, Cell], ...]:
     """A passage's cells, each with its place among the cells of its row: the column of the latest date or
     year first (the current period, whether a statement sets it first or last), else in reading order."""
-    cells = _cells(passage.text, passage.start, passage.section)
+    return _cells_by_recency(passage.text, passage.start, passage.section)
+
+
+@lru_cache(maxsize=16384)
+def _cells_by_recency(text: str, start: int, section: str) -> tuple[tuple[int, Cell], ...]:
+    cells = _cells(text, start, section)
     rows: dict[int, list[Cell]] = {}
     for cell in cells:
         rows.setdefault(cell.label_start, []).append(cell)
@@ -144,7 +152,24 @@ def _by_recency(passage: Passage) -> list[tuple[int, Cell]]:
     for row in rows.values():
         latest = sorted(range(len(row)), key=lambda i: (_header_time(row[i].header), -i), reverse=True)
         out.extend((place, row[i]) for place, i in enumerate(latest))
-    return out
+    return tuple(out)
+
+
+def _with_keys(passage: Passage, keys: frozenset[str]) -> list[tuple[int, Cell]]:
+    """The cells of :func:`_by_recency` whose label shares one of ``keys`` (see :func:`_keys`), in order."""
+    index = _key_index(passage.text, passage.start, passage.section)
+    places = sorted({i for key in keys for i in index.get(key, ())})
+    cells = _cells_by_recency(passage.text, passage.start, passage.section)
+    return [cells[i] for i in places]
+
+
+@lru_cache(maxsize=16384)
+def _key_index(text: str, start: int, section: str) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, (_, cell) in enumerate(_cells_by_recency(text, start, section)):
+        for key in _keys(cell.label):
+            index.setdefault(key, []).append(i)
+    return {key: tuple(places) for key, places in index.items()}
 
 
 @lru_cache(maxsize=65536)
@@ -217,13 +242,14 @@ def best_cell(
 ) -> CellMatch | None:
     """The best-matching cell of ``passages`` (allowed ones only, in rank order), or None below
     :data:`MIN_CELL_SCORE`. A cell of a lower passage loses a little (:data:`RANK_PENALTY` times how far
-    its passage's score is below the best); ties go to the earlier cell of a row (the current period
-    stands first in statements). ``identities`` (source -> what the document says about itself) place
+    its passage's score is below the best); ties go to the row's latest column, else its earlier cell
+    (see :func:`_by_recency`). ``identities`` (source -> what the document says about itself) place
     the question's quarter in each document's own calendar. How rare a label word is, is judged among the
     cells of ``passages`` and ``context`` (for example every passage of the document)."""
-    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _by_recency(p)]
+    keys = frozenset(w[:PREFIX] for w in asked.measure | asked.context)
+    found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _with_keys(p, keys)]
     seen = {p.chunk_id for p in passages}
-    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen or p.chunk_id < 0)])
+    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen)])
     by_key: dict[str, list[str]] = {}
     for label_word in weight:
         by_key.setdefault(label_word[:PREFIX], []).append(label_word)
@@ -247,6 +273,43 @@ def best_cell(
         if best is None or score > best.score:
             best = CellMatch(cell, rank, score)
     return best if best is not None and best.score >= MIN_CELL_SCORE else None
+
+
+#: A question that asks for two measures at once ("X and Y", "X compared with Y").
+_TWO = re.compile(r"\band\b|\bcompar\w*|\bversus\b|\bvs\b|\bagainst\b|\brelative to\b|\brelate\w* to\b", re.I)
+
+
+def second_cell(
+    asked: Asked,
+    passages: Sequence[Passage],
+    first: CellMatch,
+    document_words: dict[str, set[str]],
+    identities: Mapping[str, str] | None = None,
+) -> CellMatch | None:
+    """For a question that asks for two measures ("gaming and professional segments", "operating
+    expenses compared to revenue"): the best cell of another row, in the first cell's passage and column,
+    for the measure words the first cell's label does not hold; None when there is none."""
+    if not _TWO.search(asked.text):
+        return None
+    source = passages[first.passage].source
+    held = _words(first.cell.label)
+    rest = frozenset(w for w in asked.measure if not _matches(w, held) and w not in document_words.get(source, set()))
+    if not rest:
+        return None
+    same = [
+        c
+        for c in _cells(passages[first.passage].text, passages[first.passage].start, passages[first.passage].section)
+        if c.header == first.cell.header and c.label != first.cell.label
+    ]
+    weight = label_weights(same)
+    period = document_period(asked.period, (identities or {}).get(source, ""))
+    about = table_context(passages[first.passage])
+    narrowed = replace(asked, measure=rest, context=frozenset())
+    scored = [(cell_score(narrowed, c, document_words.get(source, set()), weight, about, period), c) for c in same]
+    best = max(scored, key=lambda sc: sc[0], default=None)
+    if best is None or best[0] < MIN_SECOND_SCORE:
+        return None
+    return CellMatch(best[1], first.passage, best[0])
 
 
 def table_context(passage: Passage) -> frozenset[str]:

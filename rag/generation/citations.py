@@ -12,7 +12,8 @@ from ..types import Citation, Claim, Passage
 
 #: A claim is supported when at least this share of its content words (stemmed, stop words removed)
 #: occurs in the passages it cites, counting words that only the question contains as half, and
-#: when every name and number it adds to the question occurs there too (acronyms may be spelled out).
+#: when every name and number it adds to the question occurs there too (acronyms may be spelled out;
+#: a figure such as ``6,840`` must occur whole, see :func:`figures`).
 #:
 #: Measured by bench/citation_support.py on 400 squad-dev questions (seed 7), each turned into a
 #: claim "<gold answer> <question words>" and checked against (a) its gold paragraph, (b) another
@@ -183,6 +184,19 @@ def key_terms(text: str) -> dict[str, str]:
     return out
 
 
+#: A figure as written: digits with their thousands separators and decimals (``6,840``, ``21.7``, ``2023``).
+_FIGURE = re.compile(r"\d+(?:[,.]\d+)*")
+
+
+def figures(text: str) -> dict[str, str]:
+    """The figures of ``text``, whole: normalised (thousands separators dropped) -> as written. "6,840"
+    is one figure, so a made-up "6,743" is not backed by a passage that holds "6,840" and "21,743"."""
+    out: dict[str, str] = {}
+    for m in _FIGURE.finditer(text):
+        out.setdefault(re.sub(r",(?=\d{3}(?!\d))", "", m.group()), m.group())
+    return out
+
+
 def _acronym_in(word: str, texts: Sequence[str]) -> bool:
     """Whether an acronym such as "US" is spelled out ("United States") or dotted ("U.S.") in ``texts``."""
     if not (word.isupper() and 2 <= len(word) <= 6 and word.isalpha()):
@@ -215,8 +229,11 @@ def support(claim: str, passage_texts: Sequence[str], question: str = "") -> tup
     missing = tuple(
         word
         for s, word in key_terms(claim).items()
-        if s not in found and s not in asked and not _acronym_in(word, passage_texts)
+        if s not in found and s not in asked and not _acronym_in(word, passage_texts) and not word.isdigit()
     )
+    # Every figure must be in a passage as a whole, not pieced together from the words of others.
+    held = {f for text in [*passage_texts, question] for f in figures(text)}
+    missing += tuple(word for f, word in figures(claim).items() if f not in held and word not in missing)
     return covered / len(words), missing
 
 

@@ -39,9 +39,15 @@ class Generator:
         return self.client.model
 
     def stream(
-        self, question: str, passages: Sequence[Passage], fallback: Callable[[], Answer]
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        fallback: Callable[[], Answer],
+        matched: Sequence[tuple[int, str]] = (),
     ) -> Iterator[str | Answer]:
         """Text deltas of the generated answer as they arrive, then the final verified :class:`Answer`.
+
+        ``matched`` names the cells or fields that hold the asked value (see :func:`build_messages`).
 
         The deltas join to the final ``Answer.text``, except when the answer falls back to
         ``fallback()`` (the extractive answer) because the server failed or no citation was valid:
@@ -50,7 +56,7 @@ class Generator:
         """
         passages = list(passages)
         rewriter = CitationStream(len(passages))
-        chat = self.client.stream_chat(build_messages(question, passages))
+        chat = self.client.stream_chat(build_messages(question, passages, matched))
         try:
             for delta in chat:
                 out = rewriter.feed(delta)
