@@ -70,7 +70,11 @@ class Retriever:
         """The ``k`` best passages for the question, best first, overlapping chunks removed."""
         depth = max(CANDIDATES, 3 * k)
         dense = self.store.search(query_vector, depth) if self.fusion != "bm25" else []
-        sparse = self.store.keyword_search(content_terms(question), depth) if self.fusion != "dense" else []
+        sparse = (
+            self.store.keyword_search(content_terms(question), depth, [i for i, _ in dense])
+            if self.fusion != "dense"
+            else []
+        )
         records: dict[int, ChunkRecord] = {}
         if self.fusion == "adaptive" and dense and sparse:
             top = [i for i, _ in dense[:AGREEMENT_DEPTH]] + [i for i, _ in sparse[:AGREEMENT_DEPTH]]

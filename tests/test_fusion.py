@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,11 +16,13 @@ class Lists:
 
     def __init__(self, dense: list[tuple[int, float]], sparse: list[tuple[int, float]], sources: dict[int, str]):
         self.dense, self.sparse, self.sources = dense, sparse, sources
+        self.rescored: list[int] = []
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.dense[:k]
 
-    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
+    def keyword_search(self, terms: list[str], k: int, rescore: Sequence[int] = ()) -> list[tuple[int, float]]:
+        self.rescored = list(rescore)
         return self.sparse[:k]
 
     def chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
@@ -135,3 +138,12 @@ def test_clarity_is_the_best_keyword_score_over_the_tenth_on_its_range() -> None
     assert _clarity(_twelve([high * 2.0] + [2.0] * 11)) == 1.0
     middle = (low + high) / 2
     assert abs(_clarity(_twelve([middle * 2.0] + [2.0] * 11)) - 0.5) < 1e-9
+
+
+def test_dense_candidates_are_handed_to_the_keyword_second_pass() -> None:
+    # On a large index keyword search scores these again by every word (rag.stores.fulltext.search).
+    store = Lists([(1, 0.8), (2, 0.7)], [(3, 5.0), (1, 4.0)], {1: "a.txt", 2: "b.txt", 3: "c.txt"})
+    _ranked(store)
+    assert store.rescored == [1, 2]
+    _ranked(store, fusion="bm25")  # no dense search, nothing to hand over
+    assert store.rescored == []

@@ -75,3 +75,34 @@ def test_a_large_index_searches_its_rarest_words_and_recounts_after_a_change(
     by_id = {c.id: c.text for c in store.document_chunks("a.txt")}
     assert [by_id[i] for i, _ in store.keyword_search(["weather", "fjord"], 50)] == ["weather alone"]
     store.close()
+
+
+def test_a_second_pass_ranks_the_short_list_by_every_word_as_fts5_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
+    monkeypatch.setattr(term_counts, "MIN_KEPT", 3)  # "fjord" (2 chunks) is not counted: looked up by a search
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    store = open_store(Settings(index_dir=tmp_path / "index"))
+    store.create(CONFIG)
+    both, short = "weather fjord", "fjord"
+    texts = [f"weather report number {i}" for i in range(30)] + [f"quiet harbour {i}" for i in range(70)]
+    with store.writer():
+        store.apply(Changes(upserts=[document("a.txt", [*texts, both, short])]))
+    store.warm()
+    by_text = {c.text: c.id for c in store.document_chunks("a.txt")}
+    weather_only = by_text["weather report number 3"]
+    # "weather" (in 31 of 102 chunks, over the budget of 10) is left out of the search, so "fjord" alone
+    # finds the two chunks, and on "fjord" alone the short one would come first; the common word decides.
+    assert [i for i, _ in store.keyword_search(["weather", "fjord"], 5)] == [by_text[both], by_text[short]]
+    found = store.keyword_search(["weather", "fjord"], 5, rescore=[weather_only])
+    assert [i for i, _ in found] == [by_text[both], by_text[short], weather_only]
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10**9)  # every word scored by FTS5 itself
+    exact = dict(store.keyword_search(["weather", "fjord"], 200))
+    # The second pass gives FTS5's own BM25 scores, for the chunks found and for the ones it was handed.
+    assert [score for _, score in found] == pytest.approx([exact[i] for i, _ in found], rel=1e-9)
+    # A chunk handed in that holds no query word is not a keyword result.
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    unrelated = by_text["quiet harbour 5"]
+    assert unrelated not in dict(store.keyword_search(["weather", "fjord"], 5, [unrelated]))
+    store.close()

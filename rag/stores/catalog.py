@@ -13,7 +13,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -270,10 +270,11 @@ class Catalog(SQLiteFile):
             rows = conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in ids])
             return {row[0]: np.frombuffer(row[1], dtype=np.float32) for row in rows}
 
-    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
-        """The keyword index's best chunks for ``terms`` (see :mod:`rag.stores.fulltext`)."""
+    def keyword_search(self, terms: list[str], k: int, rescore: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """The keyword index's best chunks for ``terms``, with ``rescore`` among the chunks a second,
+        exact pass ranks when a large index left common words out (see :func:`rag.stores.fulltext.search`)."""
         with self.db() as conn:
-            return fulltext.search(conn, terms, k, self._term_counts(conn))
+            return fulltext.search(conn, terms, k, self._term_counts(conn), rescore)
 
     def _term_counts(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
         """Chunks per common term on a large index (None on a small one, or while they are first read)."""

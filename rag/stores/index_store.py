@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,9 +101,9 @@ class IndexStore:
         """The ``k`` nearest chunk ids by inner product (cosine for normalised vectors), best first."""
         return self.index.search(vector, k)
 
-    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
-        """The ``k`` best chunk ids for the keyword ``terms``, best first."""
-        return self.catalog.keyword_search(terms, k)
+    def keyword_search(self, terms: list[str], k: int, rescore: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """The ``k`` best chunk ids for the keyword ``terms``, best first (``rescore``: see the protocol)."""
+        return self.catalog.keyword_search(terms, k, rescore)
 
     def writer(self) -> contextlib.AbstractContextManager[None]:
         """Hold the index's write lock (one writer at a time; others wait up to the lock timeout)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,8 +124,10 @@ class VectorStore(Protocol):
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids to ``vector`` with their cosine similarity, best first."""
 
-    def keyword_search(self, terms: list[str], k: int) -> list[tuple[int, float]]:
-        """The ``k`` best chunk ids for the keyword ``terms`` (BM25 or similar), best first."""
+    def keyword_search(self, terms: list[str], k: int, rescore: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """The ``k`` best chunk ids for the keyword ``terms`` (BM25 or similar), best first. Where a large
+        index scores only some of the words at first, the chunks ``rescore`` (e.g. dense search's
+        candidates) are ranked by every word along with those it found."""
 
     def chunks(self, ids: list[int]) -> dict[int, ChunkRecord]:
         """Stored chunks by id (missing ids are left out)."""
