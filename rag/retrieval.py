@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -65,6 +66,7 @@ class Retriever:
         self._names: tuple[int, DocumentNames] | None = None
         self._documents: dict[str, tuple[list[ChunkRecord], np.ndarray]] = {}
         self._documents_generation = -1
+        self._documents_lock = threading.Lock()  # servers ask from several threads
 
     def search(self, question: str, query_vector: np.ndarray, k: int) -> list[Passage]:
         """The ``k`` best passages for the question, best first, overlapping chunks removed."""
@@ -129,18 +131,19 @@ class Retriever:
         query (without page boxes: see :meth:`placed`). A document's chunks and vectors are read once per
         committed change of the index."""
         generation = self.store.generation()
-        if generation != self._documents_generation:
-            self._documents, self._documents_generation = {}, generation
-        kept = self._documents.pop(source, None)
-        if kept is None:
-            records = self.store.document_chunks(source)
-            vectors = self.store.vectors([r.id for r in records])
-            records = [r for r in records if r.id in vectors]
-            matrix = np.stack([vectors[r.id] for r in records]) if records else np.zeros((0, 1), np.float32)
-            kept = (records, matrix.astype(np.float32, copy=False))
-        self._documents[source] = kept  # most recently used last
-        while len(self._documents) > DOCUMENTS_KEPT:
-            self._documents.pop(next(iter(self._documents)))
+        with self._documents_lock:
+            if generation != self._documents_generation:
+                self._documents, self._documents_generation = {}, generation
+            kept = self._documents.pop(source, None)
+            if kept is None:
+                records = self.store.document_chunks(source)
+                vectors = self.store.vectors([r.id for r in records])
+                records = [r for r in records if r.id in vectors]
+                matrix = np.stack([vectors[r.id] for r in records]) if records else np.zeros((0, 1), np.float32)
+                kept = (records, matrix.astype(np.float32, copy=False))
+            self._documents[source] = kept  # most recently used last
+            while len(self._documents) > DOCUMENTS_KEPT:
+                self._documents.pop(next(iter(self._documents)))
         records, matrix = kept
         if not records:
             return []
