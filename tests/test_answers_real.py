@@ -11,6 +11,8 @@ import pytest
 from rag import Assistant
 from rag.documents import load
 
+from .helpers import SECTION_HEADING, SECTION_SENTENCE, sectioned_pdf
+
 REPORTS = {
     "report-a.pdf": {
         "identity": [
@@ -234,47 +236,18 @@ def test_the_asked_row_is_found_beyond_the_retrieved_passages(tmp_path: Path) ->
 
 
 def test_a_pdf_heading_on_its_own_line_is_not_glued_to_the_quoted_sentence(tmp_path: Path) -> None:
-    from reportlab.pdfgen import canvas
-
     docs = tmp_path / "docs"
     docs.mkdir()
-    c = canvas.Canvas(str(docs / "report.pdf"))
-    y = 760
-    for heading, lines in (
-        (
-            "Share Repurchases",
-            [
-                "For the three months ended September 30, 2023, the company repurchased 11 million shares of its",
-                "common stock for $3.6 billion through its share repurchase program, against $4.6 billion a year",
-                "earlier, and it paid dividends of $5.1 billion over the same three months.",
-            ],
-        ),
-        (
-            "Research and Development",
-            [
-                "Research and development expenses grew 8% in the quarter, driven by investments in cloud",
-                "engineering and by higher headcount in the company's devices and gaming teams this year.",
-            ],
-        ),
-    ):
-        c.setFont("Helvetica-Bold", 11)
-        c.drawString(54, y, heading)
-        y -= 18
-        c.setFont("Helvetica", 10)
-        for line in lines:
-            c.drawString(54, y, line)
-            y -= 13
-        y -= 20
-    c.save()
+    sectioned_pdf(docs / "report.pdf")
     assistant = Assistant(index_dir=tmp_path / "index")
     assert not assistant.index([docs]).failed
     answer = assistant.ask("How many shares did the company repurchase, and for how much?")
     assert answer.answered
-    assert answer.text.startswith("For the three months ended September 30, 2023"), answer.text
-    assert "Share Repurchases" not in answer.text
+    assert answer.text.startswith(SECTION_SENTENCE), answer.text
+    assert SECTION_HEADING not in answer.text
     citation = answer.citations[0]
     quoted = citation.quoted()
-    assert quoted.startswith("For the three months") and "Share Repurchases" not in quoted
+    assert quoted.startswith(SECTION_SENTENCE) and SECTION_HEADING not in quoted
     # The highlight's boxes start on the sentence's line, not on the heading's.
     assert citation.boxes and all(box[2] - box[0] > 0.3 for box in citation.boxes[:1])
 

@@ -5,54 +5,19 @@ the answer and the highlighted quote in its Sources block start at the sentence,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from . import test_ui_browser as ui_browser
+from .helpers import SECTION_HEADING, SECTION_SENTENCE, sectioned_pdf
 from .test_ui_browser import Page, Watch, ask, free_port, last_answer_text, shot
 
 # The browser, each test's page and its watch, as in tests/test_ui_browser.py (the page opens this module's app_url).
 browser, page, watch = ui_browser.browser, ui_browser.page, ui_browser.watch
 
-HEADING = "Share Repurchases"
-SENTENCE_START = "For the three months ended September 30, 2023"
+HEADING = SECTION_HEADING
+SENTENCE_START = SECTION_SENTENCE
 QUESTION = "How many shares did the company repurchase, and for how much?"
-
-
-def sectioned_pdf(path: Path) -> None:
-    """One page, two sections: a bold heading line, then a paragraph in body text under it."""
-    from reportlab.pdfgen import canvas
-
-    sections = [
-        (
-            HEADING,
-            [
-                f"{SENTENCE_START}, the company repurchased 11 million shares of its common",
-                "stock for $3.6 billion under its share repurchase program, against $4.6 billion a year",
-                "before, and it paid dividends of $5.1 billion over the same three months.",
-            ],
-        ),
-        (
-            "Research and Development",
-            [
-                "Research and development expenses rose 8% in the quarter, driven by investment in cloud",
-                "engineering and by higher headcount in the company's devices and gaming teams this year.",
-            ],
-        ),
-    ]
-    c = canvas.Canvas(str(path))
-    y = 760
-    for heading, lines in sections:
-        c.setFont("Helvetica-Bold", 11)
-        c.drawString(54, y, heading)
-        y -= 18
-        c.setFont("Helvetica", 10)
-        for line in lines:
-            c.drawString(54, y, line)
-            y -= 13
-        y -= 20
-    c.save()
 
 
 @pytest.fixture(scope="module")
