@@ -121,8 +121,12 @@ class Documents(Protocol):
 
 
 def _best_cell(asked: Asked, allowed: Sequence[Passage], identities: Mapping[str, str]) -> CellMatch | None:
-    words = {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in allowed}}
-    return best_cell(asked, allowed, words, identities)
+    return best_cell(asked, allowed, _document_words(asked, allowed, identities), identities)
+
+
+def _document_words(asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str]) -> dict[str, set[str]]:
+    """:func:`_naming_words` of each document of ``passages``."""
+    return {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in passages}}
 
 
 class Answerer:
@@ -199,7 +203,7 @@ class Answerer:
                 document = documents.passages(candidates[0].source)
                 rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
                 candidates += check_passages(asked, rest, identities, related=False).allowed
-            words = {s: _naming_words(asked, identities.get(s, "")) for s in {p.source for p in candidates}}
+            words = _document_words(asked, candidates, identities)
             match = best_cell(asked, candidates, words, identities, document)
             if match is not None:
                 # The passage that holds the asked value is the best match, whatever its words scored.

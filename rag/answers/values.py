@@ -200,11 +200,16 @@ def _label_keys(text: str, start: int, section: str) -> frozenset[str]:
 
 def label_weights(cells: Sequence[Cell]) -> dict[str, float]:
     """Rarity of each label word among ``cells`` (a word on every label weighs least)."""
+    return _rarity(_count_words(cells), len(cells))
+
+
+def _count_words(cells: Sequence[Cell]) -> dict[str, int]:
+    """How many of ``cells`` hold each word of their label and column header."""
     counts: dict[str, int] = {}
     for cell in cells:
         for word in _named(cell.label, cell.header):
             counts[word] = counts.get(word, 0) + 1
-    return _rarity(counts, len(cells))
+    return counts
 
 
 def _rarity(counts: Mapping[str, int], n: int) -> dict[str, float]:
@@ -214,11 +219,7 @@ def _rarity(counts: Mapping[str, int], n: int) -> dict[str, float]:
 @lru_cache(maxsize=16384)
 def _label_counts(text: str, start: int, section: str) -> tuple[dict[str, int], int]:
     cells = _cells(text, start, section)
-    counts: dict[str, int] = {}
-    for cell in cells:
-        for word in _named(cell.label, cell.header):
-            counts[word] = counts.get(word, 0) + 1
-    return counts, len(cells)
+    return _count_words(cells), len(cells)
 
 
 def passage_weights(passages: Sequence[Passage]) -> dict[str, float]:
