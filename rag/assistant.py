@@ -316,12 +316,13 @@ class Assistant:
             raise IndexEmptyError(
                 f"the index at {self.index_dir} is empty: add documents with 'rag index PATH --index {self.index_dir}'"
             )
+        identities = self.identities()
+        documents = self.retriever.documents(query)
+        # "The latest 10-Q": passages of the entity's latest report only.
+        passages = self.answerer.latest(search, passages, identities, documents)
         # Each passage's score becomes its match score (0-1, the scale of min_score); same order.
         scored = self.answerer.rescore(search, passages)
         confidence = max((p.score for p in scored), default=0.0)
-        identities = self.identities()
-
-        documents = self.retriever.documents(query)
 
         def extractive() -> Answer:
             answer = self.answerer.answer(search, passages, identities, documents)

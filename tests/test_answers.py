@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from rag.answers import Answerer, cells_of, check_passages, document_identity, read_question, wants_value
-from rag.answers.constraints import Scope, document_period, header_agrees, missing_names, missing_period
+from rag.answers.constraints import (
+    Scope,
+    document_period,
+    header_agrees,
+    latest_sources,
+    missing_names,
+    missing_period,
+)
 from rag.answers.question import MONTHS, read_period
 from rag.answers.values import best_cell
 from rag.page_forms import identity_lines, is_label
@@ -493,3 +500,60 @@ def test_a_table_with_empty_headers_keeps_its_first_row_as_a_row(tmp_path) -> No
 def test_odd_tables_are_quoted_with_what_labels_they_have(table: str, question: str, quoted: str) -> None:
     answer = Answerer().answer(question, [passage(f"# Results\n\n{table}\n", "results.md")], {})
     assert answer.answered and answer.text.startswith(quoted), answer.text
+
+
+# ------------------------------------------------------------------ acronyms, percentages, the latest report
+
+
+def test_an_acronym_matches_the_label_whose_words_spell_it():
+    p = passage(
+        "Cost of revenue | Three Months Ended Apr 1, 2023: 7,707\n"
+        "Research and development | Three Months Ended Apr 1, 2023: 4,109\n"
+        "Selling, general and administrative | Three Months Ended Apr 1, 2023: 1,367\n"
+        "Earnings per share | Three Months Ended Apr 1, 2023: (0.66)"
+    )
+    for question, value in (
+        ("What was the R&D expenditure in the three months ended April 1, 2023?", "4,109"),
+        ("What were SG&A expenses for the three months ended April 1, 2023?", "1,367"),
+        ("What was EPS for the three months ended April 1, 2023?", "(0.66)"),
+    ):
+        match = best_cell(read_question(question), [p], {})
+        assert match is not None and match.cell.value == value, question
+    assert best_cell(read_question("What was the XYZ in the three months ended April 1, 2023?"), [p], {}) is None
+
+
+def test_a_percentage_answers_only_a_question_about_a_share_or_rate():
+    p = passage(
+        "Net income | Three Months Ended July 30, 2023: 45.7 %\n"
+        "Revenue | Three Months Ended July 30, 2023: 100.0 %\n"
+        "Net income | Three Months Ended July 30, 2023 (In millions): $ 6,188"
+    )
+    amount = best_cell(read_question("What was the net income in the three months ended July 30, 2023?"), [p], {})
+    assert amount is not None and amount.cell.value == "$ 6,188"
+    share = best_cell(
+        read_question("What was net income as a percentage of revenue in the three months ended July 30, 2023?"),
+        [p],
+        {},
+    )
+    assert share is not None and share.cell.value == "45.7 %"
+
+
+def test_the_latest_report_is_the_named_entitys_last_period():
+    identities = {
+        "2023 Q2 NVDA.pdf": "2023 Q2 NVDA\nNVIDIA CORPORATION\nFor the quarterly period ended July 30, 2023",
+        "2023 Q3 NVDA.pdf": "2023 Q3 NVDA\nNVIDIA CORPORATION\nFor the quarterly period ended October 29, 2023",
+        "2023 Q3 INTC.pdf": "2023 Q3 INTC\nINTEL CORPORATION\nFor the quarterly period ended December 30, 2023",
+        "notes.md": "notes",
+    }
+    latest = read_question("What was NVIDIA's effective tax rate in the latest quarter?")
+    assert latest_sources(latest, identities) == {"2023 Q3 NVDA.pdf"}
+    assert latest_sources(read_question("What was NVIDIA's tax rate in Q2 2023?"), identities) is None
+    assert latest_sources(read_question("What was the latest tax rate?"), identities) is None  # no entity named
+    assert latest_sources(read_question("What was Intel's latest tax rate?"), identities) is None  # one report
+    # The cell is the document's own period, not an older column of it.
+    p = passage("Effective tax rate | Three Months Ended July 30, 2023: 12.0 %", "2023 Q3 NVDA.pdf")
+    assert best_cell(latest, [p], {}, identities) is None
+    period = document_period(latest.period, identities["2023 Q3 NVDA.pdf"], latest=True)
+    assert period.dates == ((2023, 10, 29),)
+    assert header_agrees(period, "Three Months Ended July 30, 2023") is False
+    assert header_agrees(period, "Three Months Ended October 29, 2023") is True

@@ -294,3 +294,43 @@ def test_bad_questions_and_odd_tables_through_the_real_model(tmp_path: Path) -> 
     assert japan.answered and "4,821" in japan.text
     retail = assistant.ask("What was the operating income of Orchard Devices' retail segment?")
     assert "not meaningful" in retail.text or not retail.answered
+
+
+
+def _quarter_report(path: Path, ended: str, total: str) -> None:
+    """A one-page quarterly report PDF whose first page says which period it reports on."""
+    from reportlab.pdfgen import canvas
+
+    lines = [
+        "FORM 10-Q ORCHARD DEVICES INC.",
+        f"For the quarterly period ended {ended}",
+        "",
+        f"Total net sales were ${total} million in the quarter, as phone sales moved with the season.",
+        "Orchard Devices designs phones and laptops and sells them in stores and online worldwide.",
+    ]
+    c = canvas.Canvas(str(path))
+    for i, line in enumerate(lines):
+        c.setFont("Helvetica", 10)
+        c.drawString(54, 760 - 16 * i, line)
+    c.save()
+
+
+def test_the_latest_report_answers_a_question_about_the_most_recent_quarter(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # The older report comes first in every listing and shares every word with the question.
+    _quarter_report(docs / "a-orchard-report.pdf", "April 1, 2023", "94,836")
+    _quarter_report(docs / "b-orchard-report.pdf", "July 1, 2023", "81,797")
+    assistant = Assistant(index_dir=tmp_path / "index")
+    assistant.index([docs])
+    for question in (
+        "What were Orchard's total net sales in the most recent quarterly report?",
+        "What were Orchard's total net sales in the latest quarter?",
+    ):
+        answer = assistant.ask(question, k=2)
+        assert answer.answered, question
+        assert "81,797" in answer.text and "94,836" not in answer.text, (question, answer.text)
+        assert {p.source for p in answer.passages} == {"b-orchard-report.pdf"}
+    # Without "latest" both reports stay in play.
+    both = assistant.ask("What were Orchard's total net sales?", k=2)
+    assert len({p.source for p in both.passages}) == 2

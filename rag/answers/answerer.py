@@ -17,7 +17,7 @@ from typing import Protocol
 from ..extractive import ExtractiveAnswerer, best_first
 from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
-from .constraints import Scope, missing_names, missing_period
+from .constraints import Scope, latest_sources, missing_names, missing_period
 from .question import Asked, read_question
 from .values import CellMatch, best_cell, may_hold, second_cell
 
@@ -148,6 +148,28 @@ class Answerer:
         scored = self.sentences.rescore(question, passages)
         self._last = (key, scored)
         return list(scored)
+
+    def latest(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        identities: Mapping[str, str],
+        documents: Documents | None = None,
+    ) -> list[Passage]:
+        """``passages``, narrowed to the latest report of the entity the question names when it asks for
+        the latest or most recent one (see :func:`rag.answers.constraints.latest_sources`): the retrieved
+        passages of those documents, then their best other passages by similarity (with ``documents``),
+        as many as were retrieved. Unchanged for any other question."""
+        sources = latest_sources(read_question(question), identities)
+        if sources is None:
+            return list(passages)
+        kept = [p for p in passages if p.source in sources]
+        if documents is not None and len(kept) < len(passages):
+            seen = {p.chunk_id for p in kept}
+            more = [p for s in sorted(sources) for p in documents.passages(s) if p.chunk_id not in seen]
+            more.sort(key=lambda p: p.score, reverse=True)
+            kept += [documents.placed(p) for p in more[: len(passages) - len(kept)]]
+        return kept
 
     def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
@@ -175,11 +176,15 @@ def _date_words(date: tuple[int, int, int]) -> str:
     return f"{MONTHS[month - 1].capitalize()} {day}, {year}" if 1 <= month <= 12 else f"{year}"
 
 
-def document_period(period: Period, identity: str) -> Period:
+def document_period(period: Period, identity: str, latest: bool = False) -> Period:
     """The question's period as one document names it. When the document's identity names the asked
     quarter (its file name ``2023 Q1 AAPL``, its title) and gives the end of the period it reports on
     (``For the quarterly period ended December 31, 2022``), that date is the quarter's, whatever the
-    company's fiscal calendar: a column headed by it agrees with "Q1 2023", one headed by another does not."""
+    company's fiscal calendar: a column headed by it agrees with "Q1 2023", one headed by another does not.
+    A question for the ``latest`` figure that names no date, quarter or year asks for that date too."""
+    if latest and not (period.dates or period.quarters or period.years):
+        end = period_end(identity)
+        return replace(period, dates=(end,)) if end is not None else period
     if not period.quarters or period.dates or len(period.quarters) > 1:
         return period
     quarter, year = period.quarters[0]
@@ -187,6 +192,33 @@ def document_period(period: Period, identity: str) -> Period:
         return period
     ends = {d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line)}
     return replace(period, dates=(ends.pop(),)) if len(ends) == 1 else period
+
+
+def period_end(identity: str) -> tuple[int, int, int] | None:
+    """The end of the period a document reports on, from its identity's "period ended" lines (the latest
+    date they give), or None."""
+    ends = [d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line)]
+    return max(ends) if ends else None
+
+
+def latest_sources(asked: Asked, identities: Mapping[str, str]) -> frozenset[str] | None:
+    """For a question that asks for the latest or most recent report of a named entity ("NVIDIA's gross
+    margin in the most recent 10-Q"): the documents of that entity (its names in their identities) that
+    report on the latest period of them all. None when the question pins its own period, names nothing,
+    or fewer than two such documents give the end of their period (nothing to choose between). A span of
+    months ("the latest quarter") is not a period of its own."""
+    period = asked.period
+    if not asked.latest or period.dates or period.quarters or period.years or not asked.names:
+        return None
+    ends = {}
+    for source, identity in identities.items():
+        end = period_end(identity)
+        if end is not None and not missing_names(asked, Scope("", identity), limit=1):
+            ends[source] = end
+    if len(ends) < 2:
+        return None
+    last = max(ends.values())
+    return frozenset(s for s, end in ends.items() if end == last)
 
 
 def _in_quarter(period: Period, date: tuple[int, int, int]) -> bool:
@@ -228,4 +260,12 @@ def header_agrees(period: Period, header: str) -> bool | None:
     return verdict
 
 
-__all__ = ["Scope", "document_period", "header_agrees", "missing_names", "missing_period"]
+__all__ = [
+    "Scope",
+    "document_period",
+    "header_agrees",
+    "latest_sources",
+    "missing_names",
+    "missing_period",
+    "period_end",
+]

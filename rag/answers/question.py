@@ -79,6 +79,9 @@ class Asked:
     kind: str = ""
     #: Words carried from an earlier turn of a chat (``... (about: ...)``): context, not required.
     context: frozenset[str] = frozenset()
+    #: Acronyms of the question, lower case, letters only ("R&D" -> "rd", "EPS" -> "eps"), each with the
+    #: measure words it left (``{"eps": frozenset({"ep"})}``): a label whose words spell one stands for them.
+    acronyms: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def _dates(text: str) -> list[tuple[int, int, int]]:
@@ -234,4 +237,17 @@ def read_question(question: str) -> Asked:
         bool(_LATEST.search(question)),
         answer_kind(own),
         context,
+        _acronyms(own, measure),
     )
+
+
+#: An acronym: 2 to 5 capitals, "&" allowed between them ("R&D", "SG&A", "EPS"; not "Q3" or "10-Q").
+_ACRONYM = re.compile(r"(?<![\w&-])[A-Z](?:&?[A-Z]){1,4}(?![\w&-])")
+
+
+def _acronyms(text: str, measure: frozenset[str]) -> tuple[tuple[str, frozenset[str]], ...]:
+    out: dict[str, frozenset[str]] = {}
+    for m in _ACRONYM.finditer(text):
+        letters = m.group().replace("&", "").lower()
+        out[letters] = frozenset(content_words(m.group())) & measure
+    return tuple(out.items())

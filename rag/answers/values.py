@@ -38,6 +38,10 @@ _CHANGE_ASKED = re.compile(
     r"|up|down|over)\b|%|percent",
     re.I,
 )
+#: A question that asks for a share or a rate, and the score a percentage cell loses when one does not
+#: ("net income" asks for the amount, not net income as a percentage of revenue).
+_PERCENT_ASKED = re.compile(r"%|\bper ?cent\w*|\brates?\b|\bratios?\b|\bmargins?\b|\bproportion|\bshare of\b", re.I)
+PERCENT_PENALTY = 0.15
 #: Shortest stem that may match a longer one by prefix ("depart" ~ "departur").
 PREFIX = 5
 
@@ -60,6 +64,58 @@ def _words(text: str) -> frozenset[str]:
 def _keys(text: str) -> frozenset[str]:
     """What two words that :func:`_matches` must share: the word, or its first :data:`PREFIX` letters."""
     return frozenset(w[:PREFIX] for w in _words(text))
+
+
+#: Words skipped inside an acronym's run ("Research and Development" spells "rd").
+_CONNECTORS = frozenset({"and", "of", "the", "for", "&"})
+#: Longest acronym read from a label.
+_ACRONYM_LETTERS = 5
+
+
+@lru_cache(maxsize=65536)
+def _spellings(label: str) -> dict[str, frozenset[str]]:
+    """The acronyms the runs of ``label``'s words spell by their initials (connectors skipped inside a
+    run), each with the content words of its run: "Selling, general and administrative" spells "sga"
+    (selling, general, administrative), "Earnings per share" spells "eps"."""
+    words = re.findall(r"[A-Za-z]+|&", label)
+    out: dict[str, frozenset[str]] = {}
+    for i, first in enumerate(words):
+        if first.lower() in _CONNECTORS:
+            continue
+        initials = ""
+        for j in range(i, len(words)):
+            lower = words[j].lower()
+            if lower in _CONNECTORS:
+                continue
+            initials += lower[0]
+            if len(initials) > _ACRONYM_LETTERS:
+                break
+            if len(initials) >= 2:
+                out.setdefault(initials, frozenset(content_words(" ".join(words[i : j + 1]))))
+    return out
+
+
+def _acronym_keys(label: str) -> frozenset[str]:
+    """Keys (see :func:`_keys`) for the acronyms a label spells: ``"^rd"``."""
+    return frozenset("^" + a for a in _spellings(label))
+
+
+def asked_keys(asked: Asked) -> frozenset[str]:
+    """The keys of a question's measure words and acronyms, to find the labels that may match it."""
+    return frozenset(w[:PREFIX] for w in asked.measure | asked.context) | {"^" + a for a, _ in asked.acronyms}
+
+
+def _expanded(asked: Asked, label: str, document_words: set[str]) -> Asked:
+    """``asked`` with each acronym that ``label`` spells ("R&D" by "Research and development") read as
+    the label's words that spell it; not an acronym that names the document ("CA" in "Soledad, CA")."""
+    if not asked.acronyms:
+        return asked
+    spelled = _spellings(label)
+    measure = set(asked.measure)
+    for acronym, left in asked.acronyms:
+        if acronym in spelled and acronym not in document_words and not left & document_words:
+            measure = (measure - left) | spelled[acronym]
+    return asked if measure == asked.measure else replace(asked, measure=frozenset(measure))
 
 
 @lru_cache(maxsize=16384)
@@ -92,6 +148,7 @@ def cell_score(
     the words of what the table is about (its section heading and caption: "Net sales by category"): a
     measure word found only there counts half. ``period`` is the question's period as the cell's document
     names it (see :func:`rag.answers.constraints.document_period`), by default the question's own."""
+    asked = _expanded(asked, cell.label, document_words)
     label_words = _words(cell.label)
     asked_words = asked.measure | asked.context
     if (
@@ -128,7 +185,9 @@ def cell_score(
     score = 0.6 * min(recall, 1.0) + 0.4 * precision
     if agrees:
         score += 0.05
-    return min(score, 1.0)
+    if "%" in f"{cell.value} {cell.header}" and not _PERCENT_ASKED.search(asked.text):
+        score -= PERCENT_PENALTY
+    return max(min(score, 1.0), 0.0)
 
 
 @lru_cache(maxsize=65536)
@@ -167,7 +226,7 @@ def _with_keys(passage: Passage, keys: frozenset[str]) -> list[tuple[int, Cell]]
 def _key_index(text: str, start: int, section: str) -> dict[str, tuple[int, ...]]:
     index: dict[str, list[int]] = {}
     for i, (_, cell) in enumerate(_cells_by_recency(text, start, section)):
-        for key in _keys(cell.label):
+        for key in _keys(cell.label) | _acronym_keys(cell.label):
             index.setdefault(key, []).append(i)
     return {key: tuple(places) for key, places in index.items()}
 
@@ -189,13 +248,12 @@ def _names_something(value: str) -> bool:
 def may_hold(asked: Asked, passage: Passage) -> bool:
     """Whether any row or field label of ``passage`` shares a word with the question's measure (a cheap
     test before scoring its cells)."""
-    keys = {w[:PREFIX] for w in asked.measure | asked.context}
-    return not keys.isdisjoint(_label_keys(passage.text, passage.start, passage.section))
+    return not asked_keys(asked).isdisjoint(_label_keys(passage.text, passage.start, passage.section))
 
 
 @lru_cache(maxsize=16384)
 def _label_keys(text: str, start: int, section: str) -> frozenset[str]:
-    return frozenset().union(*(_keys(cell.label) for cell in _cells(text, start, section)))
+    return frozenset().union(*(_keys(c.label) | _acronym_keys(c.label) for c in _cells(text, start, section)))
 
 
 def label_weights(cells: Sequence[Cell]) -> dict[str, float]:
@@ -247,7 +305,7 @@ def best_cell(
     (see :func:`_by_recency`). ``identities`` (source -> what the document says about itself) place
     the question's quarter in each document's own calendar. How rare a label word is, is judged among the
     cells of ``passages`` and ``context`` (for example every passage of the document)."""
-    keys = frozenset(w[:PREFIX] for w in asked.measure | asked.context)
+    keys = asked_keys(asked)
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _with_keys(p, keys)]
     seen = {p.chunk_id for p in passages}
     weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen)])
@@ -260,7 +318,10 @@ def best_cell(
             if matched:
                 weight[word] = max(matched)
     about = [table_context(p) for p in passages]
-    periods = {s: document_period(asked.period, (identities or {}).get(s, "")) for s in {p.source for p in passages}}
+    periods = {
+        s: document_period(asked.period, (identities or {}).get(s, ""), asked.latest)
+        for s in {p.source for p in passages}
+    }
     top = max((p.score for p in passages), default=0.0)
     best: CellMatch | None = None
     for rank, order, cell in found:
@@ -303,7 +364,7 @@ def second_cell(
         if c.header == first.cell.header and c.label != first.cell.label
     ]
     weight = label_weights(same)
-    period = document_period(asked.period, (identities or {}).get(source, ""))
+    period = document_period(asked.period, (identities or {}).get(source, ""), asked.latest)
     about = table_context(passages[first.passage])
     narrowed = replace(asked, measure=rest, context=frozenset())
     scored = [(cell_score(narrowed, c, document_words.get(source, set()), weight, about, period), c) for c in same]
