@@ -557,3 +557,27 @@ def test_the_latest_report_is_the_named_entitys_last_period():
     assert period.dates == ((2023, 10, 29),)
     assert header_agrees(period, "Three Months Ended July 30, 2023") is False
     assert header_agrees(period, "Three Months Ended October 29, 2023") is True
+
+
+def test_a_document_named_by_its_identity_may_hold_the_questions_other_names_anywhere():
+    asked = read_question("What were the sales figures for NVIDIA's gaming and professional GPU segments?")
+    identities = {
+        "2023 Q3 NVDA.pdf": "2023 Q3 NVDA\nNVIDIA CORPORATION",
+        "2023 Q3 INTC.pdf": "2023 Q3 INTC\nINTEL CORPORATION",
+    }
+    texts = {
+        "2023 Q3 NVDA.pdf": "Gaming revenue rose as GPU demand grew.\nGaming | Three Months Ended Oct 29, 2023: 2,856",
+        "2023 Q3 INTC.pdf": "NVIDIA sells GPU products.\nGaming | Three Months Ended Sep 30, 2023: 1,000",
+    }
+    rows = [
+        passage("Gaming | Three Months Ended Oct 29, 2023: 2,856", "2023 Q3 NVDA.pdf"),
+        passage("Gaming | Three Months Ended Sep 30, 2023: 1,000", "2023 Q3 INTC.pdf"),
+    ]
+    strict = check_passages(asked, rows, identities)
+    assert strict.allowed == [] and strict.why_not == "GPU"
+    loose = check_passages(asked, rows, identities, text_of=texts.__getitem__)
+    # NVIDIA's filing names GPU elsewhere: its row may be quoted; Intel's filing does not name NVIDIA.
+    assert [p.source for p in loose.allowed] == ["2023 Q3 NVDA.pdf"]
+    assert loose.related == []  # prose is not quoted on that ground
+    gone = {"2023 Q3 NVDA.pdf": "Gaming | Three Months Ended Oct 29, 2023: 2,856", "2023 Q3 INTC.pdf": ""}
+    assert check_passages(asked, rows, identities, text_of=gone.__getitem__).allowed == []

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Protocol
 
 from ..extractive import ExtractiveAnswerer, best_first
@@ -77,10 +78,13 @@ def check_passages(
     identities: Mapping[str, str],
     related: bool = True,
     whole: Mapping[str, str] | None = None,
+    text_of: Callable[[str], str] | None = None,
 ) -> Checked:
     """Keep the passages whose text or document holds every name and period the question gives (and,
     with ``related``, sort out those whose names are in any of ``passages`` of their document, or in the
-    document's ``whole`` text when given)."""
+    document's ``whole`` text when given). With ``text_of`` (source -> the document's text), a document
+    whose identity holds one of the question's names (the entity: "NVIDIA") may hold its other names
+    ("GPU", "R&D") anywhere in its text."""
     allowed: list[Passage] = []
     near: list[Passage] = []
     positions: list[int] = []
@@ -90,6 +94,7 @@ def check_passages(
         texts.setdefault(p.source, []).extend((p.section, p.text))
     named: dict[str, bool] = {}  # per document (checked once, however many of its passages there are)
     by_identity: dict[str, bool] = {}
+    topical: dict[str, bool] = {}
     for i, p in enumerate(passages):
         identity = identities.get(p.source) or document_identity(p.source, None)
         scope = Scope(f"{p.section}\n{p.text}", identity)
@@ -97,6 +102,12 @@ def check_passages(
         if p.source not in by_identity:  # names the identity holds hold for every passage of the document
             by_identity[p.source] = not asked.names or not missing_names(asked, Scope("", identity), limit=1)
         names = [] if by_identity[p.source] else missing_names(asked, scope, limit=1)
+        if names and text_of is not None:
+            if p.source not in topical:
+                topical[p.source] = _named_in_document(asked, p.source, identity, text_of)
+            if topical[p.source]:  # a value may be quoted from it; prose still needs the name nearby
+                why_not = why_not or names[0]
+                names = []
         if related and not period and p.source not in named:
             text = (whole or {}).get(p.source) or "\n".join(texts[p.source])
             named[p.source] = not missing_names(asked, Scope(text, identity), alike=True, limit=1)
@@ -108,6 +119,28 @@ def check_passages(
         allowed.append(p)
         positions.append(i)
     return Checked(allowed, why_not, tuple(positions), near)
+
+
+def _named_in_document(asked: Asked, source: str, identity: str, text_of: Callable[[str], str]) -> bool:
+    """Whether a document's identity holds one of the question's names and its text all the others."""
+    held = [n for n in asked.names if not missing_names(replace(asked, names=(n,)), Scope("", identity))]
+    if not held:
+        return False
+    rest = tuple(n for n in asked.names if n not in held)
+    return not missing_names(replace(asked, names=rest), Scope(text_of(source), identity), limit=1)
+
+
+def _texts(documents: Documents | None) -> Callable[[str], str] | None:
+    """Each document's whole text, read once per question (None without ``documents``)."""
+    if documents is None:
+        return None
+    got = documents
+
+    @cache
+    def text_of(source: str) -> str:
+        return "\n".join(p.text for p in got.passages(source))
+
+    return text_of
 
 
 class Documents(Protocol):
@@ -205,15 +238,16 @@ class Answerer:
         scored = self.rescore(question, passages)
         ranked = best_first(scored)
         confidence = max((p.score for p in scored), default=0.0)
-        checked = check_passages(asked, passages, identities)
+        text_of = _texts(documents)
+        checked = check_passages(asked, passages, identities, text_of=text_of)
         if passages and not checked.related and documents is not None and asked.names and not asked.period:
             # Prose may name its subject anywhere in its document, not only in the passages retrieved; not
             # when the question also pins a period (a figure of a company and a quarter is not prose that
             # merely mentions the company somewhere else in a filing).
             whole = {s: "\n".join(p.text for p in documents.passages(s)) for s in {p.source for p in passages}}
-            checked = check_passages(asked, passages, identities, whole=whole)
-        if passages and not checked.related:
-            note = f"No passage found here matches {checked.why_not!r} from the question."
+            checked = check_passages(asked, passages, identities, whole=whole, text_of=text_of)
+        note = f"No passage found here matches {checked.why_not!r} from the question."
+        if passages and not checked.related and not checked.allowed:
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
@@ -224,7 +258,7 @@ class Answerer:
                 seen = {p.chunk_id for p in passages}
                 document = documents.passages(candidates[0].source)
                 rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
-                candidates += check_passages(asked, rest, identities, related=False).allowed
+                candidates += check_passages(asked, rest, identities, related=False, text_of=text_of).allowed
             words = _document_words(asked, candidates, identities)
             match = best_cell(asked, candidates, words, identities, document)
             if match is not None:
@@ -245,6 +279,8 @@ class Answerer:
                 cell = Answer(question, f"{quote} [1]", True, [citation], ranked, confidence=confidence)
         if cell is not None and wants_value(asked):
             return cell
+        if cell is None and passages and not checked.related:
+            return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         answer = self.sentences.answer(question, checked.related)
         if cell is None:
             return replace(answer, passages=ranked, confidence=confidence)

@@ -75,12 +75,13 @@ _ACRONYM_LETTERS = 5
 @lru_cache(maxsize=65536)
 def _spellings(label: str) -> dict[str, frozenset[str]]:
     """The acronyms the runs of ``label``'s words spell by their initials (connectors skipped inside a
-    run), each with the content words of its run: "Selling, general and administrative" spells "sga"
-    (selling, general, administrative), "Earnings per share" spells "eps"."""
+    run; a run begins at a capitalised word), each with the content words of its run: "Selling, general
+    and administrative" spells "sga" (selling, general, administrative), "Earnings per share" spells
+    "eps"; "... recognized during ..." spells nothing."""
     words = re.findall(r"[A-Za-z]+|&", label)
     out: dict[str, frozenset[str]] = {}
     for i, first in enumerate(words):
-        if first.lower() in _CONNECTORS:
+        if first.lower() in _CONNECTORS or not first[0].isupper():
             continue
         initials = ""
         for j in range(i, len(words)):
@@ -105,15 +106,22 @@ def asked_keys(asked: Asked) -> frozenset[str]:
     return frozenset(w[:PREFIX] for w in asked.measure | asked.context) | {"^" + a for a, _ in asked.acronyms}
 
 
+@lru_cache(maxsize=1024)
+def _acronym_map(acronyms: tuple[tuple[str, frozenset[str]], ...]) -> dict[str, frozenset[str]]:
+    return dict(acronyms)
+
+
 def _expanded(asked: Asked, label: str, document_words: set[str]) -> Asked:
     """``asked`` with each acronym that ``label`` spells ("R&D" by "Research and development") read as
     the label's words that spell it; not an acronym that names the document ("CA" in "Soledad, CA")."""
     if not asked.acronyms:
         return asked
     spelled = _spellings(label)
+    wanted = _acronym_map(asked.acronyms)
     measure = set(asked.measure)
-    for acronym, left in asked.acronyms:
-        if acronym in spelled and acronym not in document_words and not left & document_words:
+    for acronym in spelled.keys() & wanted.keys():  # linear in the label's acronyms, however many are asked
+        left = wanted[acronym]
+        if acronym not in document_words and not left & document_words:
             measure = (measure - left) | spelled[acronym]
     return asked if measure == asked.measure else replace(asked, measure=frozenset(measure))
 
