@@ -335,8 +335,11 @@ class Assistant:
         if generator is not None and checked is not None and allowed and confidence >= self.settings.min_score:
             # ... and the cell or field the extractive answer would quote (chosen as it does, from the
             # same passages with their retrieval scores), with its labels.
-            matched = self.answerer.matched(search, [passages[i] for i in checked.positions], identities)
-            for item in generator.stream(search, allowed, extractive, matched):
+            extra, matched = self.answerer.matched(
+                search, [passages[i] for i in checked.positions], identities, documents
+            )
+            given = [replace(extra, score=confidence), *allowed] if extra is not None else allowed
+            for item in generator.stream(search, given, extractive, matched):
                 if isinstance(item, Answer):
                     item = replace(item, question=question, passages=best_first(item.passages), confidence=confidence)
                 yield item

@@ -75,6 +75,13 @@ def test_explanations_are_not_value_questions():
     assert wants_value(read_question("How much did Apple spend on research and development?"))
     assert not wants_value(read_question("What are the major factors contributing to the change in gross margin?"))
     assert not wants_value(read_question("Why did revenue fall?"))
+    for question in (
+        "What effects did currency fluctuations have on the financial statements?",
+        "What do the inventory levels suggest about inventory management?",
+        "What details did the company give about its debt?",
+        "How significant was data center revenue relative to total revenue?",
+    ):
+        assert not wants_value(read_question(question)), question
 
 
 # ------------------------------------------------------------------ cells

@@ -334,3 +334,24 @@ def test_the_latest_report_answers_a_question_about_the_most_recent_quarter(tmp_
     # Without "latest" both reports stay in play.
     both = assistant.ask("What were Orchard's total net sales?", k=2)
     assert len({p.source for p in both.passages}) == 2
+
+
+def test_the_language_model_is_given_the_row_found_beyond_the_retrieved_passages(tmp_path: Path) -> None:
+    from rag.generation import REWRITE_PROMPT
+
+    from .fake_openai import FakeOpenAI, Reply
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "orchard-q3-2023.md").write_text(_long_report(), encoding="utf-8")
+    Assistant(index_dir=tmp_path / "index").index([docs])
+    question = "What were Orchard's inventory levels?"
+    with FakeOpenAI() as server:
+        assistant = Assistant(index_dir=tmp_path / "index", llm_base_url=server.url, llm_model="m", llm_timeout=30.0)
+        server.responder = lambda r: Reply(f"Inventories were 7,351 [{r.passage_number('7,351')}].")
+        answer = assistant.ask(question, k=1)
+        (request,) = [r for r in server.chat_requests() if r.messages[0]["content"] != REWRITE_PROMPT]
+    # The one passage retrieved is the discussion; the balance sheet's row is sent too, first, and named.
+    assert request.passage_number("7,351") == 1
+    assert "- [1] Inventories, July 1, 2023: 7,351" in request.prompt
+    assert answer.generator == "llm" and answer.claims and all(c.supported for c in answer.claims)

@@ -28,7 +28,8 @@ MARKER = re.compile(r"\s*\[(\d+)\]")
 #: Questions that ask for an explanation, not a value: answered with sentences.
 _EXPLAIN = re.compile(
     r"\b(why|explain|describe|discuss|summari[sz]e|factors?|drivers?|reasons?|risks?|strateg\w*|impact\w*|affect\w*"
-    r"|compare\w*|relate\w*|changes? in|how (?:has|have|did|does|do) \w+(?: \w+)? (?:change|evolve|trend))\b",
+    r"|effects?|suggest\w*|significan\w*|details?|compare\w*|relate\w*|changes? in"
+    r"|how (?:has|have|did|does|do) \w+(?: \w+)? (?:change|evolve|trend))\b",
     re.I,
 )
 
@@ -153,8 +154,30 @@ class Documents(Protocol):
         """``passage`` with its page and boxes."""
 
 
-def _best_cell(asked: Asked, allowed: Sequence[Passage], identities: Mapping[str, str]) -> CellMatch | None:
-    return best_cell(asked, allowed, _document_words(asked, allowed, identities), identities)
+def _find(
+    asked: Asked,
+    passages: Sequence[Passage],
+    checked: Checked,
+    identities: Mapping[str, str],
+    documents: Documents | None,
+    text_of: Callable[[str], str] | None,
+) -> tuple[list[Passage], CellMatch, CellMatch | None] | None:
+    """The cell that holds the asked value (and a second one for a question about two rows): among the
+    allowed passages, then (with ``documents``) the other passages of the best allowed passage's
+    document whose labels may hold it. Returns the candidates (the allowed passages first) and the
+    matches, whose ``passage`` is an index into them; None when no cell matches."""
+    candidates = list(checked.allowed)
+    document: Sequence[Passage] = ()
+    if documents is not None and candidates:
+        seen = {p.chunk_id for p in passages}
+        document = documents.passages(candidates[0].source)
+        rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
+        candidates += check_passages(asked, rest, identities, related=False, text_of=text_of).allowed
+    words = _document_words(asked, candidates, identities)
+    match = best_cell(asked, candidates, words, identities, document)
+    if match is None:
+        return None
+    return candidates, match, second_cell(asked, candidates, match, words, identities)
 
 
 def _document_words(asked: Asked, passages: Sequence[Passage], identities: Mapping[str, str]) -> dict[str, set[str]]:
@@ -209,17 +232,29 @@ class Answerer:
         return check_passages(read_question(question), passages, identities)
 
     def matched(
-        self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]
-    ) -> list[tuple[int, str]]:
-        """The cell or field of ``passages`` that holds the value ``question`` asks for, as the extractive
-        answer would quote it: ``[(n, "Mac, Three Months Ended July 1, 2023: 6,840")]`` with ``n`` its
-        passage's number (1-based), or ``[]``. Only passages that pass the question's checks count."""
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        identities: Mapping[str, str],
+        documents: Documents | None = None,
+    ) -> tuple[Passage | None, list[tuple[int, str]]]:
+        """The cell or field that holds the value ``question`` asks for, as the extractive answer would
+        quote it: ``(None, [(n, "Mac, Three Months Ended July 1, 2023: 6,840")])`` with ``n`` its passage's
+        number among ``passages`` (1-based), or ``(None, [])``. Only passages that pass the question's
+        checks count. With ``documents`` the row may be in another passage of the best document, as for
+        :meth:`answer`: that passage comes first, ``(passage, [(1, quote)])``, to be numbered 1 before
+        ``passages``."""
         asked = read_question(question)
-        checked = check_passages(asked, passages, identities)
-        match = _best_cell(asked, checked.allowed, identities)
-        if match is None:
-            return []
-        return [(checked.positions[match.passage] + 1, match.cell.quote())]
+        checked = check_passages(asked, passages, identities, related=False)
+        found = _find(asked, passages, checked, identities, documents, _texts(documents))
+        if found is None:
+            return None, []
+        candidates, match, also = found
+        quote = f"{match.cell.quote()}; {also.cell.quote()}" if also else match.cell.quote()
+        if match.passage < len(checked.allowed):
+            return None, [(checked.positions[match.passage] + 1, quote)]
+        assert documents is not None
+        return documents.placed(candidates[match.passage]), [(1, quote)]
 
     def answer(
         self,
@@ -252,16 +287,9 @@ class Answerer:
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
-            candidates = list(checked.allowed)
-            document: Sequence[Passage] = ()
-            if documents is not None and candidates:
-                seen = {p.chunk_id for p in passages}
-                document = documents.passages(candidates[0].source)
-                rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
-                candidates += check_passages(asked, rest, identities, related=False, text_of=text_of).allowed
-            words = _document_words(asked, candidates, identities)
-            match = best_cell(asked, candidates, words, identities, document)
-            if match is not None:
+            found = _find(asked, passages, checked, identities, documents, text_of)
+            if found is not None:
+                candidates, match, also = found
                 # The passage that holds the asked value is the best match, whatever its words scored.
                 if match.passage < len(checked.allowed):
                     position = checked.positions[match.passage]
@@ -271,7 +299,6 @@ class Answerer:
                     assert documents is not None
                     passage = replace(documents.placed(candidates[match.passage]), score=confidence)
                     others = scored[: len(scored) - 1]  # as many passages as were asked for
-                also = second_cell(asked, candidates, match, words, identities)
                 spans = match.cell.spans() + (also.cell.spans() if also else ())
                 citation = Citation.of(1, passage, tuple(sorted(spans)))
                 ranked = [passage, *best_first(others)]
