@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Protocol
 
 from ..extractive import ExtractiveAnswerer, best_first
@@ -128,7 +128,13 @@ def _named_in_document(asked: Asked, source: str, identity: str, text_of: Callab
     if not held:
         return False
     rest = tuple(n for n in asked.names if n not in held)
-    return not missing_names(replace(asked, names=rest), Scope(text_of(source), identity), limit=1)
+    return not missing_names(replace(asked, names=rest), _document_scope(text_of(source), identity), limit=1)
+
+
+@lru_cache(maxsize=64)
+def _document_scope(text: str, identity: str) -> Scope:
+    """A whole document as a :class:`Scope`, kept: its words are indexed once, not once per question."""
+    return Scope(text, identity)
 
 
 def _texts(documents: Documents | None) -> Callable[[str], str] | None:

@@ -190,15 +190,20 @@ def document_period(period: Period, identity: str, latest: bool = False) -> Peri
     quarter, year = period.quarters[0]
     if not any(q == quarter and (y == year or not year) for q, y in read_period(identity).quarters):
         return period
-    ends = {d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line)}
-    return replace(period, dates=(ends.pop(),)) if len(ends) == 1 else period
+    ends = _period_ends(identity)
+    return replace(period, dates=(next(iter(ends)),)) if len(ends) == 1 else period
 
 
 def period_end(identity: str) -> tuple[int, int, int] | None:
     """The end of the period a document reports on, from its identity's "period ended" lines (the latest
     date they give), or None."""
-    ends = [d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line)]
+    ends = _period_ends(identity)
     return max(ends) if ends else None
+
+
+@lru_cache(maxsize=4096)
+def _period_ends(identity: str) -> frozenset[tuple[int, int, int]]:
+    return frozenset(d for line in identity.splitlines() if _PERIOD_ENDED.search(line) for d in _dates(line))
 
 
 def latest_sources(asked: Asked, identities: Mapping[str, str]) -> frozenset[str] | None:

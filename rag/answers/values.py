@@ -101,6 +101,7 @@ def _acronym_keys(label: str) -> frozenset[str]:
     return frozenset("^" + a for a in _spellings(label))
 
 
+@lru_cache(maxsize=256)
 def asked_keys(asked: Asked) -> frozenset[str]:
     """The keys of a question's measure words and acronyms, to find the labels that may match it."""
     return frozenset(w[:PREFIX] for w in asked.measure | asked.context) | {"^" + a for a, _ in asked.acronyms}
