@@ -588,3 +588,18 @@ def test_a_document_named_by_its_identity_may_hold_the_questions_other_names_any
     assert loose.related == []  # prose is not quoted on that ground
     gone = {"2023 Q3 NVDA.pdf": "Gaming | Three Months Ended Oct 29, 2023: 2,856", "2023 Q3 INTC.pdf": ""}
     assert check_passages(asked, rows, identities, text_of=gone.__getitem__).allowed == []
+
+
+def test_a_whole_year_is_not_held_by_a_quarter_or_months_of_it():
+    period = read_question("What was NVIDIA's total revenue for fiscal year 2024?").period
+    assert period.span == "twelve"
+    for text in (
+        "Revenue outside the US was 67% and 77% of total revenue for the first quarter of fiscal years 2024 and 2023.",
+        "During the third quarter and first nine months of fiscal year 2024, we repurchased 8.3 million shares.",
+        "Revenue for the six months ended July 30, 2024 was $20,699 million.",
+    ):
+        assert missing_period(period, text) == "2024", text
+    assert missing_period(period, "Total revenue for fiscal year 2024 was $60,922 million.") == ""
+    # A question about a quarter still finds its year there.
+    quarter = read_question("What was NVIDIA's revenue in the first quarter of fiscal 2024?").period
+    assert missing_period(quarter, "revenue for the first quarter of fiscal year 2024") == ""

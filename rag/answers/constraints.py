@@ -151,10 +151,23 @@ def _abbreviations(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(strong), frozenset(weak)
 
 
+#: A year named only as the year of a shorter period: "the first quarter of fiscal years 2024 and 2023",
+#: "the third quarter and first nine months of fiscal year 2024", "six months ended ... 2023", "Q2 2024".
+_PART_OF_YEAR = re.compile(
+    r"\b(?:(?:first|second|third|fourth|1st|2nd|3rd|4th)\s+(?:fiscal\s+)?quarters?|(?:first\s+)?(?:three|six|nine)"
+    r"\s+months|half|Q[1-4])\b[^.;]{0,40}?(?:fiscal\s+)?(?:years?\s+)?(?:19|20)\d\d(?:\s*(?:,|and)\s*(?:19|20)\d\d)*",
+    re.I,
+)
+
+
 def missing_period(period: Period, text: str) -> str:
-    """What of ``period`` (its dates, quarters and years) ``text`` does not hold; '' when it all does."""
+    """What of ``period`` (its dates, quarters and years) ``text`` does not hold; '' when it all does. For a
+    whole year ("for fiscal year 2024"), a year that ``text`` names only as the year of a quarter or of some
+    months does not count."""
     if not period:
         return ""
+    if period.span == "twelve":
+        text = _PART_OF_YEAR.sub(" ", text)
     held = read_period(text)
     for date in period.dates:
         if date not in held.dates:
