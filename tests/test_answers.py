@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answers import Answerer, cells_of, check_passages, document_identity, read_question, wants_value
+from rag.answers.answerer import coverage
 from rag.answers.constraints import (
     Scope,
     document_period,
@@ -603,3 +604,19 @@ def test_a_whole_year_is_not_held_by_a_quarter_or_months_of_it():
     # A question about a quarter still finds its year there.
     quarter = read_question("What was NVIDIA's revenue in the first quarter of fiscal 2024?").period
     assert missing_period(quarter, "revenue for the first quarter of fiscal year 2024") == ""
+
+
+def test_a_refusal_says_what_the_documents_cover():
+    identities = {
+        "2023 Q3 NVDA.pdf": "2023 Q3 NVDA\nNVIDIA CORPORATION\nFor the quarterly period ended October 29, 2023",
+        "2022 Q3 AAPL.pdf": "2022 Q3 AAPL\nApple Inc.\nFor the quarterly period ended June 25, 2022",
+    }
+    p = passage("Total revenue | Three Months Ended Oct 29, 2023: $ 18,120", "2023 Q3 NVDA.pdf", score=0.9)
+    answer = Answerer().answer("What was Tesla's total revenue in Q3 2023?", [p], identities)
+    assert not answer.answered
+    assert answer.note == (
+        "No passage found here matches 'Tesla' from the question. The documents here: 2022 Q3 AAPL, 2023 Q3 NVDA;"
+        " periods ended June 25, 2022 to October 29, 2023."
+    )
+    many = {f"doc{i:02d}.md": f"doc{i:02d}" for i in range(10)}
+    assert coverage(many) == " The documents here: doc00, doc01, doc02, doc03, doc04, doc05 and 4 more."

@@ -18,7 +18,7 @@ from typing import Protocol
 from ..extractive import ExtractiveAnswerer, best_first
 from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
-from .constraints import Scope, latest_sources, missing_names, missing_period
+from .constraints import Scope, date_words, latest_sources, missing_names, missing_period, period_end
 from .question import Asked, read_question
 from .values import CellMatch, best_cell, may_hold, second_cell
 
@@ -53,6 +53,25 @@ def _naming_words(asked: Asked, identity: str) -> set[str]:
         if not missing_names(replace(asked, names=(name,)), Scope("", identity)):
             words.update(content_words(name))
     return words
+
+
+#: How many documents a refusal names when it says what the documents cover.
+COVERAGE_NAMED = 6
+
+
+def coverage(identities: Mapping[str, str]) -> str:
+    """What the indexed documents cover, for a refusal: " The documents here: 2023 Q3 AAPL, 2023 Q3 INTC
+    and 18 more; periods ended June 25, 2022 to October 29, 2023." (each by its file name's words; the
+    periods from their identities, when they give them), or "" without documents."""
+    if not identities:
+        return ""
+    names = sorted({identity.split("\n", 1)[0] or source for source, identity in identities.items()})
+    shown = ", ".join(names[:COVERAGE_NAMED])
+    if len(names) > COVERAGE_NAMED:
+        shown += f" and {len(names) - COVERAGE_NAMED} more"
+    ends = sorted(end for end in (period_end(i) for i in identities.values()) if end is not None)
+    periods = f"; periods ended {date_words(ends[0])} to {date_words(ends[-1])}" if len(ends) > 1 else ""
+    return f" The documents here: {shown}{periods}."
 
 
 def wants_value(asked: Asked) -> bool:
@@ -287,7 +306,7 @@ class Answerer:
             # merely mentions the company somewhere else in a filing).
             whole = {s: "\n".join(p.text for p in documents.passages(s)) for s in {p.source for p in passages}}
             checked = check_passages(asked, passages, identities, whole=whole, text_of=text_of)
-        note = f"No passage found here matches {checked.why_not!r} from the question."
+        note = f"No passage found here matches {checked.why_not!r} from the question.{coverage(identities)}"
         if passages and not checked.related and not checked.allowed:
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)

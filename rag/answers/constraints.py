@@ -171,7 +171,7 @@ def missing_period(period: Period, text: str) -> str:
     held = read_period(text)
     for date in period.dates:
         if date not in held.dates:
-            return _date_words(date)
+            return date_words(date)
     for quarter, year in period.quarters:
         if not any(q == quarter and (y == year or not year) for q, y in held.quarters):
             return f"Q{quarter} {year}" if year else f"Q{quarter}"
@@ -182,7 +182,8 @@ def missing_period(period: Period, text: str) -> str:
     return ""
 
 
-def _date_words(date: tuple[int, int, int]) -> str:
+def date_words(date: tuple[int, int, int]) -> str:
+    """A date as words: "October 29, 2023"."""
     from .question import MONTHS
 
     year, month, day = date
@@ -280,6 +281,7 @@ def header_agrees(period: Period, header: str) -> bool | None:
 
 __all__ = [
     "Scope",
+    "date_words",
     "document_period",
     "header_agrees",
     "latest_sources",
