@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from rag.answers import Answerer
 from rag.extractive import gives_kind, refers_back
 from rag.types import Passage
@@ -68,3 +72,32 @@ def test_a_year_is_not_the_number_a_how_many_question_asks_for() -> None:
         "Sea birds nest on the cliffs of the island in spring.",
     )
     assert "212 species" in text
+
+
+_SAME_SCORES = """
+from rag.answers import Answerer
+from rag.types import Passage
+texts = [
+    "The quarry holds granite, basalt, marble, slate and chalk.",
+    "The mine holds copper, silver, tin, zinc and lead.",
+    "Basalt and silver are sold here.",
+    "Marble, tin, slate and zinc go by rail.",
+    "Chalk, lead, slate and zinc go by sea.",
+]
+passages = [Passage(f"n{i}.txt", 0, len(t), t, 0.7) for i, t in enumerate(texts)]
+question = "Where are granite, basalt, marble, slate, chalk, copper, silver, tin, zinc and lead found?"
+print(Answerer().answer(question, passages, {}).text)
+"""
+
+
+def test_the_answer_is_the_same_in_every_process() -> None:
+    # The second passage's sentence matches as well as the first's, one place lower: exactly at the margin
+    # for an extra sentence. Summed in the order of a set of words, it was quoted under some hash seeds only.
+    answers = set()
+    for seed in range(6):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        run = subprocess.run([sys.executable, "-c", _SAME_SCORES], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        answers.add(run.stdout.strip())
+    assert len(answers) == 1, answers
+    assert "copper, silver, tin" in answers.pop()
