@@ -24,6 +24,10 @@ _NUMBER = re.compile(
     r"thousand|million|billion|dozen|half|percent)\b",
     re.I,
 )
+_DATE_OR_YEAR = re.compile(
+    rf"(?:{_MONTH.pattern}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s*)?\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b"
+    rf"|{_MONTH.pattern}\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH.pattern}"
+)
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
@@ -66,6 +70,14 @@ def kind_match(kind: str, sentence: str, question: str) -> bool:
         asked = {w.lower() for w in WORD.findall(question)}
         return any(m.group().lower() not in asked for m in _CAPITALISED.finditer(sentence))
     return False
+
+
+def gives_kind(kind: str, sentence: str, question: str) -> bool:
+    """:func:`kind_match`, stricter for a quantity: a year or a date names a time, not how many or how much
+    ("Crowley & Lowery 2000" gives no number to "how many reconstructions were used?")."""
+    if kind != "number":
+        return kind_match(kind, sentence, question)
+    return kind_match(kind, _DATE_OR_YEAR.sub(" ", sentence), question)
 
 
 # ------------------------------------------------------------------ match scores and headings
@@ -119,6 +131,25 @@ def is_heading(sentence: str, text: str = "", end: int = -1) -> bool:
     return capitalised >= 0.6 * len(long_words)
 
 
+#: Words that point back at what an earlier sentence named ("This hypothesis is called ...", "He supplied
+#: four of eight songs ...", "In principle, this means ...").
+_POINTING = frozenset(
+    "this these those it its he his him she her they their them such".split()  # noqa: SIM905
+)
+#: How many words from its start a sentence must point back within.
+_POINTING_WITHIN = 5
+
+
+def refers_back(sentence: str) -> bool:
+    """Whether ``sentence`` opens (capitalised, within its first five words) with a word that points back at
+    what an earlier sentence named: a pronoun or a demonstrative ("His position was ...", "Ten of these 14
+    ...")."""
+    words = WORD.findall(sentence)
+    if not words or not sentence.lstrip("\"'“‘([")[:1].isupper():
+        return False
+    return any(w.lower() in _POINTING for w in words[:_POINTING_WITHIN])
+
+
 def is_caption(sentence: str) -> bool:
     """Whether ``sentence`` only introduces what follows (it ends in a colon: a caption, a table's lead-in,
     an empty form field ``Registration:``): it is never an answer on its own."""
@@ -166,6 +197,28 @@ class _Candidate:
     end: int
     text: str
     score: float
+    #: The candidate this sentence points back at (:func:`refers_back`): the one just before it in the same
+    #: paragraph; -1 when none.
+    back: int = -1
+
+
+#: What may stand between two sentences of one paragraph: spaces, or one line break (not a blank line).
+_SAME_PARAGRAPH = re.compile(r"[ \t]*\n?[ \t]*")
+
+
+def _joined(first: _Candidate, second: _Candidate) -> _Candidate:
+    """Two neighbouring sentences quoted as one."""
+    return replace(first, end=second.end, text=f"{first.text} {second.text}", back=-1)
+
+
+def _points_at(before: _Candidate, passage: int, start: int, sentence: str, p: Passage) -> bool:
+    """Whether ``sentence`` (at ``start`` in passage number ``passage``, ``p``) points back at ``before``: it
+    :func:`refers_back`, and ``before`` is the whole sentence just before it in the same paragraph."""
+    if before.passage != passage or not refers_back(sentence):
+        return False
+    if not _SENTENCE_END.search(before.text) or before.text.rstrip().endswith((":", ";")):
+        return False
+    return bool(_SAME_PARAGRAPH.fullmatch(p.text[before.end - p.start : start - p.start]))
 
 
 class ExtractiveAnswerer:
@@ -173,7 +226,9 @@ class ExtractiveAnswerer:
 
     Each sentence is scored by its embedding similarity to the question, the share of the
     question's content words it (or its passage) contains, weighted by rarity, and the rank of
-    its passage. Extra sentences are added only when they score close to the best and bring
+    its passage. The best sentence is quoted with its neighbour when one of them points back at the
+    other ("This hypothesis is called ...") and the neighbour holds what the best one lacks (see
+    :meth:`_context`). Extra sentences are added only when they score close to the best and bring
     question words the first did not.
     """
 
@@ -251,40 +306,66 @@ class ExtractiveAnswerer:
         idf = {w: math.log(1 + n / (1 + doc_freq[w])) for w in q_words}
         total = sum(idf.values()) or 1.0
         kind = answer_kind(question)
-        out = []
+        out: list[_Candidate] = []
+        last = -1  # the index in ``out`` of the text before this one, when it is an answer sentence
         for j, (i, a, b, text) in enumerate(texts):
             lexical = sum(idf[w] for w in words_of[j] & q_words) / total
             coverage[i] = max(coverage[i], lexical)
             if j in headings:
+                last = -1
                 continue
             score = lexical - self.rank_penalty * i
             if len(text.split()) < 4:
                 score -= 0.05
-            if kind and kind_match(kind, text, question):
+            if kind and gives_kind(kind, text, question):
                 score += self.kind_bonus
             # A PDF heading on its own line above the sentence counts for the match but is not quoted.
             p = passages[i]
             body = after_heading(p, a, b)
-            out.append(_Candidate(i, body, b, p.text[body - p.start : b - p.start], score))
+            back = last if last >= 0 and _points_at(out[last], i, a, text, p) else -1
+            # Rounded: the same sentences score the same in every process, whatever order the sums took.
+            out.append(_Candidate(i, body, b, p.text[body - p.start : b - p.start], round(score, 6), back))
+            last = len(out) - 1
         return out, coverage
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> list[_Candidate]:
         ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-        best = ranked[0]
-        chosen = [best]
         q_words = set(content_words(question))
+        best = self._context(question, q_words, candidates, ranked[0])
+        chosen = [best]
         covered = set(content_words(best.text)) & q_words
         for c in ranked[1:]:
             if len(chosen) >= self.max_sentences:
                 break
-            if c.score < best.score - self.margin:
+            if round(best.score - c.score, 6) > self.margin:
                 break
+            if any(c.passage == o.passage and c.start < o.end and o.start < c.end for o in chosen):
+                continue  # quoted already, with the sentence that points back at it or the one it points at
             new = (set(content_words(c.text)) & q_words) - covered
             if not new:
                 continue
             chosen.append(c)
             covered |= new
         return chosen
+
+    @staticmethod
+    def _context(question: str, q_words: set[str], candidates: list[_Candidate], best: _Candidate) -> _Candidate:
+        """``best`` with a neighbour that holds what it lacks. The sentence before, when ``best`` points back at
+        it and the question asks who, when or how many, which only that sentence says ("She was the first
+        woman to win a Nobel Prize." after "Marie Curie moved to Paris ..."); else the sentence after, when it
+        points back at ``best`` and adds question words or the kind of answer wanted ("This hypothesis is
+        called the Cobham-Edmonds thesis." after the sentence that describes the hypothesis)."""
+        kind = answer_kind(question)
+        lacks = bool(kind) and not gives_kind(kind, best.text, question)
+        if best.back >= 0:
+            before = candidates[best.back]
+            return _joined(before, best) if lacks and gives_kind(kind, before.text, question) else best
+        at = candidates.index(best)
+        after = candidates[at + 1] if at + 1 < len(candidates) else None
+        if after is None or after.back != at:
+            return best
+        adds = (set(content_words(after.text)) & q_words) - set(content_words(best.text))
+        return _joined(best, after) if adds or (lacks and gives_kind(kind, after.text, question)) else best
 
     def _build(self, question: str, passages: list[Passage], chosen: list[_Candidate]) -> Answer:
         numbers: dict[int, int] = {}
