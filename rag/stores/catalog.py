@@ -92,6 +92,7 @@ class Catalog(SQLiteFile):
         #: Whether the ``vector`` column keeps each chunk's vector (else b"").
         self.keep_vectors = keep_vectors
         self._counts: term_counts.TermCounts | None = None
+        self._postings: tuple[int, fulltext.Postings] | None = None
 
     # ------------------------------------------------------------ creating and dropping
 
@@ -274,6 +275,11 @@ class Catalog(SQLiteFile):
         """The keyword index's best chunks for ``terms``, with ``rescore`` among the chunks a second,
         exact pass ranks when a large index left common words out (see :func:`rag.stores.fulltext.search`)."""
         with self.db() as conn:
+            largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+            if largest < term_counts.COUNT_FROM_CHUNKS:  # a small index: every word, scored in memory
+                if self._postings is None or self._postings[0] != self.epoch:  # none yet, or the file was replaced
+                    self._postings = (self.epoch, fulltext.postings())
+                return fulltext.search(conn, terms, k, None, rescore, self._postings[1])
             return fulltext.search(conn, terms, k, self._term_counts(conn), rescore)
 
     def _term_counts(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
