@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from .page_forms import is_label
 from .text import WORD, content_words, split_sentences
@@ -159,6 +160,20 @@ def after_heading(passage: Passage, start: int, end: int) -> int:
     return following.start
 
 
+@lru_cache(maxsize=8192)
+def _sentences(text: str, start: int) -> tuple[tuple[int, int, str, bool, frozenset[str]], ...]:
+    """A passage's sentences that are not instructions, as ``(start, end, text, heading or caption, words)``:
+    what scoring them needs that does not depend on the question (kept: passages come back often)."""
+    out = []
+    for a, b in split_sentences(text, start):
+        sentence = text[a - start : b - start]
+        if is_instruction(sentence):
+            continue
+        heading = is_heading(sentence, text, b - start) or is_caption(sentence)
+        out.append((a, b, sentence, heading, frozenset(content_words(sentence))))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Candidate:
     passage: int
@@ -230,21 +245,19 @@ class ExtractiveAnswerer:
         q_words = set(content_words(question))
         texts: list[tuple[int, int, int, str]] = []
         headings: set[int] = set()
+        words_of: list[frozenset[str]] = []
         for i, passage in enumerate(passages):
-            for a, b in split_sentences(passage.text, passage.start):
-                sentence = passage.text[a - passage.start : b - passage.start]
-                if is_instruction(sentence):
-                    continue
-                if is_heading(sentence, passage.text, b - passage.start) or is_caption(sentence):
+            for a, b, sentence, heading, words in _sentences(passage.text, passage.start):
+                if heading:
                     headings.add(len(texts))
                 texts.append((i, a, b, sentence))
+                words_of.append(words)
         coverage = [0.0] * len(passages)
         if not texts:
             return [], coverage
         # Rarity of each question word among the candidate sentences (local IDF): a word that no
         # sentence holds weighs most, so its absence lowers the coverage (and the confidence).
         doc_freq: Counter[str] = Counter()
-        words_of = [set(content_words(t[3])) for t in texts]
         for words in words_of:
             doc_freq.update(words & q_words)
         n = len(texts)
