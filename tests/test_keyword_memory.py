@@ -36,7 +36,13 @@ def _queries() -> list[list[str]]:
     return [[w] for w in WORDS] + pairs + [WORDS, WORDS[::-1], ["weather", "weather"]]
 
 
-def test_a_small_index_ranks_as_fts5_bm25_does_without_asking_fts5(tmp_path: Path) -> None:
+def _asked_fts5(store: object, words: list[str], k: int, statements: list[str]) -> tuple[list[tuple[int, float]], bool]:
+    statements.clear()
+    found = store.keyword_search(words, k)  # type: ignore[attr-defined]
+    return found, any("bm25(" in s for s in statements)
+
+
+def test_a_warmed_small_index_ranks_as_fts5_bm25_does_without_asking_fts5(tmp_path: Path) -> None:
     store = open_store(Settings(index_dir=tmp_path / "index"))
     store.create(CONFIG)
     with store.writer():
@@ -51,20 +57,26 @@ def test_a_small_index_ranks_as_fts5_bm25_does_without_asking_fts5(tmp_path: Pat
     statements: list[str] = []
     with store.catalog.db() as conn:
         conn.set_trace_callback(statements.append)
+        # A process that did not warm up (a one-shot question) asks FTS5, as before.
+        assert _asked_fts5(store, ["weather"], 5, statements)[1]
+        store.warm()  # reads every term's postings
         for words in _queries():
             for k in (1, 5, 200):
-                statements.clear()
-                found = store.keyword_search(words, k)
-                assert not [s for s in statements if "bm25(" in s], "FTS5 was asked to rank a small index"
+                found, asked = _asked_fts5(store, words, k, statements)
+                assert not asked, "FTS5 was asked to rank a warmed small index"
                 assert found == _fts5(conn, words, k), (words, k)  # ids, order and scores, exactly
-        conn.set_trace_callback(None)
 
-    # After a change the kept postings are read again: the new chunks are found, the removed ones not.
-    with store.writer():
-        store.apply(Changes(upserts=[document("harbour.txt", ["snow storm at the harbour", "storm"], digest="d2")]))
-    with store.catalog.db() as conn:
+        # After a change FTS5 answers until the postings are read again: the same results either way.
+        with store.writer():
+            store.apply(Changes(upserts=[document("harbour.txt", ["snow storm at the harbour", "storm"], digest="d2")]))
+        found, asked = _asked_fts5(store, ["storm", "harbour"], 200, statements)
+        assert asked and found == _fts5(conn, ["storm", "harbour"], 200)
+        store.warm()
         for words in _queries():
-            assert store.keyword_search(words, 200) == _fts5(conn, words, 200), words
+            found, asked = _asked_fts5(store, words, 200, statements)
+            assert not asked and found == _fts5(conn, words, 200), words
         # A word FTS5 splits into two terms is a phrase: FTS5 matches it, with the same result.
-        assert store.keyword_search(["snow_storm"], 10) == _fts5(conn, ["snow_storm"], 10) != []
+        found, asked = _asked_fts5(store, ["snow_storm"], 10, statements)
+        assert asked and found == _fts5(conn, ["snow_storm"], 10) != []
+        conn.set_trace_callback(None)
     store.close()

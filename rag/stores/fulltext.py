@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 
 from ..chunking import chunk_title
 from .postings import Postings, varints
@@ -77,9 +78,9 @@ def terms_of(words: list[str]) -> list[tuple[str, ...]]:
     return [found[w] or () for w in words]
 
 
-def postings() -> Postings:
-    """A fresh in-memory BM25 for one keyword table (see :mod:`rag.stores.postings`)."""
-    return Postings(TABLE, WEIGHTS, K1, B)
+def postings(database: Path, epoch: int = 0) -> Postings:
+    """The in-memory BM25 of the keyword table of ``database`` (see :mod:`rag.stores.postings`), not read yet."""
+    return Postings(database, TABLE, WEIGHTS, K1, B, epoch)
 
 
 def plan(words: list[str], counts: Mapping[str, int] | None) -> list[str]:
