@@ -88,7 +88,7 @@ def plan(words: list[str], counts: Mapping[str, int] | None) -> list[str]:
     :data:`POSTINGS_BUDGET` chunks (by ``counts``); then the rarest ones that fit, at least one."""
     if counts is None or len(words) < 2:
         return words
-    cost = [sum(counts.get(term, 0) for term in terms) for terms in _tokenizer().terms(words)]
+    cost = [sum(counts.get(term, 0) for term in terms) for terms in terms_of(words)]
     if sum(cost) <= POSTINGS_BUDGET:
         return words
     kept: list[str] = []
@@ -167,7 +167,7 @@ def exact_scores(
     rows, avgdl = totals[0], sum(totals[1:]) / totals[0]
     marks = ",".join("?" * len(ids))
     texts = conn.execute(f"SELECT rowid, title, text FROM {TABLE} WHERE rowid IN ({marks})", ids).fetchall()
-    phrases = _tokenizer().terms(words)
+    phrases = [list(terms) for terms in terms_of(words)]
     lengths, freqs = _candidates().frequencies(texts, phrases)
     scores: dict[int, float] = {}
     for word, phrase, freq in zip(words, phrases, freqs, strict=True):
