@@ -236,12 +236,15 @@ class ExtractiveAnswerer:
         articles indexed: see README "Quality".
         """
         passages = list(passages)
-        return _with_scores(passages, self._score(question, passages)[1])
+        return _with_scores(passages, self._score(question, passages, candidates=False)[1])
 
-    def _score(self, question: str, passages: list[Passage]) -> tuple[list[_Candidate], list[float]]:
-        """Every answer sentence of the passages with its score, and per passage the best share of
-        question words one of its lines covers. Instructions are ignored; headings count for the coverage
-        (they say what the passage is about) but are not answer sentences."""
+    def _score(
+        self, question: str, passages: list[Passage], candidates: bool = True
+    ) -> tuple[list[_Candidate], list[float]]:
+        """Every answer sentence of the passages with its score (none without ``candidates``: the
+        coverage alone), and per passage the best share of question words one of its lines covers.
+        Instructions are ignored; headings count for the coverage (they say what the passage is about)
+        but are not answer sentences."""
         q_words = set(content_words(question))
         texts: list[tuple[int, int, int, str]] = []
         headings: set[int] = set()
@@ -268,7 +271,7 @@ class ExtractiveAnswerer:
         for j, (i, a, b, text) in enumerate(texts):
             lexical = sum(idf[w] for w in words_of[j] & q_words) / total
             coverage[i] = max(coverage[i], lexical)
-            if j in headings:
+            if j in headings or not candidates:
                 continue
             score = lexical - self.rank_penalty * i
             if len(text.split()) < 4:
