@@ -52,3 +52,16 @@ def test_letters_of_plain_and_accented_text_as_read_letter_by_letter() -> None:
         scope = Scope(text, "identity line")
         assert scope.words == frozenset(reference(scope.all).split())
         assert scope.compact == reference(scope.all).replace(" ", "")
+
+
+def test_letters_of_a_long_text_with_accents_and_punctuation() -> None:
+    from rag.answers.constraints import _letters
+
+    text = "Naïve café — “Stürmer’s” Å ĳ ﬁnance • 10‑Q " * 500
+    import re
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    assert _letters(text) == " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
+    assert " naive " in _letters(text) and " sturmer " in _letters(text)

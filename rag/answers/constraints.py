@@ -128,8 +128,8 @@ def _letters(text: str) -> str:
     """``text`` as lower-case words of plain letters and digits between spaces (accents dropped: "Stürmer"
     reads "sturmer")."""
     plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
-    if not plain.isascii():  # no combining marks in ASCII
-        plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    if not plain.isascii():  # no combining marks in ASCII; each other character is looked at once
+        plain = plain.translate({ord(ch): None for ch in set(plain) if unicodedata.combining(ch)})
     return " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
 
 
