@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from .page_forms import is_label
 from .text import WORD, content_words, split_sentences
@@ -190,6 +191,20 @@ def after_heading(passage: Passage, start: int, end: int) -> int:
     return following.start
 
 
+@lru_cache(maxsize=8192)
+def _sentences(text: str, start: int) -> tuple[tuple[int, int, str, bool, frozenset[str]], ...]:
+    """A passage's sentences that are not instructions, as ``(start, end, text, heading or caption, words)``:
+    what scoring them needs that does not depend on the question (kept: passages come back often)."""
+    out = []
+    for a, b in split_sentences(text, start):
+        sentence = text[a - start : b - start]
+        if is_instruction(sentence):
+            continue
+        heading = is_heading(sentence, text, b - start) or is_caption(sentence)
+        out.append((a, b, sentence, heading, frozenset(content_words(sentence))))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class _Candidate:
     passage: int
@@ -276,30 +291,31 @@ class ExtractiveAnswerer:
         articles indexed: see README "Quality".
         """
         passages = list(passages)
-        return _with_scores(passages, self._score(question, passages)[1])
+        return _with_scores(passages, self._score(question, passages, candidates=False)[1])
 
-    def _score(self, question: str, passages: list[Passage]) -> tuple[list[_Candidate], list[float]]:
-        """Every answer sentence of the passages with its score, and per passage the best share of
-        question words one of its lines covers. Instructions are ignored; headings count for the coverage
-        (they say what the passage is about) but are not answer sentences."""
+    def _score(
+        self, question: str, passages: list[Passage], candidates: bool = True
+    ) -> tuple[list[_Candidate], list[float]]:
+        """Every answer sentence of the passages with its score (none without ``candidates``: the
+        coverage alone), and per passage the best share of question words one of its lines covers.
+        Instructions are ignored; headings count for the coverage (they say what the passage is about)
+        but are not answer sentences."""
         q_words = set(content_words(question))
         texts: list[tuple[int, int, int, str]] = []
         headings: set[int] = set()
+        words_of: list[frozenset[str]] = []
         for i, passage in enumerate(passages):
-            for a, b in split_sentences(passage.text, passage.start):
-                sentence = passage.text[a - passage.start : b - passage.start]
-                if is_instruction(sentence):
-                    continue
-                if is_heading(sentence, passage.text, b - passage.start) or is_caption(sentence):
+            for a, b, sentence, heading, words in _sentences(passage.text, passage.start):
+                if heading:
                     headings.add(len(texts))
                 texts.append((i, a, b, sentence))
+                words_of.append(words)
         coverage = [0.0] * len(passages)
         if not texts:
             return [], coverage
         # Rarity of each question word among the candidate sentences (local IDF): a word that no
         # sentence holds weighs most, so its absence lowers the coverage (and the confidence).
         doc_freq: Counter[str] = Counter()
-        words_of = [set(content_words(t[3])) for t in texts]
         for words in words_of:
             doc_freq.update(words & q_words)
         n = len(texts)
@@ -311,7 +327,7 @@ class ExtractiveAnswerer:
         for j, (i, a, b, text) in enumerate(texts):
             lexical = sum(idf[w] for w in words_of[j] & q_words) / total
             coverage[i] = max(coverage[i], lexical)
-            if j in headings:
+            if j in headings or not candidates:
                 last = -1
                 continue
             score = lexical - self.rank_penalty * i

@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
-from .boxes import boxes_for, parse_layout
+from .boxes import Run, boxes_for, parse_layout
 from .doc_names import DocumentNames
 from .stores.records import ChunkRecord, VectorStore
 from .text import content_terms
 from .types import Passage
 
+Box = tuple[float, float, float, float]
 Fusion = Literal["adaptive", "rrf", "blend", "dense", "bm25"]
 FUSIONS: tuple[str, ...] = ("adaptive", "rrf", "blend", "dense", "bm25")
 
@@ -118,8 +120,7 @@ class Retriever:
             if any(_overlaps(passage, kept) for kept in passages):
                 continue
             if record.layout:  # page and boxes only for the passages kept
-                page, runs = parse_layout(record.layout)
-                boxes = tuple(boxes_for(runs, record.start, record.end))
+                page, boxes, runs = _placement(record.layout, record.start, record.end)
                 passage = replace(passage, page=page, boxes=boxes, runs=runs)
             passages.append(passage)
             if len(passages) == k:
@@ -164,8 +165,7 @@ class Retriever:
         record = self.store.chunks([passage.chunk_id]).get(passage.chunk_id)
         if record is None or not record.layout:
             return passage
-        page, runs = parse_layout(record.layout)
-        boxes = tuple(boxes_for(runs, record.start, record.end))
+        page, boxes, runs = _placement(record.layout, record.start, record.end)
         return replace(passage, page=page, boxes=boxes, runs=runs)
 
     def document_names(self) -> DocumentNames:
@@ -193,6 +193,13 @@ class QueryDocuments:
     def placed(self, passage: Passage) -> Passage:
         """``passage`` with its page and boxes."""
         return self.retriever.placed(passage)
+
+
+@lru_cache(maxsize=4096)
+def _placement(layout: str, start: int, end: int) -> tuple[int | None, tuple[Box, ...], tuple[Run, ...]]:
+    """A stored chunk's page, boxes and runs (from its layout JSON; kept, as a chunk's layout never changes)."""
+    page, runs = parse_layout(layout)
+    return page, tuple(boxes_for(runs, start, end)), runs
 
 
 def _fuse(dense: list[tuple[int, float]], sparse: list[tuple[int, float]], fusion: str) -> list[tuple[int, float]]:

@@ -39,22 +39,38 @@ class Scope:
     @cached_property
     def words(self) -> frozenset[str]:
         """Its words, in lower case (see :func:`_letters`)."""
-        return frozenset(_letters(self.all).split())
+        return _words(self.all)
 
     @cached_property
     def compact(self) -> str:
         """Its words run together, without spaces (for a name spaced otherwise)."""
-        return _letters(self.all).replace(" ", "")
+        return _compact(self.all)
 
     @cached_property
     def spelled(self) -> _Spellings:
         """Its words indexed for :meth:`_Spellings.alike`."""
-        return _Spellings(self.words)
+        return _spelled(self.all)
 
     @cached_property
     def initials(self) -> tuple[frozenset[str], frozenset[str]]:
         """The acronyms its runs of words spell (see :func:`_abbreviations`)."""
         return _abbreviations(self.all)
+
+
+# What a scope's text gives, kept per text: a whole document's text is read question after question.
+@lru_cache(maxsize=4096)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_letters(text).split())
+
+
+@lru_cache(maxsize=256)
+def _compact(text: str) -> str:
+    return _letters(text).replace(" ", "")
+
+
+@lru_cache(maxsize=256)
+def _spelled(text: str) -> _Spellings:
+    return _Spellings(_words(text))
 
 
 def missing_names(asked: Asked, scope: Scope, alike: bool = False, limit: int | None = None) -> list[str]:
@@ -112,7 +128,8 @@ def _letters(text: str) -> str:
     """``text`` as lower-case words of plain letters and digits between spaces (accents dropped: "Stürmer"
     reads "sturmer")."""
     plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
-    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    if not plain.isascii():  # no combining marks in ASCII; each other character is looked at once
+        plain = plain.translate({ord(ch): None for ch in set(plain) if unicodedata.combining(ch)})
     return " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
 
 
@@ -123,6 +140,7 @@ _CONNECTORS = frozenset({"of", "and", "for", "the", "on", "in"})
 MAX_ACRONYM = 8
 
 
+@lru_cache(maxsize=1024)
 def _abbreviations(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The acronyms (lower case, 2 to :data:`MAX_ACRONYM` letters) that runs of words of ``text`` spell:
     initials of consecutive words, the first of them capitalised, connectors such as "and" or "of" skipped

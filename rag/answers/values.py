@@ -289,16 +289,41 @@ def _label_counts(text: str, start: int, section: str) -> tuple[dict[str, int], 
     return _count_words(cells), len(cells)
 
 
-def passage_weights(passages: Sequence[Passage]) -> dict[str, float]:
-    """:func:`label_weights` of all the cells of ``passages`` (each passage's counts are kept)."""
+def passage_weights(passages: Sequence[Passage], context: Sequence[Passage] = ()) -> dict[str, float]:
+    """:func:`label_weights` of all the cells of ``passages`` and of those of ``context`` (e.g. every passage
+    of a document) whose chunk is not one of ``passages``'. Each passage's counts are kept, and so are
+    the last contexts' totals (a document's passages come back question after question)."""
+    seen = {p.chunk_id for p in passages}
     counts: dict[str, int] = {}
     n = 0
+    if context:
+        total, n = _context_counts(tuple((p.text, p.start, p.section) for p in context))
+        counts = dict(total)
+        for p in context:  # those also in ``passages`` are counted with them below
+            if p.chunk_id in seen:
+                n -= _add_counts(counts, p, -1)
     for p in passages:
-        some, cells = _label_counts(p.text, p.start, p.section)
+        n += _add_counts(counts, p, 1)
+    return _rarity({word: count for word, count in counts.items() if count}, n)
+
+
+def _add_counts(counts: dict[str, int], p: Passage, sign: int) -> int:
+    some, cells = _label_counts(p.text, p.start, p.section)
+    for word, count in some.items():
+        counts[word] = counts.get(word, 0) + sign * count
+    return cells
+
+
+@lru_cache(maxsize=64)
+def _context_counts(passages: tuple[tuple[str, int, str], ...]) -> tuple[dict[str, int], int]:
+    counts: dict[str, int] = {}
+    n = 0
+    for text, start, section in passages:
+        some, cells = _label_counts(text, start, section)
         n += cells
         for word, count in some.items():
             counts[word] = counts.get(word, 0) + count
-    return _rarity(counts, n)
+    return counts, n
 
 
 def best_cell(
@@ -316,8 +341,7 @@ def best_cell(
     cells of ``passages`` and ``context`` (for example every passage of the document)."""
     keys = asked_keys(asked)
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _with_keys(p, keys)]
-    seen = {p.chunk_id for p in passages}
-    weight = passage_weights([*passages, *(p for p in context if p.chunk_id not in seen)])
+    weight = passage_weights(passages, context)
     by_key: dict[str, list[str]] = {}
     for label_word in weight:
         by_key.setdefault(label_word[:PREFIX], []).append(label_word)

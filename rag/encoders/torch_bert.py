@@ -71,12 +71,23 @@ class TorchBert:
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
-        """The vector of one short text (a question): one pass, nothing batched or trimmed."""
+        """The vector of one short text (a question): one pass, nothing batched or trimmed, on one thread.
+
+        A question's matrices are a few rows: a second thread saves little, and when the other core is
+        busy (another request, another job) waiting for it costs far more: p50 232 ms on two threads
+        against 22 ms on one, measured on this 2-core machine under load (docs/incoming-h-lat.md)."""
         torch = self.torch
         ids = self.tokenizer.encode(text).ids
-        with torch.inference_mode():
-            tokens = torch.tensor([ids], dtype=torch.int64)
-            vector = self._forward(tokens, torch.ones_like(tokens, dtype=torch.bool))[0]
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                tokens = torch.tensor([ids], dtype=torch.int64)
+                vector = self._forward(tokens, torch.ones_like(tokens, dtype=torch.bool))[0]
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
         return np.asarray(vector.float().numpy(), dtype=np.float32)
 
     def _forward(self, tokens: Any, mask: Any) -> Any:

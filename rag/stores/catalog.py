@@ -24,6 +24,7 @@ from ..errors import IndexMismatchError
 from . import fs, fulltext, manifest, term_counts
 from .manifest import MANIFEST
 from .pause import pause_point
+from .postings import Postings
 from .records import Changes, ChunkRecord, DocumentRecord
 from .sqlite_file import SQLiteFile
 
@@ -92,6 +93,7 @@ class Catalog(SQLiteFile):
         #: Whether the ``vector`` column keeps each chunk's vector (else b"").
         self.keep_vectors = keep_vectors
         self._counts: term_counts.TermCounts | None = None
+        self._postings: Postings | None = None
 
     # ------------------------------------------------------------ creating and dropping
 
@@ -274,7 +276,16 @@ class Catalog(SQLiteFile):
         """The keyword index's best chunks for ``terms``, with ``rescore`` among the chunks a second,
         exact pass ranks when a large index left common words out (see :func:`rag.stores.fulltext.search`)."""
         with self.db() as conn:
+            largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+            if largest < term_counts.COUNT_FROM_CHUNKS:  # a small index: every word, in memory once warmed
+                return fulltext.search(conn, terms, k, None, rescore, self._kept_postings())
             return fulltext.search(conn, terms, k, self._term_counts(conn), rescore)
+
+    def _kept_postings(self) -> Postings | None:
+        """The in-memory BM25 of a warmed small index (None before :meth:`warm`)."""
+        if self._postings is not None and self._postings.epoch != self.epoch:  # the file was replaced
+            self._postings = fulltext.postings(self.database, self.epoch)
+        return self._postings
 
     def _term_counts(self, conn: sqlite3.Connection) -> Mapping[str, int] | None:
         """Chunks per common term on a large index (None on a small one, or while they are first read)."""
@@ -283,11 +294,21 @@ class Catalog(SQLiteFile):
         return self._counts.for_search(conn)
 
     def warm(self) -> None:
-        """Read what searches use before the first question: the term counts of a large index."""
+        """Read what searches use before the first question: the term counts of a large index, every
+        term's postings on a small one (see :mod:`rag.stores.postings`)."""
         with self.db() as conn:
-            self._term_counts(conn)
-        if self._counts is not None:
-            self._counts.wait()
+            largest = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+            if largest >= term_counts.COUNT_FROM_CHUNKS:
+                self._term_counts(conn)
+                waited: term_counts.TermCounts | Postings | None = self._counts
+            else:
+                if self._kept_postings() is None:
+                    self._postings = fulltext.postings(self.database, self.epoch)
+                waited = self._postings
+                assert waited is not None
+                waited.current(conn)  # starts a read unless they are the current generation's
+        if waited is not None:
+            waited.wait()
 
     # ------------------------------------------------------------ writing
 

@@ -12,8 +12,10 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 
 from ..chunking import chunk_title
+from .postings import Postings, varints
 from .term_counts import Tokenizer
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"
@@ -58,12 +60,35 @@ def _tokenizer() -> Tokenizer:
     return Tokenizer(TOKENIZE)
 
 
+#: Query words already turned into index terms (see :func:`terms_of`), at most this many kept.
+_KNOWN_WORDS = 65_536
+_known: dict[str, tuple[str, ...]] = {}
+
+
+def terms_of(words: list[str]) -> list[tuple[str, ...]]:
+    """The index terms of each of ``words`` (FTS5's tokenizer, see :class:`Tokenizer`), remembered."""
+    found = {w: _known.get(w) for w in words}
+    missing = [w for w, terms in found.items() if terms is None]
+    if missing:
+        new = dict(zip(missing, map(tuple, _tokenizer().terms(missing)), strict=True))
+        if len(_known) + len(new) > _KNOWN_WORDS:
+            _known.clear()
+        _known.update(new)
+        found.update(new)
+    return [found[w] or () for w in words]
+
+
+def postings(database: Path, epoch: int = 0) -> Postings:
+    """The in-memory BM25 of the keyword table of ``database`` (see :mod:`rag.stores.postings`), not read yet."""
+    return Postings(database, TABLE, WEIGHTS, K1, B, epoch)
+
+
 def plan(words: list[str], counts: Mapping[str, int] | None) -> list[str]:
     """The query words worth scoring: all of them, unless together they sit in more than
     :data:`POSTINGS_BUDGET` chunks (by ``counts``); then the rarest ones that fit, at least one."""
     if counts is None or len(words) < 2:
         return words
-    cost = [sum(counts.get(term, 0) for term in terms) for terms in _tokenizer().terms(words)]
+    cost = [sum(counts.get(term, 0) for term in terms) for terms in terms_of(words)]
     if sum(cost) <= POSTINGS_BUDGET:
         return words
     kept: list[str] = []
@@ -82,6 +107,7 @@ def search(
     k: int,
     counts: Mapping[str, int] | None = None,
     rescore: Sequence[int] = (),
+    memory: Postings | None = None,
 ) -> list[tuple[int, float]]:
     """BM25 over chunk text and titles for any of ``terms``, best first.
 
@@ -91,9 +117,16 @@ def search(
     and the first of ``rescore`` (e.g. dense search's candidates, best first), :data:`RESCORED` of
     each, by every query word with FTS5's own formula (see :func:`exact_scores`), so that the common
     words still rank that short list. The other chunks found keep their first-pass scores (the part of
-    their BM25 due to the words searched: a lower bound).
+    their BM25 due to the words searched: a lower bound). With ``memory`` (a small index, no ``counts``)
+    the same ranking and scores are computed from kept postings (see :mod:`rag.stores.postings`).
     """
     words = [t for t in dict.fromkeys(terms) if t and _TERM.fullmatch(t)][:64]
+    if memory is not None and counts is None and words:
+        phrases = terms_of(words)
+        if all(len(phrase) == 1 for phrase in phrases):  # else FTS5 matches the phrases itself
+            found = memory.search(conn, [phrase[0] for phrase in phrases], k)
+            if found is not None:
+                return found
     kept = plan(words, counts)
     if not kept:
         return []
@@ -128,13 +161,13 @@ def exact_scores(
     """
     if not ids or not words:
         return {}
-    totals = _varints(conn.execute(f"SELECT block FROM {TABLE}_data WHERE id=1").fetchone() or [b""])
+    totals = varints(conn.execute(f"SELECT block FROM {TABLE}_data WHERE id=1").fetchone() or [b""])
     if len(totals) != 1 + len(WEIGHTS) or totals[0] <= 0:
         return None
     rows, avgdl = totals[0], sum(totals[1:]) / totals[0]
     marks = ",".join("?" * len(ids))
     texts = conn.execute(f"SELECT rowid, title, text FROM {TABLE} WHERE rowid IN ({marks})", ids).fetchall()
-    phrases = _tokenizer().terms(words)
+    phrases = [list(terms) for terms in terms_of(words)]
     lengths, freqs = _candidates().frequencies(texts, phrases)
     scores: dict[int, float] = {}
     for word, phrase, freq in zip(words, phrases, freqs, strict=True):
@@ -149,26 +182,6 @@ def exact_scores(
             norm = K1 * (1 - B + B * lengths[chunk_id] / avgdl)
             scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * f * (K1 + 1) / (f + norm)
     return scores
-
-
-def _varints(row: Sequence[bytes]) -> list[int]:
-    """The SQLite varints of an FTS5 record (its averages or a document's sizes)."""
-    blob, values, i = bytes(row[0] or b""), [], 0
-    while i < len(blob):
-        value = 0
-        for n in range(9):
-            byte = blob[i]
-            i += 1
-            if n == 8:
-                value = (value << 8) | byte
-                break
-            value = (value << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                break
-            if i >= len(blob):
-                return []
-        values.append(value)
-    return values
 
 
 class _Candidates:
@@ -190,7 +203,7 @@ class _Candidates:
         with self._lock:
             self._conn.execute("INSERT INTO c(c) VALUES ('delete-all')")
             self._conn.executemany("INSERT INTO c(rowid, title, text) VALUES (?, ?, ?)", texts)
-            lengths = {int(i): sum(_varints([sz])) for i, sz in self._conn.execute("SELECT id, sz FROM c_docsize")}
+            lengths = {int(i): sum(varints([sz])) for i, sz in self._conn.execute("SELECT id, sz FROM c_docsize")}
             at: dict[str, set[tuple[int, str, int]]] = {}
             for term in wanted:  # one lookup per term: "term IN (...)" would scan the whole vocabulary
                 rows = self._conn.execute("SELECT doc, col, offset FROM c_terms WHERE term = ?", (term,))

@@ -1,0 +1,67 @@
+"""What the answer layer keeps between questions gives what computing it afresh gives.
+
+The label-word weights of the cell search are judged among the cells of the candidate passages and of the
+whole document; the document's totals are kept, and the candidates it shares are counted once.
+"""
+
+from __future__ import annotations
+
+from rag.answers import cells_of
+from rag.answers.values import label_weights, passage_weights
+from rag.types import Passage
+
+ROWS = [
+    "Net sales | Three Months Ended July 1, 2023: 81,797 | Three Months Ended June 25, 2022: 82,959",
+    "Cost of sales | Three Months Ended July 1, 2023: 45,384",
+    "Gross margin | Three Months Ended July 1, 2023: 36,413",
+    "Research and development | Three Months Ended July 1, 2023: 7,442",
+    "Net income | Three Months Ended July 1, 2023: 19,881",
+    "Operating expenses | Total operating expenses: 13,415",
+]
+
+
+def _passage(i: int, text: str, source: str = "10q.pdf") -> Passage:
+    return Passage(source, 1000 * i, 1000 * i + len(text), text, 0.5, "Statements of Operations", chunk_id=i)
+
+
+def test_weights_among_passages_and_their_document_equal_those_counted_afresh() -> None:
+    document = [_passage(i, "\n".join(ROWS[i : i + 3])) for i in range(len(ROWS))]
+    other = _passage(99, "Net sales | Services: 21,213", source="other.pdf")
+    for candidates in ([], [document[1]], [document[0], document[4], other], [other], document):
+        seen = {p.chunk_id for p in candidates}
+        union = [*candidates, *(p for p in document if p.chunk_id not in seen)]
+        expected = label_weights([c for p in union for c in cells_of(p)])
+        for _ in range(2):  # the second time from the kept totals
+            assert passage_weights(candidates, document) == expected
+    assert passage_weights([other]) == label_weights(cells_of(other))
+
+
+def test_letters_of_plain_and_accented_text_as_read_letter_by_letter() -> None:
+    import re
+    import unicodedata
+
+    from rag.answers.constraints import Scope, _letters
+
+    def reference(text: str) -> str:
+        plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
+        plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+        return " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
+
+    for text in ["Apple's Total Net Sales, Q3 2023", "Stürmer & Müller’s café", "NTSB ½ Ångström", ""]:
+        assert _letters(text) == reference(text)
+        scope = Scope(text, "identity line")
+        assert scope.words == frozenset(reference(scope.all).split())
+        assert scope.compact == reference(scope.all).replace(" ", "")
+
+
+def test_letters_of_a_long_text_with_accents_and_punctuation() -> None:
+    from rag.answers.constraints import _letters
+
+    text = "Naïve café — “Stürmer’s” Å ĳ ﬁnance • 10‑Q " * 500
+    import re
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("'s ", " "))
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    assert _letters(text) == " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
+    assert " naive " in _letters(text) and " sturmer " in _letters(text)
