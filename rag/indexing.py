@@ -138,8 +138,14 @@ class Indexer:
             reading_bar(position).page(done, total, what)
 
         reader = self._read_process(to_load, max_bytes, budget)
+
+        def read_here(first: int) -> Iterator[tuple[int, Read | str]]:
+            return self._read_here(to_load, max_bytes, budget, reading_bar, first)
+
         outcomes: Generator[tuple[int, Read | str], None, None] = (
-            self._read_here(to_load, max_bytes, budget, reading_bar) if reader is None else reader.outcomes(pages)
+            self._read_here(to_load, max_bytes, budget, reading_bar)
+            if reader is None
+            else reader.outcomes(pages, read_here)
         )
         between = None if reader is None or bar is None else lambda: reader.drain_pages(pages)
         try:
@@ -193,7 +199,7 @@ class Indexer:
         use = self.read_process
         if use is None:
             size = sum(stat.st_size for _, _, stat in to_load)
-            use = len(to_load) >= 2 and size >= READ_PROCESS_BYTES and len(os.sched_getaffinity(0)) >= 2
+            use = len(to_load) >= 2 and size >= READ_PROCESS_BYTES and _cores() >= 2
         tokenizer = self.embedder.model_path / "tokenizer.json"
         if not use or self.chunker.tokenizer is not self.embedder.tokenizer or not tokenizer.is_file():
             return None
@@ -206,9 +212,10 @@ class Indexer:
         max_bytes: int,
         budget: Budget,
         reading_bar: Callable[[int], _ReadingBar],
+        first: int = 0,
     ) -> Generator[tuple[int, Read | str], None, None]:
-        """Each file read and chunked in this process, in order: a :class:`Read` or why it failed."""
-        for position, (item, _, _) in enumerate(to_load):
+        """Each file from ``first`` on read and chunked in this process, in order: a :class:`Read` or why it failed."""
+        for position, (item, _, _) in enumerate(to_load[first:], start=first):
             reading = reading_bar(position)
             try:
                 outcome: Read | str = read_file(item.path, item.source, max_bytes, budget, self.chunker, reading.page)
@@ -256,6 +263,13 @@ class Indexer:
                 record,
                 [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed],
             )
+
+
+def _cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _ReadingBar:

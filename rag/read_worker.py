@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -123,8 +123,12 @@ class ReadProcess:
         if self._child is None and self.files:
             self._child = _Child(self.job, self.files, 0)
 
-    def outcomes(self, pages: PageCallback) -> Generator[Outcome, None, None]:
-        """Each file's outcome in order; ``pages`` is told the pages read before each file's outcome."""
+    def outcomes(
+        self, pages: PageCallback, fallback: Callable[[int], Iterator[Outcome]]
+    ) -> Generator[Outcome, None, None]:
+        """Each file's outcome in order; ``pages`` is told the pages read before each file's outcome. A
+        child that ends before it is ready (it cannot start) leaves the files from there to ``fallback``
+        (reading them in the parent)."""
         first = 0
         try:
             while first < len(self.files):
@@ -136,7 +140,7 @@ class ReadProcess:
                     if "page" in message:
                         pages(*message["page"])
                     elif "ready" in message:
-                        continue
+                        child.started = True
                     elif "read" in message:
                         yield first, Read.from_json(message["read"])
                         first += 1
@@ -146,6 +150,9 @@ class ReadProcess:
                     else:  # the child ended, or went silent and was stopped
                         break
                 self.close()
+                if first < len(self.files) and not child.started:
+                    yield from fallback(first)
+                    return
                 if first < len(self.files):  # the file being read took the child down: reported; the rest go on
                     yield first, child.why_stopped()
                     first += 1
@@ -162,11 +169,6 @@ class ReadProcess:
         """Whether the next file's outcome is waiting (the parent need not wait for it)."""
         child = self._child
         return child is not None and child.waiting()
-
-    def reading(self) -> bool:
-        """Whether a child is still reading (it ends after its last file's outcome)."""
-        child = self._child
-        return child is not None and child.process.poll() is None
 
     def drain_pages(self, pages: PageCallback) -> None:
         """Pass on the pages read that are waiting at the head of the messages (while the parent embeds)."""
@@ -196,6 +198,7 @@ class _Child:
         self.ahead = 0  # chunks received and not yet taken
         self.heard = time.monotonic() + STARTUP_SECONDS  # its start-up is not silence
         self.silent_stop = False
+        self.started = False  # it said it is ready (its libraries imported, the job read)
         self.cond = threading.Condition()
         self.done = False
         payload = {**job, "files": [[str(p), s] for p, s in files[first:]], "first": first}

@@ -110,3 +110,16 @@ def test_a_silent_reading_process_is_stopped_and_its_file_reported(
     failed = dict(report.failed)
     assert "no progress for too long" in failed[str(corpus / first)]
     assert {d.source for d in assistant.sources()} == {p.name for p in corpus.iterdir()} - {first, "damaged.pdf"}
+
+
+def test_a_reading_process_that_cannot_start_leaves_the_files_to_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    corpus = _corpus(tmp_path / "docs", files=2)
+    here, _ = _build(tmp_path / "here", corpus, read_process=False)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once, before it is ready
+    apart, report = _build(tmp_path / "apart", corpus, read_process=True)
+    assert [p for p, _ in report.failed] == [str(corpus / "damaged.pdf")]
+    assert _chunks(apart) == _chunks(here)
