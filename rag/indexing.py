@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,19 @@ from typing import Any
 from .budgets import Budget
 from .chunking import Chunker
 from .config import Settings
-from .documents import FoundFile, file_digest, load_within
+from .documents import FoundFile, file_digest
 from .embedding import Embedder
 from .errors import DocumentError
-from .progress import listening
+from .read_worker import Read, ReadProcess, chunker_options, read_file
 from .stores.records import Changes, DocumentRecord, NewChunk, VectorStore
 from .types import IndexReport
 
 #: Chunks read and embedded together while indexing (memory holds one such group, not the corpus).
 EMBED_GROUP = 2048
+#: With a reading process: the fewest chunks embedded at once while it has no further file ready.
+OVERLAP_GROUP = 256
+#: Runs of at least two files and this many bytes are read in a second process while this one embeds.
+READ_PROCESS_BYTES = 256_000
 
 
 class Indexer:
@@ -34,6 +39,8 @@ class Indexer:
 
     def __init__(self, settings: Settings, store: VectorStore, chunker: Chunker, embedder: Embedder) -> None:
         self.settings = settings
+        #: Read in a second process: True, False, or None to decide by the run's size (see ``_read_process``).
+        self.read_process: bool | None = None
         self.store = store
         self.chunker = chunker
         self.embedder = embedder
@@ -105,7 +112,9 @@ class Indexer:
         """Read, chunk and embed the changed files a group at a time, yielding each with its chunks.
 
         Consumed inside the store's transaction: memory holds one group (``EMBED_GROUP`` chunks), not
-        the corpus. Only chunk texts not already stored are embedded.
+        the corpus. Only chunk texts not already stored are embedded. A large run reads and chunks in a
+        second process (:class:`rag.read_worker.ReadProcess`) while this one embeds the files before:
+        then a group is embedded as soon as no further file is waiting, so neither side waits long.
         """
         max_bytes = int(self.settings.max_file_mb * 1e6)
         budget = Budget.from_settings(self.settings)
@@ -115,56 +124,113 @@ class Indexer:
 
             total = sum(stat.st_size for _, _, stat in to_load)
             bar = tqdm(total=total, unit="B", unit_scale=True, desc="Indexing", dynamic_ncols=True)
+        # Half of a file's bytes on the bar move as its pages are read (OCR included), half as its chunks
+        # are embedded; the bar names the file being read.
+        readings: dict[int, _ReadingBar] = {}
+
+        def reading_bar(position: int) -> _ReadingBar:
+            if position not in readings:
+                item, _, stat = to_load[position]
+                readings[position] = _ReadingBar(bar, item.source, stat.st_size // 2)
+            return readings[position]
+
+        def pages(position: int, done: int, total: int, what: str) -> None:
+            reading_bar(position).page(done, total, what)
+
+        reader = self._read_process(to_load, max_bytes, budget)
+
+        def read_here(first: int) -> Iterator[tuple[int, Read | str]]:
+            return self._read_here(to_load, max_bytes, budget, reading_bar, first)
+
+        outcomes: Generator[tuple[int, Read | str], None, None] = (
+            self._read_here(to_load, max_bytes, budget, reading_bar)
+            if reader is None
+            else reader.outcomes(pages, read_here)
+        )
+        between = None if reader is None or bar is None else lambda: reader.drain_pages(pages)
         try:
+            if reader is not None:
+                reader.start()
+                _ = self.embedder.model  # loads (torch, the weights) while the child reads the first files
             group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]] = []
-            for item, digest, stat in to_load:
-                # Half of a file's bytes on the bar move as its pages are read (OCR included), half as
-                # its chunks are embedded; the bar names the file being read.
-                reading = _ReadingBar(bar, item.source, stat.st_size // 2)
-                try:
-                    with listening(reading.page):
-                        document = load_within(item.path, item.source, max_bytes, budget)
-                    reading.finish()
-                    chunks = self.chunker.chunk(document)
-                    if not chunks:
-                        raise DocumentError("no text to index after extraction")
-                except DocumentError as exc:
-                    why: str | None = str(exc)
-                except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
-                    why = f"unexpected error while reading: {type(exc).__name__}: {exc}"
-                else:
-                    why = None
-                if why is not None:
-                    report.failed.append((str(item.path), why))
+            for position, outcome in outcomes:
+                item, digest, stat = to_load[position]
+                reading = reading_bar(position)
+                del readings[position]
+                if isinstance(outcome, str):
+                    report.failed.append((str(item.path), outcome))
                     if bar is not None:
                         bar.update(stat.st_size - reading.shown)
                     continue
-                if document.format in ("text", "markdown", "html") and not document.encoding.startswith("utf"):
+                reading.finish()
+                if outcome.format in ("text", "markdown", "html") and not outcome.encoding.startswith("utf"):
                     report.notes.append(
                         (
                             str(item.path),
-                            f"not UTF-8: read as {document.encoding} (a guess; save it as UTF-8 to be sure)",
+                            f"not UTF-8: read as {outcome.encoding} (a guess; save it as UTF-8 to be sure)",
                         )
                     )
-                found = json.dumps(document.report, separators=(",", ":")) if document.report else "{}"
-                record = document_record(item, digest, stat, document.format, document.encoding, len(chunks), found)
-                if document.report:
-                    report.extraction[item.source] = document.report
-                inputs = [self.chunker.embedding_input(item.source, c) for c in chunks]
-                hashed = [(chunk_hash(t), c, t) for c, t in zip(chunks, inputs, strict=True)]
+                found = json.dumps(outcome.report, separators=(",", ":")) if outcome.report else "{}"
+                chunks = outcome.chunks
+                record = document_record(item, digest, stat, outcome.format, outcome.encoding, len(chunks), found)
+                if outcome.report:
+                    report.extraction[item.source] = outcome.report
+                hashed = [(chunk_hash(t), c, t) for c, t in zip(chunks, outcome.inputs, strict=True)]
                 group.append((record, hashed, stat.st_size - reading.shown))
                 (report.updated if item.source in existing else report.added).append(item.source)
-                if sum(len(hashed) for _, hashed, _ in group) >= EMBED_GROUP:
-                    yield from self._embed_group(group, report, bar)
+                held = sum(len(hashed) for _, hashed, _ in group)
+                if held >= EMBED_GROUP or (reader is not None and held >= OVERLAP_GROUP and not reader.ready()):
+                    yield from self._embed_group(group, report, bar, between)
                     group = []
             if group:
-                yield from self._embed_group(group, report, bar)
+                yield from self._embed_group(group, report, bar, between)
         finally:
+            outcomes.close()
+            if reader is not None:
+                reader.close()  # a reading child still running is stopped here
             if bar is not None:
                 bar.close()
 
+    def _read_process(
+        self, to_load: list[tuple[FoundFile, str, Any]], max_bytes: int, budget: Budget
+    ) -> ReadProcess | None:
+        """A second process to read the files in, when the run is large enough to gain from it (and the
+        chunker is the model's own, which the child can build again), else None."""
+        use = self.read_process
+        if use is None:
+            size = sum(stat.st_size for _, _, stat in to_load)
+            use = len(to_load) >= 2 and size >= READ_PROCESS_BYTES and _cores() >= 2
+        tokenizer = self.embedder.model_path / "tokenizer.json"
+        if not use or self.chunker.tokenizer is not self.embedder.tokenizer or not tokenizer.is_file():
+            return None
+        files = [(item.path, item.source) for item, _, _ in to_load]
+        return ReadProcess(files, tokenizer, chunker_options(self.chunker), max_bytes, budget)
+
+    def _read_here(
+        self,
+        to_load: list[tuple[FoundFile, str, Any]],
+        max_bytes: int,
+        budget: Budget,
+        reading_bar: Callable[[int], _ReadingBar],
+        first: int = 0,
+    ) -> Generator[tuple[int, Read | str], None, None]:
+        """Each file from ``first`` on read and chunked in this process, in order: a :class:`Read` or why it failed."""
+        for position, (item, _, _) in enumerate(to_load[first:], start=first):
+            reading = reading_bar(position)
+            try:
+                outcome: Read | str = read_file(item.path, item.source, max_bytes, budget, self.chunker, reading.page)
+            except DocumentError as exc:
+                outcome = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not sink the batch
+                outcome = f"unexpected error while reading: {type(exc).__name__}: {exc}"
+            yield position, outcome
+
     def _embed_group(
-        self, group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]], report: IndexReport, bar: Any
+        self,
+        group: list[tuple[DocumentRecord, list[tuple[str, Any, str]], int]],
+        report: IndexReport,
+        bar: Any,
+        between: Callable[[], None] | None = None,
     ) -> Iterator[tuple[DocumentRecord, list[NewChunk]]]:
         vectors = self.store.cached_vectors({h for _, hashed, _ in group for h, _, _ in hashed})
         report.chunks_reused += sum(1 for _, hashed, _ in group for h, _, _ in hashed if h in vectors)
@@ -177,6 +243,8 @@ class Indexer:
         moved = [0, 0]  # chunks embedded, bytes shown: the bar counts bytes of files, spread over chunks
 
         def advance(chunks: int) -> None:
+            if between is not None:
+                between()  # pages the reading process has read meanwhile
             moved[0] += chunks
             target = size * moved[0] // len(missing)
             bar.update(target - moved[1])
@@ -195,6 +263,13 @@ class Indexer:
                 record,
                 [NewChunk(h, c.start, c.end, c.section, c.text, vectors[h], c.layout, c.title) for h, c, _ in hashed],
             )
+
+
+def _cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _ReadingBar:
