@@ -18,6 +18,7 @@ from ..extractive import kind_match
 from ..page_forms import is_label
 from ..text import content_words
 from ..types import Passage
+from .acronyms import acronym_keys, expanded
 from .cells import Cell, cells_of
 from .constraints import document_period, header_agrees
 from .question import Asked, Period, read_period, topic_words
@@ -66,65 +67,10 @@ def _keys(text: str) -> frozenset[str]:
     return frozenset(w[:PREFIX] for w in _words(text))
 
 
-#: Words skipped inside an acronym's run ("Research and Development" spells "rd").
-_CONNECTORS = frozenset({"and", "of", "the", "for", "&"})
-#: Longest acronym read from a label.
-_ACRONYM_LETTERS = 5
-
-
-@lru_cache(maxsize=65536)
-def _spellings(label: str) -> dict[str, frozenset[str]]:
-    """The acronyms the runs of ``label``'s words spell by their initials (connectors skipped inside a
-    run; a run begins at a capitalised word), each with the content words of its run: "Selling, general
-    and administrative" spells "sga" (selling, general, administrative), "Earnings per share" spells
-    "eps"; "... recognized during ..." spells nothing."""
-    words = re.findall(r"[A-Za-z]+|&", label)
-    out: dict[str, frozenset[str]] = {}
-    for i, first in enumerate(words):
-        if first.lower() in _CONNECTORS or not first[0].isupper():
-            continue
-        initials = ""
-        for j in range(i, len(words)):
-            lower = words[j].lower()
-            if lower in _CONNECTORS:
-                continue
-            initials += lower[0]
-            if len(initials) > _ACRONYM_LETTERS:
-                break
-            if len(initials) >= 2:
-                out.setdefault(initials, frozenset(content_words(" ".join(words[i : j + 1]))))
-    return out
-
-
-def _acronym_keys(label: str) -> frozenset[str]:
-    """Keys (see :func:`_keys`) for the acronyms a label spells: ``"^rd"``."""
-    return frozenset("^" + a for a in _spellings(label))
-
-
 @lru_cache(maxsize=256)
 def asked_keys(asked: Asked) -> frozenset[str]:
     """The keys of a question's measure words and acronyms, to find the labels that may match it."""
     return frozenset(w[:PREFIX] for w in asked.measure | asked.context) | {"^" + a for a, _ in asked.acronyms}
-
-
-@lru_cache(maxsize=1024)
-def _acronym_map(acronyms: tuple[tuple[str, frozenset[str]], ...]) -> dict[str, frozenset[str]]:
-    return dict(acronyms)
-
-
-def _expanded(asked: Asked, label: str, document_words: set[str]) -> Asked:
-    """``asked`` with each acronym that ``label`` spells ("R&D" by "Research and development") read as
-    the label's words that spell it; not an acronym that names the document ("CA" in "Soledad, CA")."""
-    if not asked.acronyms:
-        return asked
-    spelled = _spellings(label)
-    wanted = _acronym_map(asked.acronyms)
-    measure = set(asked.measure)
-    for acronym in spelled.keys() & wanted.keys():  # linear in the label's acronyms, however many are asked
-        left = wanted[acronym]
-        if acronym not in document_words and not left & document_words:
-            measure = (measure - left) | spelled[acronym]
-    return asked if measure == asked.measure else replace(asked, measure=frozenset(measure))
 
 
 @lru_cache(maxsize=16384)
@@ -157,7 +103,7 @@ def cell_score(
     the words of what the table is about (its section heading and caption: "Net sales by category"): a
     measure word found only there counts half. ``period`` is the question's period as the cell's document
     names it (see :func:`rag.answers.constraints.document_period`), by default the question's own."""
-    asked = _expanded(asked, cell.label, document_words)
+    asked = expanded(asked, cell.label, document_words)
     label_words = _words(cell.label)
     asked_words = asked.measure | asked.context
     if (
@@ -235,7 +181,7 @@ def _with_keys(passage: Passage, keys: frozenset[str]) -> list[tuple[int, Cell]]
 def _key_index(text: str, start: int, section: str) -> dict[str, tuple[int, ...]]:
     index: dict[str, list[int]] = {}
     for i, (_, cell) in enumerate(_cells_by_recency(text, start, section)):
-        for key in _keys(cell.label) | _acronym_keys(cell.label):
+        for key in _keys(cell.label) | acronym_keys(cell.label):
             index.setdefault(key, []).append(i)
     return {key: tuple(places) for key, places in index.items()}
 
@@ -262,7 +208,7 @@ def may_hold(asked: Asked, passage: Passage) -> bool:
 
 @lru_cache(maxsize=16384)
 def _label_keys(text: str, start: int, section: str) -> frozenset[str]:
-    return frozenset().union(*(_keys(c.label) | _acronym_keys(c.label) for c in _cells(text, start, section)))
+    return frozenset().union(*(_keys(c.label) | acronym_keys(c.label) for c in _cells(text, start, section)))
 
 
 def label_weights(cells: Sequence[Cell]) -> dict[str, float]:
