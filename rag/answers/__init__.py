@@ -3,7 +3,8 @@
 - :mod:`.question`: what a question asks for and pins down (names, dates, quarters, spans of months);
 - :mod:`.cells`: the form fields and table cells of a passage, with their offsets;
 - :mod:`.constraints`: whether a passage, its document and a cell's column match the question;
-- :mod:`.values`: the cell or field that holds the asked value (:mod:`.acronyms`: "R&D" read as the label words that spell it);
+- :mod:`.values`: the cell or field that holds the asked value (:mod:`.acronyms`: "R&D" read as the label
+  words that spell it);
 - :mod:`.answerer`: the whole answer (cell, else sentences from :mod:`rag.extractive`, else a refusal).
 """
 

@@ -306,9 +306,13 @@ class Answerer:
             # merely mentions the company somewhere else in a filing).
             whole = {s: "\n".join(p.text for p in documents.passages(s)) for s in {p.source for p in passages}}
             checked = check_passages(asked, passages, identities, whole=whole, text_of=text_of)
-        note = f"No passage found here matches {checked.why_not!r} from the question.{coverage(identities)}"
-        if passages and not checked.related and not checked.allowed:
+
+        def refusal() -> Answer:
+            note = f"No passage found here matches {checked.why_not!r} from the question.{coverage(identities)}"
             return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
+
+        if passages and not checked.related and not checked.allowed:
+            return refusal()
         allowed_confidence = max((scored[i].score for i in checked.positions), default=0.0)
         cell: Answer | None = None
         if allowed_confidence >= self.min_score:
@@ -332,7 +336,7 @@ class Answerer:
         if cell is not None and wants_value(asked):
             return cell
         if cell is None and passages and not checked.related:
-            return Answer(question, NOT_FOUND, False, [], ranked, note=note, confidence=confidence)
+            return refusal()
         answer = self.sentences.answer(question, checked.related)
         if cell is None:
             return replace(answer, passages=ranked, confidence=confidence)
