@@ -9,7 +9,6 @@ sentence-transformers. Every path is checked against sentence-transformers' fp32
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
@@ -198,8 +197,10 @@ class Embedder:
         with self._warm_lock:  # not self._lock: the loading thread holds that one while it loads
             if self._warmer is not None:
                 return
-            self._warmer = threading.Thread(target=self._load_quietly, name="rag-warm-model", daemon=True)
-        atexit.register(self._warmer.join)  # never leave the interpreter while torch is half imported
+            # Not a daemon: the interpreter waits for it before any exit handler runs. (Joining it from an
+            # atexit handler was not enough: torch registers its own exit-time finalizers while it is being
+            # imported, after ours, so they ran first, on a half-imported torch, and printed tracebacks.)
+            self._warmer = threading.Thread(target=self._load_quietly, name="rag-warm-model", daemon=False)
         self._warmer.start()
 
     def _load_quietly(self) -> None:
