@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import cache
 from typing import Protocol
 
 from ..extractive import ExtractiveAnswerer, best_first
@@ -147,13 +147,8 @@ def _named_in_document(asked: Asked, source: str, identity: str, text_of: Callab
     if not held:
         return False
     rest = tuple(n for n in asked.names if n not in held)
-    return not missing_names(replace(asked, names=rest), _document_scope(text_of(source), identity), limit=1)
-
-
-@lru_cache(maxsize=64)
-def _document_scope(text: str, identity: str) -> Scope:
-    """A whole document as a :class:`Scope`, kept: its words are indexed once, not once per question."""
-    return Scope(text, identity)
+    # A Scope's words are kept per text (constraints._words): a document's are indexed once, not per question.
+    return not missing_names(replace(asked, names=rest), Scope(text_of(source), identity), limit=1)
 
 
 def _texts(documents: Documents | None) -> Callable[[str], str] | None:
@@ -304,7 +299,8 @@ class Answerer:
             # Prose may name its subject anywhere in its document, not only in the passages retrieved; not
             # when the question also pins a period (a figure of a company and a quarter is not prose that
             # merely mentions the company somewhere else in a filing).
-            whole = {s: "\n".join(p.text for p in documents.passages(s)) for s in {p.source for p in passages}}
+            assert text_of is not None
+            whole = {s: text_of(s) for s in {p.source for p in passages}}
             checked = check_passages(asked, passages, identities, whole=whole, text_of=text_of)
 
         def refusal() -> Answer:
