@@ -340,6 +340,19 @@ def test_a_column_of_changes_answers_only_a_question_about_change():
     assert change is not None and "Change" in change.cell.header
 
 
+def test_a_row_of_several_values_without_column_headers_does_not_answer_a_question_that_pins_a_period():
+    # A cash-flow row whose header row was not read with it: which column is 2023's cannot be told.
+    headless = passage("FINANCING ACTIVITIES:\nCommon stock repurchased | — | — | (6,000) | — | (6,000) | —")
+    dated = read_question("How much common stock did Amazon repurchase in Q3 2023?")
+    assert best_cell(dated, [headless], {}) is None
+    assert Answerer().answer(dated.text, [headless], {}).text != "Common stock repurchased: (6,000) [1]"
+    # The same row answers a question that pins no period, and one value without a header still answers.
+    assert best_cell(read_question("How much common stock was repurchased?"), [headless], {}) is not None
+    single = passage("Common stock repurchased | (6,000)")
+    match = best_cell(dated, [single], {})
+    assert match is not None and match.cell.value == "(6,000)"
+
+
 def test_a_fiscal_year_asks_for_the_year_not_a_quarter_of_it():
     period = read_period("What was NVIDIA's total revenue for fiscal year 2024?")
     assert period.span == "twelve"

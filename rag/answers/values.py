@@ -302,9 +302,12 @@ def best_cell(
         for s in {p.source for p in passages}
     }
     top = max((p.score for p in passages), default=0.0)
+    unplaced = _unplaced_rows(found)
     best: CellMatch | None = None
     for rank, order, cell in found:
         passage = passages[rank]
+        if (rank, cell.label_start) in unplaced and periods[passage.source]:
+            continue  # several values and no column headers: which one is the asked period's is unknown
         score = cell_score(
             asked, cell, document_words.get(passage.source, set()), weight, about[rank], periods[passage.source]
         )
@@ -314,6 +317,16 @@ def best_cell(
         if best is None or score > best.score:
             best = CellMatch(cell, rank, score)
     return best if best is not None and best.score >= MIN_CELL_SCORE else None
+
+
+def _unplaced_rows(found: Sequence[tuple[int, int, Cell]]) -> set[tuple[int, int]]:
+    """The rows (passage rank, label offset) of ``found`` with two or more cells (empty ones too) under no
+    column header at all (a table whose header row was not read with it): no column can be told from another."""
+    cells: dict[tuple[int, int], int] = {}
+    for rank, _, cell in found:
+        if cell.kind == "cell" and not cell.header.strip():
+            cells[(rank, cell.label_start)] = cells.get((rank, cell.label_start), 0) + 1
+    return {row for row, n in cells.items() if n > 1}
 
 
 #: A question that asks for two measures at once ("X and Y", "X compared with Y").
