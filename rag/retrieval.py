@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -66,7 +66,7 @@ class Retriever:
         self.store = store
         self.fusion = fusion
         self._names: tuple[int, DocumentNames] | None = None
-        self._documents: dict[str, tuple[list[ChunkRecord], np.ndarray]] = {}
+        self._documents: dict[str, _Document] = {}
         self._documents_generation = -1
         self._documents_lock = threading.Lock()  # servers ask from several threads
 
@@ -131,6 +131,24 @@ class Retriever:
         """Every passage of one document, in document order, each scored by its cosine similarity to the
         query (without page boxes: see :meth:`placed`). A document's chunks and vectors are read once per
         committed change of the index."""
+        document = self._document(source)
+        if not document.records:
+            return []
+        scores = document.matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        return [
+            Passage(r.source, r.start, r.end, r.text, float(score), r.section, r.id)
+            for r, score in zip(document.records, scores, strict=True)
+        ]
+
+    def document_text(self, source: str) -> str:
+        """One document's chunk texts joined by new lines (the same string object until the index changes,
+        so that what is kept per text is found again without reading the text)."""
+        document = self._document(source)
+        if document.text is None:
+            document.text = "\n".join(r.text for r in document.records)
+        return document.text
+
+    def _document(self, source: str) -> _Document:
         generation = self.store.generation()
         with self._documents_lock:
             if generation != self._documents_generation:
@@ -141,18 +159,11 @@ class Retriever:
                 vectors = self.store.vectors([r.id for r in records])
                 records = [r for r in records if r.id in vectors]
                 matrix = np.stack([vectors[r.id] for r in records]) if records else np.zeros((0, 1), np.float32)
-                kept = (records, matrix.astype(np.float32, copy=False))
+                kept = _Document(records, matrix.astype(np.float32, copy=False))
             self._documents[source] = kept  # most recently used last
             while len(self._documents) > DOCUMENTS_KEPT:
                 self._documents.pop(next(iter(self._documents)))
-        records, matrix = kept
-        if not records:
-            return []
-        scores = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        return [
-            Passage(r.source, r.start, r.end, r.text, float(score), r.section, r.id)
-            for r, score in zip(records, scores, strict=True)
-        ]
+        return kept
 
     def documents(self, query_vector: np.ndarray) -> QueryDocuments:
         """Whole documents scored against one question (for :class:`rag.answers.Answerer`)."""
@@ -178,17 +189,35 @@ class Retriever:
         return cached[1]
 
 
+@dataclass
+class _Document:
+    """One document's chunks and vectors as kept by a :class:`Retriever`, and its text once joined."""
+
+    records: list[ChunkRecord]
+    matrix: np.ndarray
+    text: str | None = None
+
+
 @dataclass(frozen=True)
 class QueryDocuments:
     """Every passage of a document, scored against one question's vector (see
-    :meth:`Retriever.document_passages`), and the page boxes of the one an answer cites."""
+    :meth:`Retriever.document_passages`), and the page boxes of the one an answer cites. Scored once per
+    document for the question (the answer asks for a document's passages more than once)."""
 
     retriever: Retriever
     query_vector: np.ndarray
+    _scored: dict[str, list[Passage]] = field(default_factory=dict, compare=False, repr=False)
 
     def passages(self, source: str) -> list[Passage]:
         """Every passage of ``source``, in document order, scored by cosine similarity."""
-        return self.retriever.document_passages(source, self.query_vector)
+        scored = self._scored.get(source)
+        if scored is None:
+            scored = self._scored[source] = self.retriever.document_passages(source, self.query_vector)
+        return list(scored)
+
+    def text(self, source: str) -> str:
+        """The whole text of ``source`` (its passages joined by new lines)."""
+        return self.retriever.document_text(source)
 
     def placed(self, passage: Passage) -> Passage:
         """``passage`` with its page and boxes."""

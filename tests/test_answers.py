@@ -286,6 +286,9 @@ class _Documents:
     def passages(self, source: str) -> list[Passage]:
         return [p for p in self.rest if p.source == source]
 
+    def text(self, source: str) -> str:
+        return "\n".join(p.text for p in self.passages(source))
+
     def placed(self, p: Passage) -> Passage:
         self.placed_ids.append(p.chunk_id)
         return p

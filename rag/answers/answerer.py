@@ -159,7 +159,7 @@ def _texts(documents: Documents | None) -> Callable[[str], str] | None:
 
     @cache
     def text_of(source: str) -> str:
-        return "\n".join(p.text for p in got.passages(source))
+        return got.text(source)
 
     return text_of
 
@@ -169,6 +169,9 @@ class Documents(Protocol):
 
     def passages(self, source: str) -> Sequence[Passage]:
         """Every passage of ``source``, scored against the question like the retrieved ones."""
+
+    def text(self, source: str) -> str:
+        """The whole text of ``source``: its passages joined by new lines."""
 
     def placed(self, passage: Passage) -> Passage:
         """``passage`` with its page and boxes."""

@@ -265,6 +265,7 @@ def _in_quarter(period: Period, date: tuple[int, int, int]) -> bool:
     return any(low <= at - (year * 12 + 3 * quarter) <= high for quarter, year in period.quarters if year)
 
 
+@lru_cache(maxsize=65536)
 def header_agrees(period: Period, header: str) -> bool | None:
     """Whether a column header's period agrees with the question's: True (it names the asked period),
     False (it names another date, year or span of months), None (it names no period). A quarter agrees
