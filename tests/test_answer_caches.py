@@ -65,3 +65,40 @@ def test_letters_of_a_long_text_with_accents_and_punctuation() -> None:
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
     assert _letters(text) == " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
     assert " naive " in _letters(text) and " sturmer " in _letters(text)
+
+
+def test_what_is_kept_per_text_is_bounded_by_characters_and_equals_a_fresh_reading() -> None:
+    import threading
+
+    from rag.answers.constraints import _words
+    from rag.answers.kept import KeptPerText
+
+    calls: list[str] = []
+
+    def count(text: str) -> int:
+        calls.append(text)
+        return len(text.split())
+
+    kept = KeptPerText(count, entries=100, budget=1_000)
+    documents = [f"document {i} " + "word " * 90 for i in range(30)]  # about 500 characters each
+    assert [kept(d) for d in documents] == [len(d.split()) for d in documents]
+    assert kept.kept_chars <= 1_000 and len(calls) == 30  # two documents fit, each read once
+    assert kept(documents[-1]) == len(documents[-1].split()) and len(calls) == 30  # the latest is kept
+    assert kept(documents[0]) == len(documents[0].split()) and len(calls) == 31  # the first was let go
+    assert kept("x" * 5_000) == 1 and kept.kept_chars <= 1_000  # larger than the budget: not kept
+    few = KeptPerText(count, entries=3)
+    for d in documents[:5]:
+        few(d)
+    assert len(few._kept) == 3  # at most ``entries`` too
+
+    results: list[list[int]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda r=r: r.extend(kept(d) for d in documents)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[len(d.split()) for d in documents]] * 4 and kept.kept_chars <= 1_000
+    # The name checks' own cache answers as a fresh reading does.
+    text = "Research and Development at Stürmer AG, R&D"
+    fresh = frozenset({"research", "and", "development", "at", "sturmer", "ag", "r", "d"})
+    assert _words(text) == _words.__wrapped__(text) == fresh

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
+from .kept import kept_per_text
 from .question import DATE, YEAR, Asked, Period, _dates, read_period
 
 _SPAN_IN_HEADER = re.compile(r"\b(three|six|nine|twelve)\s+months\b|\b(quarter|year)\s+ended\b", re.I)
@@ -57,18 +58,19 @@ class Scope:
         return _abbreviations(self.all)
 
 
-# What a scope's text gives, kept per text: a whole document's text is read question after question.
-@lru_cache(maxsize=4096)
+# What a scope's text gives, kept per text: a whole document's text is read question after question (kept
+# within a budget of characters, not only of entries: see :mod:`rag.answers.kept`).
+@kept_per_text(4096)
 def _words(text: str) -> frozenset[str]:
     return frozenset(_letters(text).split())
 
 
-@lru_cache(maxsize=256)
+@kept_per_text(256)
 def _compact(text: str) -> str:
     return _letters(text).replace(" ", "")
 
 
-@lru_cache(maxsize=256)
+@kept_per_text(256)
 def _spelled(text: str) -> _Spellings:
     return _Spellings(_words(text))
 
@@ -123,7 +125,7 @@ class _Spellings:
         return False
 
 
-@lru_cache(maxsize=32768)
+@kept_per_text(32768)
 def _letters(text: str) -> str:
     """``text`` as lower-case words of plain letters and digits between spaces (accents dropped: "Stürmer"
     reads "sturmer")."""
@@ -140,7 +142,7 @@ _CONNECTORS = frozenset({"of", "and", "for", "the", "on", "in"})
 MAX_ACRONYM = 8
 
 
-@lru_cache(maxsize=1024)
+@kept_per_text(1024)
 def _abbreviations(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The acronyms (lower case, 2 to :data:`MAX_ACRONYM` letters) that runs of words of ``text`` spell:
     initials of consecutive words, the first of them capitalised, connectors such as "and" or "of" skipped
