@@ -356,6 +356,21 @@ def test_a_row_of_several_values_without_column_headers_does_not_answer_a_questi
     assert match is not None and match.cell.value == "(6,000)"
 
 
+def test_a_change_is_quoted_after_the_value_it_changes():
+    row = passage(
+        "Interest expense | Three Months Ended April 30, 2023: (66) | Three Months Ended May 1, 2022: (68) | "
+        "Three Months Ended $ Change: 2 | Three Months Ended % Change: (3) %"
+    )
+    answer = Answerer().answer("How did interest expense change?", [row], {})
+    value_first = "Interest expense, Three Months Ended April 30, 2023: (66); "
+    assert answer.text.startswith(value_first + "Interest expense, Three Months Ended $ Change: 2 [1]"), answer.text
+    highlighted = [row.text[a - row.start : b - row.start] for a, b in answer.citations[0].highlights]
+    assert any("(66)" in h for h in highlighted) and any("$ Change: 2" in h for h in highlighted)
+    # A question about the value itself gets the value alone.
+    value = Answerer().answer("What was the interest expense?", [row], {})
+    assert value.text.startswith("Interest expense, Three Months Ended April 30, 2023: (66) [1]"), value.text
+
+
 def test_a_fiscal_year_asks_for_the_year_not_a_quarter_of_it():
     period = read_period("What was NVIDIA's total revenue for fiscal year 2024?")
     assert period.span == "twelve"

@@ -20,7 +20,7 @@ from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, date_words, latest_sources, missing_names, missing_period, period_end
 from .question import Asked, read_question
-from .values import CellMatch, best_cell, may_hold, second_cell
+from .values import CellMatch, best_cell, may_hold, second_cell, with_value
 
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
@@ -200,6 +200,9 @@ def _find(
     match = best_cell(asked, candidates, words, identities, document)
     if match is None:
         return None
+    value = with_value(candidates, match)  # a change is quoted after the value it changes
+    if value is not None:
+        return candidates, value, match
     return candidates, match, second_cell(asked, candidates, match, words, identities)
 
 

@@ -366,6 +366,19 @@ def second_cell(
     return CellMatch(best[1], first.passage, best[0])
 
 
+def with_value(passages: Sequence[Passage], match: CellMatch) -> CellMatch | None:
+    """For a cell of a column of changes ("$ Change: 2"): the value it changes, the same row's cell of its
+    latest column that is not a change ("Interest expense, Three Months Ended April 30, 2023: (66)"), to
+    quote beside it; None for any other cell, or a row without such a value."""
+    if not _CHANGE.search(match.cell.header):
+        return None
+    passage = passages[match.passage]
+    for _, cell in _by_recency(passage):  # each row's latest column first
+        if cell.label_start == match.cell.label_start and not cell.empty and not _CHANGE.search(cell.header):
+            return CellMatch(cell, match.passage, match.score)
+    return None
+
+
 def table_context(passage: Passage) -> frozenset[str]:
     """Words that say what a passage's tables are about: its section heading and its caption lines (short
     lines that are not rows or fields, or that end in a colon)."""
