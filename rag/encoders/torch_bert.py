@@ -29,8 +29,13 @@ PACK_QUESTION_WEIGHTS = True
 #: builds a kernel per row count, and a new one for every question length cost 1.7 to 1.9 ms a question
 #: (measured, ONEDNN_VERBOSE); with this, questions up to 64 pieces reuse two sets of four kernels.
 QUESTION_PAD = 32
-#: The packed path is checked once against the plain one on this text before any question uses it.
-_QUESTION_PROBE = "Which harbour ships barley and rye to the northern mills every spring, and how many tonnes?"
+#: The packed path is checked once against the plain one on these before any question uses it: one
+#: question in each of the first two lengths (which also builds their kernels, in ``warm()``).
+_QUESTION_PROBES = (
+    "Which harbour ships barley and rye to the northern mills every spring, and how many tonnes?",
+    "Which harbour ships barley, rye, oats and wheat to the northern mills every spring, how many tonnes a"
+    " week does it load, and which railway company carries the grain inland from the quays?",
+)
 
 
 class TorchBert:
@@ -155,8 +160,11 @@ class TorchBert:
                     for name, value in self.w.items()
                     if name.startswith("encoder.") and value.ndim == 2
                 }
-                ids = self.tokenizer.encode(_QUESTION_PROBE).ids
-                agreement = float(self._question(ids, packed).float() @ self._question(ids, None).float())
+                agreement = 1.0
+                for probe in _QUESTION_PROBES:
+                    ids = self.tokenizer.encode(probe).ids
+                    cosine = float(self._question(ids, packed).float() @ self._question(ids, None).float())
+                    agreement = min(agreement, cosine)
         except Exception as exc:  # noqa: BLE001 - any failure of the packed path leaves the plain one
             _log.warning("packed question weights unavailable (%s): questions take the plain path", exc)
             return None, "failed"
