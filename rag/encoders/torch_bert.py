@@ -153,6 +153,8 @@ class TorchBert:
             return None, "fp32"
         if not (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")):
             return None, "no oneDNN"
+        if hasattr(mkldnn, "_is_mkldnn_bf16_supported") and not mkldnn._is_mkldnn_bf16_supported():
+            return None, "no oneDNN bf16"
         try:
             with torch.inference_mode():
                 packed = {
