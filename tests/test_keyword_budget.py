@@ -106,3 +106,42 @@ def test_a_second_pass_ranks_the_short_list_by_every_word_as_fts5_would(
     unrelated = by_text["quiet harbour 5"]
     assert unrelated not in dict(store.keyword_search(["weather", "fjord"], 5, [unrelated]))
     store.close()
+
+
+def test_when_even_the_rarest_word_is_over_the_budget_the_second_pass_ranks_the_chunks_handed_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
+    monkeypatch.setattr(term_counts, "MIN_KEPT", 1)
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    store = open_store(Settings(index_dir=tmp_path / "index"))
+    store.create(CONFIG)
+    texts = [f"weather report number {i}" for i in range(30)] + [f"river weather {i}" for i in range(20)]
+    texts += [f"quiet harbour {i}" for i in range(50)]
+    with store.writer():
+        store.apply(Changes(upserts=[document("a.txt", texts)]))
+    store.warm()
+    by_text = {c.text: c.id for c in store.document_chunks("a.txt")}
+    handed = [by_text["weather report number 4"], by_text["river weather 7"], by_text["quiet harbour 2"]]
+    first_pass: list[str] = []
+    real = fulltext._first_pass
+
+    def spied(conn: sqlite3.Connection, words: list[str], k: int) -> list[tuple[int, float]]:
+        first_pass.append(" ".join(words))
+        return real(conn, words, k)
+
+    monkeypatch.setattr(fulltext, "_first_pass", spied)
+    # "river" (20 chunks) and "weather" (50) are both over the budget of 10: no first pass; the chunks
+    # handed in are ranked by both words, FTS5's own scores, and the one holding neither is left out.
+    found = store.keyword_search(["river", "weather"], 5, rescore=handed)
+    assert first_pass == []
+    assert [i for i, _ in found] == [by_text["river weather 7"], by_text["weather report number 4"]]
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10**9)
+    exact = dict(store.keyword_search(["river", "weather"], 200))
+    assert [score for _, score in found] == pytest.approx([exact[i] for i, _ in found], rel=1e-9)
+    # Without chunks to rank (keyword search alone), the first pass runs, over budget or not.
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
+    first_pass.clear()
+    alone = store.keyword_search(["river", "weather"], 5)
+    assert first_pass and alone and all(i in {by_text[f"river weather {n}"] for n in range(20)} for i, _ in alone[:5])
+    store.close()
