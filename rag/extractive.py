@@ -152,9 +152,11 @@ def refers_back(sentence: str) -> bool:
 
 
 def is_caption(sentence: str) -> bool:
-    """Whether ``sentence`` only introduces what follows (it ends in a colon: a caption, a table's lead-in,
-    an empty form field ``Registration:``): it is never an answer on its own."""
-    return sentence.rstrip().endswith(":")
+    """Whether ``sentence`` only introduces or qualifies what follows (it ends in a colon: a caption, a
+    table's lead-in, an empty form field ``Registration:``; or it is all in brackets: a table's unit line
+    ``(In millions)``): it is never an answer on its own."""
+    stripped = sentence.strip()
+    return stripped.endswith(":") or (stripped.startswith("(") and stripped.endswith(")") and ")" not in stripped[:-1])
 
 
 # ------------------------------------------------------------------ the extractive answerer
@@ -191,6 +193,15 @@ def after_heading(passage: Passage, start: int, end: int) -> int:
     return following.start
 
 
+def is_table_row(sentence: str) -> bool:
+    """Whether ``sentence`` is a line of a table as the readers write it (``label | header: value | ...``,
+    also without a label or headers: ``| Q3 2023: 8,124``, ``Short-term debt | 1,250 | 1,250``): its cells
+    are answered as cells, with their labels (:mod:`rag.answers.values`), never quoted whole as a sentence."""
+    parts = sentence.strip().split("|")
+    cells = [c.strip() for c in parts[1:]]
+    return bool(cells) and all(": " in c or len(c.split()) <= 3 for c in cells)
+
+
 @lru_cache(maxsize=8192)
 def _sentences(text: str, start: int) -> tuple[tuple[int, int, str, bool, frozenset[str]], ...]:
     """A passage's sentences that are not instructions, as ``(start, end, text, heading or caption, words)``:
@@ -200,7 +211,7 @@ def _sentences(text: str, start: int) -> tuple[tuple[int, int, str, bool, frozen
         sentence = text[a - start : b - start]
         if is_instruction(sentence):
             continue
-        heading = is_heading(sentence, text, b - start) or is_caption(sentence)
+        heading = is_heading(sentence, text, b - start) or is_caption(sentence) or is_table_row(sentence)
         out.append((a, b, sentence, heading, frozenset(content_words(sentence))))
     return tuple(out)
 

@@ -295,7 +295,7 @@ class _Documents:
 
 
 def test_the_asked_row_is_found_in_a_passage_of_the_document_that_was_not_retrieved():
-    question = "How did Apple's inventory levels in the Q3 2022 report reflect on its supply chain?"
+    question = "What were Apple's inventory levels in the Q3 2022 report?"
     identities = {"2022 Q3 AAPL.pdf": "2022 Q3 AAPL\nApple Inc.\nFor the quarterly period ended June 25, 2022"}
     prose = Passage(
         "2022 Q3 AAPL.pdf", 0, 60, "The Company's supply chain remained constrained in the quarter.", 0.7, chunk_id=1
@@ -369,6 +369,22 @@ def test_a_change_is_quoted_after_the_value_it_changes():
     # A question about the value itself gets the value alone.
     value = Answerer().answer("What was the interest expense?", [row], {})
     assert value.text.startswith("Interest expense, Three Months Ended April 30, 2023: (66) [1]"), value.text
+
+
+def test_a_value_question_is_not_answered_by_a_row_that_lacks_its_rarest_word():
+    leases = passage(
+        "Gross lease liabilities | September 30, 2023 Operating Leases: $ 88,814 | Finance Leases: $ 2,030\n"
+        "Less: imputed interest | September 30, 2023 Operating Leases: (19,245) | Finance Leases: (245)\n"
+        "Present value of lease liabilities | September 30, 2023 Operating Leases: $ 69,569\n"
+        "Current portion of lease liabilities | September 30, 2023 Operating Leases: (8,322)"
+    )
+    # No label says "margin": the lease row holds "gross" only, and is no answer to a question for one value.
+    assert best_cell(read_question("What was the gross margin?"), [leases], {}, one_value=True) is None
+    assert not Answerer().answer("What was the gross margin?", [leases], {}).text.startswith("Gross lease")
+    # A row that holds both words is found as before.
+    margin = passage(leases.text + "\nGross margin | September 30, 2023 Operating Leases: 12,000")
+    match = best_cell(read_question("What was the gross margin?"), [margin], {}, one_value=True)
+    assert match is not None and match.cell.label == "Gross margin"
 
 
 def test_a_fiscal_year_asks_for_the_year_not_a_quarter_of_it():

@@ -74,6 +74,24 @@ def test_a_year_is_not_the_number_a_how_many_question_asks_for() -> None:
     assert "212 species" in text
 
 
+def test_table_rows_and_unit_lines_are_never_quoted_as_sentences() -> None:
+    from rag.extractive import is_caption, is_table_row
+
+    assert is_table_row("Revenue | Three Months Ended December 31, 2022: $ 52,747 | Six Months Ended: $ 104,475")
+    assert is_table_row("| Three Months Ended Oct 1, 2022: 8,124 | Three Months Ended Sep 25, 2021: 9,788")
+    assert is_table_row("Short-term debt | 1,250 | 1,250")
+    assert not is_table_row("Revenue increased $6.4 billion or 13% driven by growth in Intelligent Cloud.")
+    assert is_caption("(In millions)") and is_caption("Net sales by category:")
+    assert not is_caption("(a) Revenue grew because of higher prices (see note 4).")
+    # An explanation gets the sentence that explains, not a row of figures or a unit line beside it.
+    text = answer(
+        "What were the key factors influencing the segment's operating income?",
+        "(In millions)\nOperating income | Three Months Ended July 1, 2023: 1,016 | Three Months Ended July 2: 851",
+        "Operating income increased 19% from a year earlier, with an operating margin of 15%, on lower costs.",
+    )
+    assert "Operating income increased 19%" in text and "(In millions)" not in text and " | " not in text, text
+
+
 _SAME_SCORES = """
 from rag.answers import Answerer
 from rag.types import Passage

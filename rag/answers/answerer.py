@@ -197,7 +197,7 @@ def _find(
         rest = [p for p in document if p.chunk_id not in seen and may_hold(asked, p)]
         candidates += check_passages(asked, rest, identities, related=False, text_of=text_of).allowed
     words = _document_words(asked, candidates, identities)
-    match = best_cell(asked, candidates, words, identities, document)
+    match = best_cell(asked, candidates, words, identities, document, one_value=wants_value(asked))
     if match is None:
         return None
     value = with_value(candidates, match)  # a change is quoted after the value it changes

@@ -278,13 +278,16 @@ def best_cell(
     document_words: dict[str, set[str]],
     identities: Mapping[str, str] | None = None,
     context: Sequence[Passage] = (),
+    one_value: bool = False,
 ) -> CellMatch | None:
     """The best-matching cell of ``passages`` (allowed ones only, in rank order), or None below
     :data:`MIN_CELL_SCORE`. A cell of a lower passage loses a little (:data:`RANK_PENALTY` times how far
     its passage's score is below the best); ties go to the row's latest column, else its earlier cell
     (see :func:`_by_recency`). ``identities`` (source -> what the document says about itself) place
     the question's quarter in each document's own calendar. How rare a label word is, is judged among the
-    cells of ``passages`` and ``context`` (for example every passage of the document)."""
+    cells of ``passages`` and ``context`` (for example every passage of the document). For a question that
+    asks for ``one_value`` (not an explanation), a measure word that no label holds weighs as the rarest
+    label word: "gross margin" is not answered by "Gross lease liabilities"."""
     keys = asked_keys(asked)
     found = [(rank, order, cell) for rank, p in enumerate(passages) for order, cell in _with_keys(p, keys)]
     weight = passage_weights(passages, context)
@@ -296,6 +299,8 @@ def best_cell(
             matched = [weight[w] for w in by_key.get(word[:PREFIX], ()) if _matches(word, frozenset((w,)))]
             if matched:
                 weight[word] = max(matched)
+            elif one_value and weight:  # no label holds it: as rare as the rarest label word
+                weight[word] = max(weight.values())
     about = [table_context(p) for p in passages]
     periods = {
         s: document_period(asked.period, (identities or {}).get(s, ""), asked.latest)
