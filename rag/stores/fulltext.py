@@ -120,8 +120,8 @@ def search(
     their BM25 due to the words searched: a lower bound). When even the rarest word is in more chunks
     than the budget, there is no first pass: the second ranks the chunks of ``rescore`` alone (measured
     at 1M chunks: BM25 p50 12.5 -> 6.4 ms, hit@1/@5 0.837/0.850 -> 0.840/0.870, docs/scaling.md). With
-    ``memory`` (a small index, no ``counts``)
-    the same ranking and scores are computed from kept postings (see :mod:`rag.stores.postings`).
+    ``memory`` (a small index, no ``counts``) the same ranking and scores are computed from kept postings
+    (see :mod:`rag.stores.postings`).
     """
     words = [t for t in dict.fromkeys(terms) if t and _TERM.fullmatch(t)][:64]
     if memory is not None and counts is None and words:
