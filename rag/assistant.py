@@ -265,6 +265,22 @@ class Assistant:
         self.embedder.warm()
         with contextlib.suppress(IndexNotFoundError):
             self.store.warm()
+            self._prepare_answers()
+
+    def _prepare_answers(self) -> None:
+        """What answers read of each document (cells, sentences, names), worked out before the first
+        question (see :meth:`rag.answers.Answerer.prepare`): a warm server's first questions then cost
+        what later ones do (sec-10q, first ask of each question, CPU p50: see docs/performance.md)."""
+        import numpy as np
+
+        identities = self.identities()
+        nothing = np.zeros(self.embedder.dimension, dtype=np.float32)
+        retriever = self.retriever
+        documents = (
+            (identity, retriever.document_text(source), retriever.document_passages(source, nothing))
+            for source, identity in identities.items()
+        )
+        self.answerer.prepare(documents)
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
         """The ``k`` passages that match ``query`` best, without an answer: best first by their 0-1 match

@@ -216,6 +216,11 @@ def _sentences(text: str, start: int) -> tuple[tuple[int, int, str, bool, frozen
     return tuple(out)
 
 
+def prepare_sentences(passage: Passage) -> None:
+    """Split ``passage`` into its sentences now and keep them for the questions to come."""
+    _sentences(passage.text, passage.start)
+
+
 @dataclass(frozen=True)
 class _Candidate:
     passage: int

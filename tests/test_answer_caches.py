@@ -102,3 +102,31 @@ def test_what_is_kept_per_text_is_bounded_by_characters_and_equals_a_fresh_readi
     text = "Research and Development at Stürmer AG, R&D"
     fresh = frozenset({"research", "and", "development", "at", "sturmer", "ag", "r", "d"})
     assert _words(text) == _words.__wrapped__(text) == fresh
+
+
+def test_documents_prepared_before_the_first_question_give_the_same_answers(seed_index) -> None:
+    from rag import Assistant
+    from rag.answers import Answerer, values
+    from rag.extractive import _sentences
+
+    document = [_passage(i, "\n".join(ROWS[i : i + 3])) for i in range(len(ROWS))]
+    identity = "10q.pdf\nOrchard Devices Inc.\nFor the quarterly period ended July 1, 2023"
+    question = "What was Orchard Devices' net income for the three months ended July 1, 2023?"
+    for kept in (values._label_counts, values._key_index, _sentences):
+        kept.cache_clear()
+    fresh = Answerer().answer(question, document[3:5], {"10q.pdf": identity})
+    for kept in (values._label_counts, values._key_index, _sentences):
+        kept.cache_clear()
+    answerer = Answerer()
+    text = "\n".join(p.text for p in document)
+    assert answerer.prepare([(identity, text, document)]) == len(document)
+    assert values._label_counts.cache_info().currsize >= len(document)
+    assert _sentences.cache_info().currsize >= len(document)
+    prepared = answerer.answer(question, document[3:5], {"10q.pdf": identity})
+    assert prepared == fresh and prepared.text.startswith("Net income, Three Months Ended July 1, 2023: 19,881")
+    # Out of time: the document it is on is finished, the next ones are left for the questions.
+    assert answerer.prepare([(identity, text, document)] * 3, seconds=0.0) == len(document)
+    # A warmed assistant has prepared its documents: their sentences are kept before any question.
+    _sentences.cache_clear()
+    Assistant(index_dir=seed_index).warm()
+    assert _sentences.cache_info().currsize > 0

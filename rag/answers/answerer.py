@@ -10,18 +10,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Protocol
 
-from ..extractive import ExtractiveAnswerer, best_first
+from ..extractive import ExtractiveAnswerer, best_first, prepare_sentences
 from ..text import content_words, file_stem
 from ..types import NOT_FOUND, Answer, Citation, Passage
 from .constraints import Scope, date_words, latest_sources, missing_names, missing_period, period_end
 from .question import Asked, read_question
-from .values import CellMatch, best_cell, may_hold, second_cell, with_value
+from .values import CellMatch, best_cell, may_hold, prepare, second_cell, with_value
 
+#: Seconds :meth:`Answerer.prepare` spends at most (about: it stops after the document it is on): a server
+#: that warms up prepares the documents it has time for, the rest as questions come.
+PREPARE_SECONDS = 5.0
 #: A citation marker of an extractive answer (one number).
 MARKER = re.compile(r"\s*\[(\d+)\]")
 
@@ -252,6 +256,25 @@ class Answerer:
             more.sort(key=lambda p: p.score, reverse=True)
             kept += [documents.placed(p) for p in more[: len(passages) - len(kept)]]
         return kept
+
+    def prepare(self, documents: Iterable[tuple[str, str, Sequence[Passage]]], seconds: float = PREPARE_SECONDS) -> int:
+        """Work out before the first question what answers read of each document, for a process that will
+        answer many (:meth:`rag.Assistant.warm`): its passages' cells, label words and sentences, and the
+        words and acronyms of its identity and whole text. ``documents`` gives ``(identity, whole text,
+        passages)`` per document. Stops after about ``seconds``; returns how many passages were prepared.
+        The answers are the same either way: only when the work is done changes."""
+        deadline = time.monotonic() + seconds
+        prepared = 0
+        for identity, text, passages in documents:
+            for scope in (Scope("", identity), Scope(text, identity)):
+                _ = scope.words, scope.initials
+            for passage in passages:
+                prepare(passage)
+                prepare_sentences(passage)
+                prepared += 1
+            if time.monotonic() > deadline:
+                break
+        return prepared
 
     def check(self, question: str, passages: Sequence[Passage], identities: Mapping[str, str]) -> Checked:
         """The passages that match the question's names and periods (see :func:`check_passages`)."""

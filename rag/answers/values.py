@@ -384,6 +384,16 @@ def with_value(passages: Sequence[Passage], match: CellMatch) -> CellMatch | Non
     return None
 
 
+def prepare(passage: Passage) -> None:
+    """Work out now what the cell search reads of ``passage`` (its cells, their label words and counts,
+    what its tables are about), kept for the questions to come (see :meth:`rag.answers.Answerer.prepare`)."""
+    text, start, section = passage.text, passage.start, passage.section
+    _key_index(text, start, section)
+    _label_keys(text, start, section)
+    _label_counts(text, start, section)
+    table_context(passage)
+
+
 def table_context(passage: Passage) -> frozenset[str]:
     """Words that say what a passage's tables are about: its section heading and its caption lines (short
     lines that are not rows or fields, or that end in a colon)."""
