@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -280,7 +281,10 @@ class Assistant:
             (identity, retriever.document_text(source), retriever.document_passages(source, nothing))
             for source, identity in identities.items()
         )
-        self.answerer.prepare(documents)
+        try:
+            self.answerer.prepare(documents)
+        except Exception as exc:  # noqa: BLE001 - only a head start: a question meets the same work, and says what fails
+            logging.getLogger(__name__).warning("preparing the documents for answers stopped: %s", exc)
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
         """The ``k`` passages that match ``query`` best, without an answer: best first by their 0-1 match

@@ -130,3 +130,17 @@ def test_documents_prepared_before_the_first_question_give_the_same_answers(seed
     _sentences.cache_clear()
     Assistant(index_dir=seed_index).warm()
     assert _sentences.cache_info().currsize > 0
+
+
+def test_a_failure_while_preparing_documents_does_not_stop_warm_up(seed_index, monkeypatch, caplog) -> None:
+    from rag import Assistant
+    from rag.answers import Answerer
+
+    def broken(self, documents, seconds=0.0):  # type: ignore[no-untyped-def]
+        raise ValueError("a document the answer layer cannot read")
+
+    monkeypatch.setattr(Answerer, "prepare", broken)
+    assistant = Assistant(index_dir=seed_index)
+    assistant.warm()  # does not raise
+    assert "preparing the documents for answers stopped" in caplog.text
+    assert assistant.ask("What did the leaders agree on?").passages
