@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag import Settings
-from rag.stores import Changes, fulltext, open_store, term_counts
+from rag.stores import Changes, VectorStore, fulltext, open_store, term_counts
 
 from .test_store_contract import CONFIG, document
 
@@ -46,19 +46,26 @@ def test_query_words_become_the_terms_the_index_holds(tmp_path: Path) -> None:
     assert held[1] == ["man", "s"] and held[0] == ["repres"]
 
 
-def test_a_large_index_searches_its_rarest_words_and_recounts_after_a_change(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _large_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, texts: list[str], min_kept: int) -> VectorStore:
+    """A store of ``texts`` (one document) that behaves as a large index: term counts from 10 chunks up,
+    terms in ``min_kept`` chunks or more counted, a postings budget of 10; warmed."""
     monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
-    monkeypatch.setattr(term_counts, "MIN_KEPT", 1)
-    monkeypatch.setattr(term_counts, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(term_counts, "MIN_KEPT", min_kept)
     monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
     store = open_store(Settings(index_dir=tmp_path / "index"))
     store.create(CONFIG)
-    texts = [f"weather report number {i}" for i in range(30)] + ["weather over the fjord", "a fjord at dawn"]
     with store.writer():
         store.apply(Changes(upserts=[document("a.txt", texts)]))
     store.warm()
+    return store
+
+
+def test_a_large_index_searches_its_rarest_words_and_recounts_after_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(term_counts, "REFRESH_SECONDS", 0.0)
+    texts = [f"weather report number {i}" for i in range(30)] + ["weather over the fjord", "a fjord at dawn"]
+    store = _large_index(tmp_path, monkeypatch, texts, min_kept=1)
     by_id = {c.id: c.text for c in store.document_chunks("a.txt")}
     found = [by_id[i] for i, _ in store.keyword_search(["weather", "fjord"], 50)]
     # "weather" is in 31 chunks (over the budget of 10): only "fjord" is searched.
@@ -80,16 +87,10 @@ def test_a_large_index_searches_its_rarest_words_and_recounts_after_a_change(
 def test_a_second_pass_ranks_the_short_list_by_every_word_as_fts5_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
-    monkeypatch.setattr(term_counts, "MIN_KEPT", 3)  # "fjord" (2 chunks) is not counted: looked up by a search
-    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
-    store = open_store(Settings(index_dir=tmp_path / "index"))
-    store.create(CONFIG)
     both, short = "weather fjord", "fjord"
     texts = [f"weather report number {i}" for i in range(30)] + [f"quiet harbour {i}" for i in range(70)]
-    with store.writer():
-        store.apply(Changes(upserts=[document("a.txt", [*texts, both, short])]))
-    store.warm()
+    # "fjord" (2 chunks) is not counted (under 3): looked up by a search
+    store = _large_index(tmp_path, monkeypatch, [*texts, both, short], min_kept=3)
     by_text = {c.text: c.id for c in store.document_chunks("a.txt")}
     weather_only = by_text["weather report number 3"]
     # "weather" (in 31 of 102 chunks, over the budget of 10) is left out of the search, so "fjord" alone
@@ -111,16 +112,9 @@ def test_a_second_pass_ranks_the_short_list_by_every_word_as_fts5_would(
 def test_when_even_the_rarest_word_is_over_the_budget_the_second_pass_ranks_the_chunks_handed_to_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(term_counts, "COUNT_FROM_CHUNKS", 10)
-    monkeypatch.setattr(term_counts, "MIN_KEPT", 1)
-    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 10)
-    store = open_store(Settings(index_dir=tmp_path / "index"))
-    store.create(CONFIG)
     texts = [f"weather report number {i}" for i in range(30)] + [f"river weather {i}" for i in range(20)]
     texts += [f"quiet harbour {i}" for i in range(50)]
-    with store.writer():
-        store.apply(Changes(upserts=[document("a.txt", texts)]))
-    store.warm()
+    store = _large_index(tmp_path, monkeypatch, texts, min_kept=1)
     by_text = {c.text: c.id for c in store.document_chunks("a.txt")}
     handed = [by_text["weather report number 4"], by_text["river weather 7"], by_text["quiet harbour 2"]]
     first_pass: list[str] = []
