@@ -11,26 +11,57 @@ import numpy as np
 
 from .base import bert_tokenizer, plain_bert_config
 
+#: Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7): erf(a) = 1 - t * poly(t) * exp(-a^2),
+#: t = 1 / (1 + P a), a >= 0. Coefficients of poly, highest first (Horner).
+_ERF_P = np.float32(0.3275911)
+_ERF_POLY = [np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)]
+_ROOT_HALF = np.float32(np.sqrt(0.5))
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Error function (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7)."""
-    sign = np.sign(x)
-    x = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-x * x))
+
+def _gelu(h: np.ndarray) -> np.ndarray:
+    """The exact (erf) GELU of ``h`` (float32), in place, with a few scratch arrays.
+
+    gelu(x) = x * (1 + erf(x / sqrt 2)) / 2; with a = |x| / sqrt 2 and r = t * poly(t) * exp(-a^2) / 2, that
+    is x * (1/2 + sign(x) * (1/2 - r)).
+    """
+    a = np.abs(h)
+    a *= _ROOT_HALF
+    t = a * _ERF_P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    r = t * _ERF_POLY[0]
+    for c in _ERF_POLY[1:]:
+        r += c
+        r *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    r *= a
+    r *= np.float32(-0.5)
+    r += np.float32(0.5)
+    np.copysign(r, h, out=r)
+    r += np.float32(0.5)
+    h *= r
+    return h
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+    """Layer norm over the last axis, in place."""
+    x -= x.mean(-1, keepdims=True)
+    scale = np.square(x).mean(-1, keepdims=True)
+    scale += eps
+    np.sqrt(scale, out=scale)
+    x /= scale
+    x *= weight
+    x += bias
+    return x
 
 
 class NumpyBert:
     """A BERT encoder with mean pooling and normalisation, in NumPy, for one text at a time.
 
-    Reads the same ``model.safetensors`` and ``tokenizer.json`` as sentence-transformers.
+    Reads the same ``model.safetensors`` and ``tokenizer.json`` as sentence-transformers. Matrices are
+    used as stored, (out, in): ``h @ w.T`` hands the transposed view to BLAS without a copy.
     """
 
     def __init__(self, weights: dict[str, np.ndarray], config: dict[str, Any], tokenizer: Any, max_tokens: int) -> None:
@@ -51,8 +82,11 @@ class NumpyBert:
         from safetensors.numpy import load_file
 
         weights = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
-        for name in [k for k in weights if k.startswith("encoder.") and k.endswith(".weight") and weights[k].ndim == 2]:
-            weights[name[: -len("weight")] + "weight_t"] = np.ascontiguousarray(weights.pop(name).T)
+        for i in range(int(config["num_hidden_layers"])):  # one matrix product for query, key and value
+            p = f"encoder.layer.{i}.attention.self."
+            for part in ("weight", "bias"):
+                names = [f"{p}{n}.{part}" for n in ("query", "key", "value")]
+                weights[f"{p}qkv.{part}"] = np.concatenate([weights.pop(n) for n in names])
         return cls(weights, config, bert_tokenizer(path, max_tokens), max_tokens)
 
     def tokens(self, texts: Sequence[str]) -> int:
@@ -73,37 +107,36 @@ class NumpyBert:
         w = self.w
         ids = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
         n = len(ids)
-        x = (
-            w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][:n]
-            + w["embeddings.token_type_embeddings.weight"][0]
-        )
+        x = w["embeddings.word_embeddings.weight"][ids]
+        x += w["embeddings.position_embeddings.weight"][:n]
+        x += w["embeddings.token_type_embeddings.weight"][0]
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         size = x.shape[1]
         head = size // self.heads
+        scale = np.float32(1.0 / np.sqrt(head))
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
 
             def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return h @ w[p + name + ".weight_t"] + w[p + name + ".bias"]
+                out = h @ w[p + name + ".weight"].T
+                out += w[p + name + ".bias"]
+                return out
 
-            q = dense(x, "attention.self.query").reshape(n, self.heads, head).transpose(1, 0, 2)
-            k = dense(x, "attention.self.key").reshape(n, self.heads, head).transpose(1, 0, 2)
-            v = dense(x, "attention.self.value").reshape(n, self.heads, head).transpose(1, 0, 2)
-            scores = q @ k.transpose(0, 2, 1) / np.sqrt(head)
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            qkv = dense(x, "attention.self.qkv").reshape(n, 3, self.heads, head).transpose(1, 2, 0, 3)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            scores = q @ k.transpose(0, 2, 1)
+            scores *= scale
+            scores -= scores.max(-1, keepdims=True)
+            np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
             context = (scores @ v).transpose(1, 0, 2).reshape(n, size)
+            attended = dense(context, "attention.output.dense")
+            attended += x
             x = _layer_norm(
-                x + dense(context, "attention.output.dense"),
-                w[p + "attention.output.LayerNorm.weight"],
-                w[p + "attention.output.LayerNorm.bias"],
-                self.eps,
+                attended, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], self.eps
             )
-            h = dense(x, "intermediate.dense")
-            h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))
-            x = _layer_norm(
-                x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps
-            )
+            out = dense(_gelu(dense(x, "intermediate.dense")), "output.dense")
+            out += x
+            x = _layer_norm(out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
         pooled = x.mean(0)
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
