@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answers import Answerer, document_identity
 from .chunking import Chunker
 from .config import MAX_K, Settings, checkout_index_dir, default_corpus_dir
 from .documents import READERS, discover
@@ -26,10 +25,8 @@ from .errors import (
     InputError,
     RagError,
 )
-from .extractive import best_first
 from .indexing import Indexer, library_versions
 from .originals import PAGE_WIDTH, Originals
-from .pdf import EXTRACTOR
 from .retrieval import Retriever
 from .stores.index_store import open_store
 from .stores.records import Changes, DocumentRecord, VectorStore, incompatible_key
@@ -37,6 +34,7 @@ from .text import clean_question
 from .types import Answer, IndexReport, Passage
 
 if TYPE_CHECKING:
+    from .answers import Answerer
     from .conversation import ChatSession
     from .generation import Generator
 
@@ -81,6 +79,8 @@ class Assistant:
     @cached_property
     def answerer(self) -> Answerer:
         """Builds extractive answers (a field or cell when a value is asked for, else sentences)."""
+        from .answers import Answerer  # here, not at the top: indexing needs none of the answer layer
+
         return Answerer(self.settings.max_answer_sentences, self.settings.min_score)
 
     def identities(self) -> dict[str, str]:
@@ -89,6 +89,8 @@ class Assistant:
         generation = self.store.generation()
         cached = getattr(self, "_identities", None)
         if cached is None or cached[0] != generation:
+            from .answers import document_identity
+
             documents = self.store.documents()
             cached = (generation, {d.source: document_identity(d.source, d.summary()["extraction"]) for d in documents})
             self._identities = cached
@@ -131,6 +133,8 @@ class Assistant:
 
     def index_config(self) -> dict[str, Any]:
         """The settings an index built now would record in its manifest."""
+        from .pdf import EXTRACTOR
+
         return {
             "embedding_model": self.embedder.name,
             "model_fingerprint": self.embedder.fingerprint,
@@ -359,6 +363,8 @@ class Assistant:
                 search, [passages[i] for i in checked.positions], identities, documents
             )
             given = [replace(extra, score=confidence), *allowed] if extra is not None else allowed
+            from .extractive import best_first
+
             for item in generator.stream(search, given, extractive, matched):
                 if isinstance(item, Answer):
                     item = replace(item, question=question, passages=best_first(item.passages), confidence=confidence)

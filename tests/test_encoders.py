@@ -259,3 +259,29 @@ def test_numpy_gelu_matches_the_exact_erf_gelu() -> None:
     got = _gelu(x.copy())
     assert got.dtype == np.float32
     assert float(np.abs(got - exact).max()) < 2e-6
+
+
+def test_mapped_weights_equal_the_safetensors_library_and_odd_files_fall_back(tmp_path: Path) -> None:
+    """The NumPy encoder maps the weights file instead of copying it: the same arrays as the library gives,
+    read-only; a file it does not take (another element type, a cut header, offsets past the end) is None."""
+    from safetensors.numpy import load_file, save_file
+
+    from rag.encoders.numpy_bert import mapped_safetensors
+
+    model = packaged_model_path() / "model.safetensors"
+    mapped, copied = mapped_safetensors(model), load_file(str(model))
+    assert mapped is not None and mapped.keys() == copied.keys()
+    for name, array in copied.items():
+        assert mapped[name].dtype == array.dtype and np.array_equal(mapped[name], array), name
+    assert not mapped["embeddings.word_embeddings.weight"].flags.writeable
+
+    save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(tmp_path / "ok.safetensors"))
+    ok = mapped_safetensors(tmp_path / "ok.safetensors")
+    assert ok is not None and ok["a"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    save_file({"a": np.zeros(4, dtype=np.bool_)}, str(tmp_path / "bool.safetensors"))
+    assert mapped_safetensors(tmp_path / "bool.safetensors") is None
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "ok.safetensors").read_bytes()[:20])
+    assert mapped_safetensors(tmp_path / "cut.safetensors") is None
+    data = (tmp_path / "ok.safetensors").read_bytes()
+    (tmp_path / "short.safetensors").write_bytes(data[:-8])  # the header promises more data than there is
+    assert mapped_safetensors(tmp_path / "short.safetensors") is None

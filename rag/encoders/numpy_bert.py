@@ -3,6 +3,7 @@ answers in well under a second); the same vectors as sentence-transformers' fp32
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,40 @@ from .base import bert_tokenizer, plain_bert_config
 _ERF_P = np.float32(0.3275911)
 _ERF_POLY = [np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)]
 _ROOT_HALF = np.float32(np.sqrt(0.5))
+#: safetensors' element types that the mapped reader takes as they are.
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+
+
+def mapped_safetensors(path: Path) -> dict[str, np.ndarray] | None:
+    """Read-only arrays over a memory map of the safetensors file ``path``; None when it holds anything
+    this reader does not take (the caller then uses the safetensors library).
+
+    The library copies all 90 MB of the packaged model out of the file (57 to 63 ms); mapped, a fresh
+    process reads only the pages it touches (load and a first pass 9.5 ms), most of the word embeddings
+    never. The format: an 8-byte little-endian header length, a JSON header (each tensor's dtype, shape
+    and byte offsets in the data after the header), then the data.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
+        arrays: dict[str, np.ndarray] = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = np.dtype(_DTYPES[info["dtype"]])
+            start, end = (int(v) for v in info["data_offsets"])
+            shape = tuple(int(v) for v in info["shape"])
+            if not 0 <= start <= end <= len(data) or end - start != dtype.itemsize * int(np.prod(shape)):
+                return None
+            array = data[start:end].view(dtype).reshape(shape)
+            if not array.flags.aligned:
+                return None
+            arrays[name] = array
+        return arrays
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _gelu(h: np.ndarray) -> np.ndarray:
@@ -79,9 +114,12 @@ class NumpyBert:
         config = plain_bert_config(path)
         if config is None:
             return None
-        from safetensors.numpy import load_file
+        raw = mapped_safetensors(path / "model.safetensors")
+        if raw is None:
+            from safetensors.numpy import load_file
 
-        weights = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+            raw = load_file(str(path / "model.safetensors"))
+        weights = {k.removeprefix("bert."): v for k, v in raw.items()}
         for i in range(int(config["num_hidden_layers"])):  # one matrix product for query, key and value
             p = f"encoder.layer.{i}.attention.self."
             for part in ("weight", "bias"):
