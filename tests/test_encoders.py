@@ -285,3 +285,23 @@ def test_mapped_weights_equal_the_safetensors_library_and_odd_files_fall_back(tm
     data = (tmp_path / "ok.safetensors").read_bytes()
     (tmp_path / "short.safetensors").write_bytes(data[:-8])  # the header promises more data than there is
     assert mapped_safetensors(tmp_path / "short.safetensors") is None
+
+
+def test_a_half_precision_weights_file_is_widened_to_float32(tmp_path: Path) -> None:
+    """A model folder whose safetensors hold fp16 (mapped as they are) still computes in float32, and its
+    vectors stay those of the fp32 file to within fp16 rounding of the weights."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    source = packaged_model_path()
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    weights = load_file(str(source / "model.safetensors"))
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in weights.items()}
+    save_file(half, str(folder / "model.safetensors"))
+    wide, full = NumpyBert.load(folder, 256), NumpyBert.load(source, 256)
+    assert wide is not None and full is not None
+    assert all(v.dtype != np.float16 for v in wide.w.values())
+    vector = wide.encode_one(SEED_QUESTION)
+    assert vector.dtype == np.float32 and float(vector @ full.encode_one(SEED_QUESTION)) >= 0.999

@@ -19,6 +19,8 @@ _ERF_POLY = [np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.
 _ROOT_HALF = np.float32(np.sqrt(0.5))
 #: safetensors' element types that the mapped reader takes as they are.
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+#: The largest header the mapped reader reads (the safetensors library's own limit).
+_MAX_HEADER = 100_000_000
 
 
 def mapped_safetensors(path: Path) -> dict[str, np.ndarray] | None:
@@ -33,6 +35,8 @@ def mapped_safetensors(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
+            if size > _MAX_HEADER:
+                return None
             header = json.loads(f.read(size))
         data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
         arrays: dict[str, np.ndarray] = {}
@@ -119,7 +123,11 @@ class NumpyBert:
             from safetensors.numpy import load_file
 
             raw = load_file(str(path / "model.safetensors"))
-        weights = {k.removeprefix("bert."): v for k, v in raw.items()}
+        # Arithmetic is float32 whatever the file stores (a half-precision file is widened once here).
+        weights = {
+            k.removeprefix("bert."): v.astype(np.float32) if v.dtype.kind == "f" and v.dtype != np.float32 else v
+            for k, v in raw.items()
+        }
         for i in range(int(config["num_hidden_layers"])):  # one matrix product for query, key and value
             p = f"encoder.layer.{i}.attention.self."
             for part in ("weight", "bias"):
