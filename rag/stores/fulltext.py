@@ -88,7 +88,7 @@ def plan(words: list[str], counts: Mapping[str, int] | None) -> list[str]:
     :data:`POSTINGS_BUDGET` chunks (by ``counts``); then the rarest ones that fit, at least one."""
     if counts is None or len(words) < 2:
         return words
-    cost = [sum(counts.get(term, 0) for term in terms) for terms in terms_of(words)]
+    cost = _costs(words, counts)
     if sum(cost) <= POSTINGS_BUDGET:
         return words
     kept: list[str] = []
@@ -135,7 +135,7 @@ def search(
         return []
     # Even the rarest word is in more chunks than the budget: FTS5 would score them all (1 to 2 us each),
     # and a word that common ranks poorly anyway. The second pass then ranks the chunks handed to it.
-    over = counts is not None and bool(rescore) and _cost(kept, counts) > POSTINGS_BUDGET
+    over = counts is not None and bool(rescore) and sum(_costs(kept, counts)) > POSTINGS_BUDGET
     found = [] if over else _first_pass(conn, kept, k)
     if not over and (len(kept) == len(words) or counts is None):
         return found
@@ -160,9 +160,9 @@ def _first_pass(conn: sqlite3.Connection, words: list[str], k: int) -> list[tupl
     return [(int(rowid), -float(score)) for rowid, score in rows]
 
 
-def _cost(words: list[str], counts: Mapping[str, int]) -> int:
-    """How many postings a search for ``words`` reads (chunks per term, added up)."""
-    return sum(counts.get(term, 0) for terms in terms_of(words) for term in terms)
+def _costs(words: list[str], counts: Mapping[str, int]) -> list[int]:
+    """How many postings a search reads for each of ``words`` (chunks per term of the word, added up)."""
+    return [sum(counts.get(term, 0) for term in terms) for terms in terms_of(words)]
 
 
 def exact_scores(
